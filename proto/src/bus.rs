@@ -1,0 +1,87 @@
+//! The bus envelope: what a topic publishes for gateways to fan out (DESIGN §3, "the
+//! seams"). `Event` envelopes carry a per-topic gap-free `seq` and go to every matching
+//! socket of the topic; `Control` envelopes carry no seq and address one endpoint.
+//!
+//! Frames are encoded once by the topic and shared (`Bytes`) by every socket that
+//! delivers them.
+
+use bytes::Bytes;
+
+use crate::event_name::EventName;
+use crate::ids::{EndpointId, TopicRef};
+
+/// One message on a topic's channel.
+#[derive(Clone, Debug)]
+pub struct Envelope {
+    /// Changes when the topic's sequence restarts (a new owner that could not load the
+    /// old sequence); a gateway that sees it change cannot trust `seq` continuity.
+    pub epoch: u64,
+    /// The topic the envelope belongs to.
+    pub topic: TopicRef,
+    /// What it carries.
+    pub kind: EnvelopeKind,
+}
+
+/// The two kinds of envelope.
+#[derive(Clone, Debug)]
+pub enum EnvelopeKind {
+    /// A batch of notifications that every matching subscriber of the topic receives.
+    Event {
+        /// The topic's sequence number of this batch: gap-free, starting at 1.
+        seq: u64,
+        /// The notifications, in delivery order.
+        deliveries: Vec<Delivery>,
+        /// A subscriber that must not receive this batch (the one a SyncError is about).
+        exclude: Option<EndpointId>,
+    },
+    /// An instruction for the socket of one endpoint.
+    Control {
+        /// The endpoint addressed.
+        endpoint: EndpointId,
+        /// What to do.
+        action: ControlAction,
+    },
+}
+
+/// One notification and the rule deciding who receives it.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    /// The notification's event id (what acks name).
+    pub event_id: String,
+    /// The event's name: only subscribers granted it receive the notification.
+    pub name: EventName,
+    /// Subscribers granted any of these already receive the resource in another
+    /// notification of the same batch (derived events), so they skip this one.
+    pub suppressed_by: Vec<EventName>,
+    /// The encoded notification.
+    pub frame: Bytes,
+}
+
+impl Delivery {
+    /// Returns true if a subscriber granted `granted` receives this notification.
+    pub fn is_for(&self, granted: &[EventName]) -> bool {
+        crate::derive::should_deliver(granted, &self.name, &self.suppressed_by)
+    }
+}
+
+/// What a control envelope asks the endpoint's socket to do.
+#[derive(Clone, Debug)]
+pub enum ControlAction {
+    /// The subscription was re-requested: switch to these events and this lease, and send
+    /// the new confirmation.
+    Confirm {
+        /// Granted events.
+        events: Vec<EventName>,
+        /// When the lease ends, in milliseconds since the Unix epoch.
+        lease_ends_unix_ms: u64,
+        /// The encoded confirmation.
+        frame: Bytes,
+    },
+    /// The subscription ended: send this denial, then close normally.
+    Deny {
+        /// The encoded denial.
+        frame: Bytes,
+    },
+    /// Deliver this notification to this socket only (a SyncError for one requester).
+    Deliver(Delivery),
+}

@@ -1,0 +1,37 @@
+//! The FHIRcast contract shared by every fhircast-hub process.
+//!
+//! No I/O and no tasks live here: only the shapes that cross a process boundary and the
+//! rules every process must apply identically.
+//!
+//! # Layout
+//!
+//! - [`event_name`]: event-name grammar and canonical case; [`fhir`]: R4 resource types.
+//! - [`event`]: the event request envelope and the notification encoding.
+//! - [`validate`]: context keys and anchors; [`bundle`]: content-sharing update Bundles.
+//! - [`subscription`]: subscribe and unsubscribe requests.
+//! - [`channel`]: confirmation, denial and acknowledgement messages of the WebSocket.
+//! - [`derive`]: hub-generated open events and the no-duplicates delivery rule.
+//! - [`sync_error`]: hub-generated SyncError OperationOutcomes.
+//! - [`scope`]: SMART `fhircast/` scopes; [`discovery`]: the `.well-known` document.
+//! - [`ids`]: topics, topic refs and endpoint ids; [`json`]: strict JSON parsing.
+//! - [`bus`]: the envelope topics publish for gateways; [`error`]: error codes.
+
+pub mod bundle;
+pub mod bus;
+pub mod channel;
+pub mod derive;
+pub mod discovery;
+pub mod error;
+pub mod event;
+pub mod event_name;
+pub mod fhir;
+pub mod ids;
+pub mod json;
+pub mod scope;
+pub mod subscription;
+pub mod sync_error;
+pub mod validate;
+
+pub use error::{ErrorCode, ValidationError};
+pub use event_name::{EventKind, EventName};
+pub use ids::{EndpointId, TopicId, TopicKey, TopicRef};

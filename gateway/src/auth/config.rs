@@ -1,0 +1,154 @@
+//! `VerifierConfig`: which issuer, keys, audience and algorithms a token must match, and
+//! the checks that refuse an unsafe configuration at start-up.
+
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, AlgorithmFamily};
+
+use super::AuthError;
+
+/// Default name of the claim that binds a token to topics (as SMART launch returns it).
+pub const DEFAULT_TOPIC_CLAIM: &str = "hub.topic";
+/// Default clock leeway for `exp`, `nbf` and `iat`.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
+/// Default minimum time between two JWKS fetches caused by unknown key ids.
+pub const DEFAULT_REFRESH_MIN_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Largest leeway accepted: more would make `exp` meaningless.
+const MAX_LEEWAY: Duration = Duration::from_secs(300);
+
+/// What a token must match to be accepted.
+#[derive(Clone, Debug)]
+pub struct VerifierConfig {
+    /// Compared byte for byte with the `iss` claim.
+    pub issuer: String,
+    /// Where the issuer publishes its JWK set (`http` or `https`).
+    pub jwks_url: String,
+    /// The `aud` claim (string or array) must contain this value.
+    pub audience: String,
+    /// Accepted signing algorithms; asymmetric only (HMAC is refused at construction).
+    pub algorithms: Vec<Algorithm>,
+    /// Claim carrying the topics the token may be used for (string or array of strings).
+    pub topic_claim: String,
+    /// Clock leeway for `exp`, `nbf` and `iat`.
+    pub leeway: Duration,
+    /// Minimum time between JWKS refetches triggered by unknown key ids.
+    pub refresh_min_interval: Duration,
+}
+
+impl VerifierConfig {
+    /// A configuration with the default topic claim, leeway and refresh interval.
+    pub fn new(
+        issuer: impl Into<String>,
+        jwks_url: impl Into<String>,
+        audience: impl Into<String>,
+        algorithms: Vec<Algorithm>,
+    ) -> Self {
+        Self {
+            issuer: issuer.into(),
+            jwks_url: jwks_url.into(),
+            audience: audience.into(),
+            algorithms,
+            topic_claim: DEFAULT_TOPIC_CLAIM.to_owned(),
+            leeway: DEFAULT_LEEWAY,
+            refresh_min_interval: DEFAULT_REFRESH_MIN_INTERVAL,
+        }
+    }
+
+    /// Refuses configurations that would weaken verification.
+    pub(crate) fn validate(&self) -> Result<(), AuthError> {
+        if self.issuer.is_empty() {
+            return Err(AuthError::config("issuer must not be empty"));
+        }
+        if self.audience.is_empty() {
+            return Err(AuthError::config("audience must not be empty"));
+        }
+        if self.topic_claim.is_empty() {
+            return Err(AuthError::config("topic claim name must not be empty"));
+        }
+        validate_jwks_url(&self.jwks_url)?;
+        if self.algorithms.is_empty() {
+            return Err(AuthError::config("algorithm allowlist must not be empty"));
+        }
+        if let Some(alg) = self
+            .algorithms
+            .iter()
+            .find(|alg| alg.family() == AlgorithmFamily::Hmac)
+        {
+            return Err(AuthError::config(format!(
+                "{alg:?} is a shared-secret algorithm; only asymmetric algorithms are accepted"
+            )));
+        }
+        if self.leeway > MAX_LEEWAY {
+            return Err(AuthError::config(format!(
+                "leeway must be at most {} seconds",
+                MAX_LEEWAY.as_secs()
+            )));
+        }
+        if self.refresh_min_interval.is_zero() {
+            return Err(AuthError::config(
+                "jwks refresh interval must be positive (unknown key ids would refetch without limit)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn validate_jwks_url(raw: &str) -> Result<(), AuthError> {
+    let url = reqwest::Url::parse(raw)
+        .map_err(|err| AuthError::config(format!("jwks url is not a url: {err}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(AuthError::config("jwks url must be http or https"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(AuthError::config("jwks url has no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(AuthError::config("jwks url must not carry credentials"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> VerifierConfig {
+        VerifierConfig::new(
+            "https://issuer.example",
+            "https://issuer.example/jwks.json",
+            "https://hub.example/api/hub",
+            vec![Algorithm::ES256, Algorithm::RS256],
+        )
+    }
+
+    #[test]
+    fn tok_04_hmac_in_allowlist_is_refused_at_start_up() {
+        for hmac in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] {
+            let mut config = config();
+            config.algorithms.push(hmac);
+            assert!(matches!(config.validate(), Err(AuthError::Config { .. })));
+        }
+    }
+
+    #[test]
+    fn empty_allowlist_and_bad_urls_are_refused() {
+        let mut empty = config();
+        empty.algorithms.clear();
+        assert!(empty.validate().is_err());
+        for url in [
+            "ftp://x/jwks",
+            "not a url",
+            "file:///etc/passwd",
+            "https://u:p@h/j",
+        ] {
+            let mut bad = config();
+            bad.jwks_url = url.to_owned();
+            assert!(bad.validate().is_err(), "{url}");
+        }
+        let mut zero = config();
+        zero.refresh_min_interval = Duration::ZERO;
+        assert!(zero.validate().is_err());
+        assert!(config().validate().is_ok());
+    }
+}

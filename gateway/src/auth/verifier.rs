@@ -1,0 +1,157 @@
+//! `Verifier`: the whole check of one access token, from bearer header to [`Principal`].
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::http::HeaderMap;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, Validation};
+use serde::de::IgnoredAny;
+use tracing::debug;
+
+use super::jwks::JwksCache;
+use super::{AuthError, Principal, VerifierConfig, bearer, claims, token};
+
+/// Verifies SMART access tokens against one issuer. Cheap to clone.
+#[derive(Clone)]
+pub struct Verifier {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: VerifierConfig,
+    jwks: Arc<JwksCache>,
+    validations: Vec<(Algorithm, Validation)>,
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verifier")
+            .field("config", &self.inner.config)
+            .field("jwks", &self.inner.jwks)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Verifier {
+    /// Checks the configuration and builds a verifier; no network access yet.
+    pub fn new(config: VerifierConfig, http: reqwest::Client) -> Result<Self, AuthError> {
+        config.validate()?;
+        let validations = config
+            .algorithms
+            .iter()
+            .map(|&alg| (alg, validation(&config, alg)))
+            .collect();
+        let jwks = Arc::new(JwksCache::new(
+            config.jwks_url.clone(),
+            http,
+            config.refresh_min_interval,
+        ));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                jwks,
+                validations,
+            }),
+        })
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &VerifierConfig {
+        &self.inner.config
+    }
+
+    /// Fetches the issuer's JWKS once; call at start-up and log a failure (the first
+    /// request fetches again).
+    pub async fn prefetch(&self) -> Result<(), AuthError> {
+        self.inner.jwks.prefetch().await
+    }
+
+    /// Verifies the bearer token of a request (see [`bearer::bearer_token`]).
+    pub async fn verify_headers(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
+        let token = bearer::bearer_token(headers).inspect_err(log_refusal)?;
+        self.verify(token).await
+    }
+
+    /// Verifies a compact JWS access token.
+    pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        self.verify_inner(token).await.inspect_err(log_refusal)
+    }
+
+    async fn verify_inner(&self, token: &str) -> Result<Principal, AuthError> {
+        if token.len() > bearer::MAX_TOKEN_LEN {
+            return Err(AuthError::malformed("bearer token is too long"));
+        }
+        let segments = token::split(token)?;
+        let header = token::read_header(segments.header)?;
+        let Some(validation) = self
+            .inner
+            .validations
+            .iter()
+            .find_map(|(alg, validation)| (*alg == header.alg).then_some(validation))
+        else {
+            return Err(AuthError::invalid("token algorithm is not allowed"));
+        };
+        let key = self
+            .inner
+            .jwks
+            .key_for(header.kid.as_deref(), header.alg)
+            .await?;
+        jsonwebtoken::decode::<IgnoredAny>(token, &key, validation).map_err(refusal)?;
+        // The signature holds: read the claims again, strictly (duplicate members,
+        // integer dates, claim types).
+        let claims =
+            token::decode_json_segment(segments.payload, "token claims are not a json object")?;
+        claims::principal(&claims, &self.inner.config, SystemTime::now())
+    }
+}
+
+fn validation(config: &VerifierConfig, alg: Algorithm) -> Validation {
+    let mut validation = Validation::new(alg);
+    validation.set_issuer(&[&config.issuer]);
+    validation.set_audience(&[&config.audience]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+    validation.validate_exp = true;
+    validation.validate_nbf = true;
+    validation.validate_aud = true;
+    validation.leeway = config.leeway.as_secs();
+    validation
+}
+
+/// Maps a jsonwebtoken failure to a reason that names the check, never the value.
+fn refusal(err: jsonwebtoken::errors::Error) -> AuthError {
+    let reason: &'static str = match err.kind() {
+        ErrorKind::ExpiredSignature => "token expired",
+        ErrorKind::ImmatureSignature => "token is not valid yet",
+        ErrorKind::InvalidIssuer => "token issuer is not accepted",
+        ErrorKind::InvalidAudience => "token audience does not include this hub",
+        ErrorKind::InvalidSignature => "token signature is invalid",
+        ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => {
+            "token algorithm is not allowed"
+        }
+        ErrorKind::MissingRequiredClaim(claim) => match claim.as_str() {
+            "exp" => "token lacks the exp claim",
+            "iss" => "token lacks the iss claim",
+            "aud" => "token lacks the aud claim",
+            _ => "token lacks a required claim",
+        },
+        ErrorKind::InvalidClaimFormat(claim) => match claim.as_str() {
+            "exp" => "token exp claim is malformed",
+            "nbf" => "token nbf claim is malformed",
+            "iss" => "token iss claim is malformed",
+            "aud" => "token aud claim is malformed",
+            _ => "token claim is malformed",
+        },
+        ErrorKind::InvalidToken
+        | ErrorKind::Base64(_)
+        | ErrorKind::Json(_)
+        | ErrorKind::Utf8(_) => return AuthError::malformed("token is malformed"),
+        _ => "token is invalid",
+    };
+    AuthError::invalid(reason)
+}
+
+fn log_refusal(err: &AuthError) {
+    debug!(target: "auth", status = err.http_status(), reason = %err.reason(), "token refused");
+}

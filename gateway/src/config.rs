@@ -1,0 +1,213 @@
+//! The gateway's configuration: every flag also readable from a `FHIRCAST_*` environment
+//! variable (the Helm chart sets those). Parsed and checked before anything binds; a bad
+//! configuration exits with status 64 (EX_USAGE).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{ArgAction, Parser, ValueEnum};
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `fhircast-gateway` configuration.
+#[derive(Clone, Debug, Parser)]
+#[command(
+    name = "fhircast-gateway",
+    version,
+    about = "FHIRcast STU3 hub gateway"
+)]
+pub struct Config {
+    /// Run the whole hub in this process with in-memory state (the only mode until the
+    /// cluster is configured; accepted for explicitness).
+    #[arg(long, env = "FHIRCAST_EMBEDDED")]
+    pub embedded: bool,
+
+    /// Address to listen on (port 0 picks a free port; the bound address is printed).
+    #[arg(long, env = "FHIRCAST_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Public base URL of this hub, as apps reach it (e.g. https://hub.example.org); the
+    /// base of `hub.url` and of returned WebSocket endpoints. Default: http://<bound address>.
+    #[arg(long, env = "FHIRCAST_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Path of the hub under the public URL.
+    #[arg(long, env = "FHIRCAST_BASE_PATH", default_value = "/api/hub")]
+    pub base_path: String,
+
+    /// Serve a development token issuer at /dev-issuer and trust it. Refuses non-loopback
+    /// binds. Never use in production.
+    #[arg(long, env = "FHIRCAST_DEV_ISSUER")]
+    pub dev_issuer: bool,
+
+    /// Issuer (`iss`) of accepted access tokens, compared byte for byte.
+    #[arg(long, env = "FHIRCAST_ISSUER")]
+    pub issuer: Option<String>,
+
+    /// URL of the issuer's JWKS.
+    #[arg(long, env = "FHIRCAST_JWKS_URL")]
+    pub jwks_url: Option<String>,
+
+    /// Audience (`aud`) accepted tokens must carry. Default with --dev-issuer: hub.url.
+    #[arg(long, env = "FHIRCAST_AUDIENCE")]
+    pub audience: Option<String>,
+
+    /// Accepted JWS algorithms (asymmetric only).
+    #[arg(
+        long,
+        env = "FHIRCAST_ALGORITHMS",
+        value_delimiter = ',',
+        default_value = "RS256,RS384,RS512,ES256,ES384,PS256,PS384,PS512"
+    )]
+    pub algorithms: Vec<String>,
+
+    /// Token claim that names the topics a token may use.
+    #[arg(long, env = "FHIRCAST_TOPIC_CLAIM", default_value = "hub.topic")]
+    pub topic_claim: String,
+
+    /// How long a subscriber has to acknowledge a notification.
+    #[arg(long, env = "FHIRCAST_ACK_TIMEOUT_MS", default_value_t = 10_000)]
+    pub ack_timeout_ms: u64,
+
+    /// How long a returned endpoint may wait to be connected.
+    #[arg(long, env = "FHIRCAST_ATTACH_WINDOW_MS", default_value_t = 30_000)]
+    pub attach_window_ms: u64,
+
+    /// Interval of WebSocket pings; a client silent for two intervals is unresponsive.
+    #[arg(long, env = "FHIRCAST_PING_INTERVAL_MS", default_value_t = 30_000)]
+    pub ping_interval_ms: u64,
+
+    /// Lease granted when a subscription asks for none.
+    #[arg(long, env = "FHIRCAST_DEFAULT_LEASE_SECONDS", default_value_t = 3600)]
+    pub default_lease_seconds: u64,
+
+    /// Longest lease granted.
+    #[arg(long, env = "FHIRCAST_MAX_LEASE_SECONDS", default_value_t = 86_400)]
+    pub max_lease_seconds: u64,
+
+    /// Consecutive ack timeouts after which a subscriber is unsubscribed.
+    #[arg(long, env = "FHIRCAST_UNRESPONSIVE_THRESHOLD", default_value_t = 1)]
+    pub unresponsive_threshold: u32,
+
+    /// Largest accepted HTTP request body.
+    #[arg(long, env = "FHIRCAST_MAX_BODY_BYTES", default_value_t = 262_144)]
+    pub max_body_bytes: usize,
+
+    /// Largest accepted WebSocket message from a subscriber.
+    #[arg(long, env = "FHIRCAST_MAX_FRAME_BYTES", default_value_t = 65_536)]
+    pub max_frame_bytes: usize,
+
+    /// Notifications a socket may have queued before it is closed as too slow.
+    #[arg(long, env = "FHIRCAST_OUTBOX_CAPACITY", default_value_t = 256)]
+    pub outbox_capacity: usize,
+
+    /// Accept `*-update` for an open anchor that is not the current context.
+    #[arg(long, env = "FHIRCAST_NON_CURRENT_CONTEXT_UPDATES")]
+    pub non_current_context_updates: bool,
+
+    /// Send hub-generated open events (Encounter-open ⇒ Patient-open, …).
+    #[arg(long, env = "FHIRCAST_DERIVED_EVENTS", default_value_t = true, action = ArgAction::Set)]
+    pub derived_events: bool,
+
+    /// Origins allowed by CORS (`*` for any; tokens, not origins, grant access).
+    #[arg(
+        long,
+        env = "FHIRCAST_CORS_ORIGINS",
+        value_delimiter = ',',
+        default_value = "*"
+    )]
+    pub cors_origins: Vec<String>,
+
+    /// Grace period for draining on SIGTERM.
+    #[arg(long, env = "FHIRCAST_SHUTDOWN_GRACE_MS", default_value_t = 10_000)]
+    pub shutdown_grace_ms: u64,
+
+    /// Log format.
+    #[arg(long, env = "FHIRCAST_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// Why a configuration is refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Checks the combination of flags; called before anything binds.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.dev_issuer && !crate::dev_issuer::is_loopback_bind(&self.listen) {
+            return Err(ConfigError(format!(
+                "--dev-issuer refuses to listen on {}: the dev issuer is for loopback \
+                 (127.0.0.1 or ::1) only",
+                self.listen
+            )));
+        }
+        if !self.dev_issuer
+            && (self.issuer.is_none() || self.jwks_url.is_none() || self.audience.is_none())
+        {
+            return Err(ConfigError(
+                "configure --issuer, --jwks-url and --audience (FHIRCAST_ISSUER, \
+                 FHIRCAST_JWKS_URL, FHIRCAST_AUDIENCE), or pass --dev-issuer for local development"
+                    .into(),
+            ));
+        }
+        if !self.base_path.starts_with('/')
+            || self.base_path.ends_with('/') && self.base_path.len() > 1
+        {
+            return Err(ConfigError(
+                "--base-path must start with / and not end with / (e.g. /api/hub)".into(),
+            ));
+        }
+        let valid_public_url = |url: &String| {
+            (url.starts_with("http://") || url.starts_with("https://")) && !url.ends_with('/')
+        };
+        if !self.public_url.as_ref().is_none_or(valid_public_url) {
+            return Err(ConfigError(
+                "--public-url must be an http:// or https:// URL without a trailing /".into(),
+            ));
+        }
+        let positive = [
+            ("--ack-timeout-ms", self.ack_timeout_ms),
+            ("--attach-window-ms", self.attach_window_ms),
+            ("--ping-interval-ms", self.ping_interval_ms),
+            ("--default-lease-seconds", self.default_lease_seconds),
+            ("--max-lease-seconds", self.max_lease_seconds),
+            (
+                "--unresponsive-threshold",
+                u64::from(self.unresponsive_threshold),
+            ),
+        ];
+        for (flag, value) in positive {
+            if value == 0 {
+                return Err(ConfigError(format!("{flag} must be greater than 0")));
+            }
+        }
+        if self.default_lease_seconds > self.max_lease_seconds {
+            return Err(ConfigError(
+                "--default-lease-seconds must not exceed --max-lease-seconds".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Returns the base path, `""` for the root.
+    pub fn normalized_base_path(&self) -> &str {
+        if self.base_path == "/" {
+            ""
+        } else {
+            &self.base_path
+        }
+    }
+
+    /// Returns the drain grace period.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
+    }
+}

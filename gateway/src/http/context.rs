@@ -1,0 +1,43 @@
+//! `GET {base}/{topic}`: Get Current Context (2-9), filtered by the caller's read scopes:
+//! a caller that may not read the current anchor's open event sees the empty form.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use serde_json::Value;
+
+use fhircast_proto::TopicId;
+use fhircast_proto::scope::Access;
+
+use super::authenticate;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// `GET {base}/{topic}`.
+pub(crate) async fn get_context(
+    State(state): State<AppState>,
+    Path(topic): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let principal = authenticate(&state, &uri, &headers).await?;
+    if !principal.permits_topic(&topic) {
+        return Err(ApiError::topic_not_permitted());
+    }
+    if !principal.scopes.can_read_anything() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "the token grants no fhircast read scope",
+        ));
+    }
+    let topic = TopicId::parse(&topic, &state.topic_key)?;
+    let mut context = state.hub.current_context(&topic).await?;
+    let readable = context
+        .event_name
+        .as_ref()
+        .is_none_or(|name| principal.scopes.allows(name, Access::Read));
+    if !readable {
+        context = context.emptied();
+    }
+    Ok(Json(context.to_json()))
+}

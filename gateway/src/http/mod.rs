@@ -1,0 +1,82 @@
+//! The HTTP API (docs/api.md): the route table and the layers around it.
+//!
+//! - `hub.rs`: `POST {base}` dispatch and `POST {base}/{topic}`.
+//! - `subscribe.rs`, `publish.rs`, `context.rs`: the three things an app does.
+//! - `health.rs`: health, readiness, discovery. `body.rs`: content types and size limits.
+
+mod body;
+mod context;
+mod health;
+mod hub;
+mod publish;
+mod subscribe;
+
+use axum::Router;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
+use axum::routing::{get, post};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::auth::{Principal, reject_token_in_query};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Builds the router: the FHIRcast API under `base_path`, the WebSocket path, health.
+pub fn router(state: AppState, base_path: &str, cors_origins: &[String]) -> Router {
+    let topic_routes = Router::new()
+        .route(
+            "/.well-known/fhircast-configuration",
+            get(health::discovery),
+        )
+        .route("/{topic}", get(context::get_context).post(hub::post_topic));
+    let hub = if base_path.is_empty() {
+        Router::new()
+            .route("/", post(hub::post_hub))
+            .merge(topic_routes)
+    } else {
+        Router::new()
+            .route(base_path, post(hub::post_hub))
+            .route(&format!("{base_path}/"), post(hub::post_hub))
+            .nest(base_path, topic_routes)
+    };
+    hub.route("/ws/{endpoint}", get(crate::ws::upgrade))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .fallback(not_found)
+        .layer(cors_layer(cors_origins))
+        .with_state(state)
+}
+
+/// Verifies the caller's bearer token; a token in the query string is refused (it would
+/// end up in access logs).
+pub(crate) async fn authenticate(
+    state: &AppState,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<Principal, ApiError> {
+    reject_token_in_query(uri.query())?;
+    Ok(state.verifier.verify_headers(headers).await?)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "no such route")
+}
+
+fn cors_layer(origins: &[String]) -> CorsLayer {
+    let allow_origin = if origins.iter().any(|origin| origin == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|origin| HeaderValue::from_str(origin).ok()),
+        )
+    };
+    CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("x-request-id"),
+        ])
+}

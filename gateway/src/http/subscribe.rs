@@ -1,0 +1,107 @@
+//! Subscribe and unsubscribe (2-4 Subscribing): topic binding, scopes (granted = requested
+//! ∩ readable), the lease (never beyond the token), then the topic.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use fhircast_proto::scope::Access;
+use fhircast_proto::subscription::{Mode, SubscriptionRequest};
+use fhircast_proto::{EndpointId, EventName, TopicId};
+use hub_node::topic::SubscribeCommand;
+
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Handles a parsed subscription request.
+pub(crate) async fn handle_subscription(
+    state: &AppState,
+    principal: &Principal,
+    request: SubscriptionRequest,
+) -> Result<Response, ApiError> {
+    if !principal.permits_topic(&request.topic) {
+        return Err(ApiError::topic_not_permitted());
+    }
+    let topic = TopicId::parse(&request.topic, &state.topic_key)?;
+    let endpoint = request
+        .endpoint
+        .as_deref()
+        .map(|url| {
+            EndpointId::from_endpoint_url(url)
+                .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown hub.channel.endpoint"))
+        })
+        .transpose()?;
+    let endpoint = match request.mode {
+        Mode::Subscribe => subscribe(state, principal, &topic, request, endpoint).await?,
+        Mode::Unsubscribe => {
+            if !principal.scopes.can_read_anything() {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "the token grants no fhircast read scope",
+                ));
+            }
+            let endpoint = endpoint.ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "unsubscribe requires hub.channel.endpoint",
+                )
+            })?;
+            state.hub.unsubscribe(&topic, endpoint.clone()).await?;
+            endpoint
+        }
+    };
+    let body = json!({"hub.channel.endpoint": state.settings.endpoint_url(&endpoint)});
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+async fn subscribe(
+    state: &AppState,
+    principal: &Principal,
+    topic: &TopicId,
+    request: SubscriptionRequest,
+    endpoint: Option<EndpointId>,
+) -> Result<EndpointId, ApiError> {
+    let granted: Vec<EventName> = request
+        .events
+        .into_iter()
+        .filter(|event| principal.scopes.allows(event, Access::Read))
+        .collect();
+    if granted.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "the token grants no fhircast/<event>.read scope for any requested event",
+        ));
+    }
+    let now = SystemTime::now();
+    let token_left = principal.seconds_left(now);
+    if token_left == 0 {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "the access token has expired",
+        ));
+    }
+    let settings = &state.settings;
+    let lease_seconds = request
+        .lease_seconds
+        .unwrap_or(settings.default_lease_seconds)
+        .min(settings.max_lease_seconds)
+        .min(token_left);
+    let token_expires = principal
+        .expires_at
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        });
+    let command = SubscribeCommand {
+        events: granted,
+        lease_seconds,
+        token_expires,
+        subscriber_name: request.subscriber_name,
+        endpoint,
+    };
+    Ok(state.hub.subscribe(topic, command).await?)
+}

@@ -1,0 +1,228 @@
+//! The FHIRcast gateway: HTTP API, WebSocket channel and SMART token verification. With
+//! `--embedded` (today the only mode) it also hosts the topics in-process through the
+//! hub-node library, behind the same seams the cluster uses.
+//!
+//! # Layout
+//!
+//! - [`config`]: flags and `FHIRCAST_*` variables; [`run`]: start-up order and drain.
+//! - [`http`]: the route table and handlers; [`ws`]: handshake, fan-out, socket tasks.
+//! - [`auth`]: JWKS-backed token verification; [`dev_issuer`]: the dev-only issuer.
+//! - [`hub_client`]: the seam to the topics; [`state`]: what handlers share.
+//! - [`error`]: HTTP error answers; [`shutdown`], [`telemetry`].
+
+pub mod auth;
+pub mod config;
+pub mod dev_issuer;
+pub mod error;
+pub mod http;
+pub mod hub_client;
+pub mod shutdown;
+pub mod state;
+pub mod telemetry;
+pub mod ws;
+
+use std::io::Write as _;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use fhircast_proto::TopicKey;
+use fhircast_proto::discovery::{Capabilities, discovery_document};
+use hub_node::Registry;
+use hub_node::bus::{Bus, MemoryBus};
+use hub_node::store::MemoryStore;
+use hub_node::topic::TopicSettings;
+
+use crate::auth::{Verifier, VerifierConfig};
+use crate::config::Config;
+use crate::dev_issuer::DevIssuer;
+use crate::hub_client::LocalHubClient;
+use crate::state::{AppState, Settings, SocketSettings};
+use crate::ws::Fanout;
+
+/// Longest a batch of socket writes may block before the socket is cut as too slow.
+const SOCKET_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs the gateway on a bound listener until `shutdown` is cancelled, then drains:
+/// readiness off, stop accepting, close sockets with 1012, wait for them (bounded by the
+/// grace period), then stop the topics.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let bound = listener
+        .local_addr()
+        .context("failed to read the bound address")?;
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{bound}"));
+    let hub_url = format!("{public_url}{}", config.normalized_base_path());
+    let ws_base = match public_url.strip_prefix("https://") {
+        Some(rest) => format!("wss://{rest}"),
+        None => format!("ws://{}", public_url.trim_start_matches("http://")),
+    };
+
+    let hub_tracker = TaskTracker::new();
+    let hub_shutdown = CancellationToken::new();
+    let bus = Arc::new(MemoryBus::new());
+    let store = Arc::new(MemoryStore::new(Arc::clone(&bus)));
+    let topic_settings = TopicSettings {
+        attach_window_ms: config.attach_window_ms,
+        derived_events: config.derived_events,
+        non_current_context_updates: config.non_current_context_updates,
+        unresponsive_threshold: config.unresponsive_threshold,
+        ..TopicSettings::default()
+    };
+    let registry = Registry::new(
+        store,
+        topic_settings,
+        hub_tracker.clone(),
+        hub_shutdown.clone(),
+    );
+
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .context("failed to build the HTTP client for JWKS")?;
+    let algorithms = config
+        .algorithms
+        .iter()
+        .map(|name| jsonwebtoken::Algorithm::from_str(name.trim()))
+        .collect::<Result<Vec<_>, _>>()
+        .context("--algorithms names an unknown algorithm")?;
+    let (verifier_config, dev_issuer) = if config.dev_issuer {
+        let audience = config.audience.clone().unwrap_or_else(|| hub_url.clone());
+        let issuer = DevIssuer::new(
+            format!("{public_url}/dev-issuer"),
+            hub_url.clone(),
+            audience.clone(),
+            config.topic_claim.clone(),
+        )
+        .context("failed to start the dev issuer")?;
+        let mut verifier = VerifierConfig::new(
+            issuer.issuer_url(),
+            format!("http://{bound}/dev-issuer/jwks.json"),
+            audience,
+            algorithms,
+        );
+        verifier.topic_claim.clone_from(&config.topic_claim);
+        (verifier, Some(Arc::new(issuer)))
+    } else {
+        let (Some(issuer), Some(jwks_url), Some(audience)) =
+            (&config.issuer, &config.jwks_url, &config.audience)
+        else {
+            bail!("--issuer, --jwks-url and --audience are required without --dev-issuer");
+        };
+        let mut verifier = VerifierConfig::new(issuer, jwks_url, audience, algorithms);
+        verifier.topic_claim.clone_from(&config.topic_claim);
+        (verifier, None)
+    };
+    let verifier =
+        Verifier::new(verifier_config, http).context("invalid token verification settings")?;
+
+    let socket_tracker = TaskTracker::new();
+    let socket_shutdown = shutdown.child_token();
+    let capabilities = Capabilities {
+        non_current_context_updates: config.non_current_context_updates,
+        extra_events: Vec::new(),
+    };
+    let discovery = serde_json::to_vec(&discovery_document(&capabilities))
+        .context("failed to encode the discovery document")?;
+    let state = AppState {
+        hub: Arc::new(LocalHubClient::new(registry)),
+        verifier: verifier.clone(),
+        fanout: Fanout::new(
+            bus as Arc<dyn Bus>,
+            socket_tracker.clone(),
+            socket_shutdown.clone(),
+        ),
+        topic_key: TopicKey::random(),
+        settings: Arc::new(Settings {
+            hub_url: hub_url.clone(),
+            ws_base,
+            discovery: Bytes::from(discovery),
+            max_body_bytes: config.max_body_bytes,
+            default_lease_seconds: config.default_lease_seconds,
+            max_lease_seconds: config.max_lease_seconds,
+            socket: SocketSettings {
+                ack_timeout: Duration::from_millis(config.ack_timeout_ms),
+                ping_interval: Duration::from_millis(config.ping_interval_ms),
+                max_frame_bytes: config.max_frame_bytes,
+                outbox_capacity: config.outbox_capacity,
+                write_timeout: SOCKET_WRITE_TIMEOUT,
+            },
+        }),
+        shutdown: socket_shutdown.clone(),
+        tracker: socket_tracker.clone(),
+        ready: Arc::new(AtomicBool::new(false)),
+    };
+    let mut router = http::router(
+        state.clone(),
+        config.normalized_base_path(),
+        &config.cors_origins,
+    );
+    if let Some(issuer) = &dev_issuer {
+        router = router.nest("/dev-issuer", Arc::clone(issuer).router());
+    }
+
+    announce(&bound, &hub_url, dev_issuer.as_deref());
+    state.ready.store(true, Ordering::Relaxed);
+    let prefetch = verifier.clone();
+    socket_tracker.spawn(async move {
+        if let Err(err) = prefetch.prefetch().await {
+            warn!(error = %err, "could not fetch the issuer's JWKS yet; will retry on first use");
+        }
+    });
+
+    let drain = {
+        let state = state.clone();
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown.cancelled().await;
+            state.ready.store(false, Ordering::Relaxed);
+        }
+    };
+    axum::serve(listener, router)
+        .with_graceful_shutdown(drain)
+        .await
+        .context("the HTTP server failed")?;
+
+    // Sockets were told to close (1012) when `shutdown` was cancelled; wait for them.
+    socket_shutdown.cancel();
+    socket_tracker.close();
+    let drained = tokio::time::timeout(config.shutdown_grace(), socket_tracker.wait()).await;
+    hub_shutdown.cancel();
+    hub_tracker.close();
+    let _ = tokio::time::timeout(Duration::from_secs(2), hub_tracker.wait()).await;
+    match drained {
+        Ok(()) => info!("drained"),
+        Err(_) => warn!("grace period ended before every socket closed"),
+    }
+    Ok(())
+}
+
+/// Prints the machine-readable `listening` line on stdout and the start-up notes.
+fn announce(bound: &std::net::SocketAddr, hub_url: &str, dev_issuer: Option<&DevIssuer>) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "listening http://{bound}");
+    let _ = stdout.flush();
+    info!(hub_url, "fhircast hub listening");
+    warn!("embedded hub: subscriptions and context are kept in memory only; a restart loses them");
+    if let Some(issuer) = dev_issuer {
+        warn!(
+            target: "dev_issuer",
+            token_url = %issuer.token_url(),
+            "dev-only issuer enabled: tokens are signed with an ephemeral key; never use in production"
+        );
+    }
+}

@@ -1,0 +1,348 @@
+//! Fan-out of a topic's bus envelopes to this gateway's sockets (DESIGN §10, the hot
+//! path). One task per topic with local sockets holds the topic's bus subscription and
+//! hands each envelope (encoded once, shared by `Arc`) to every socket's bounded outbox
+//! with `try_send`: it never awaits a socket. A socket whose outbox is full is evicted
+//! (closed 1008) instead of buffered; a gap in the topic's sequence that cannot be
+//! backfilled closes the topic's sockets with 1011 so their clients resubscribe and get the
+//! current context. It never skips silently.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, warn};
+
+use fhircast_proto::bus::{Envelope, EnvelopeKind};
+use fhircast_proto::{EndpointId, TopicRef};
+use hub_node::bus::{Bus, BusSubscription};
+
+/// Close code for a socket that does not keep up with its queue.
+pub(crate) const CLOSE_SLOW: u16 = 1008;
+/// Close code when delivery order could not be guaranteed (resubscribe).
+pub(crate) const CLOSE_GAP: u16 = 1011;
+
+/// Why the fan-out could not take a socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FanoutError {
+    /// The bus could not be subscribed.
+    #[error("the bus is unavailable")]
+    BusUnavailable,
+}
+
+/// A request to cut one socket, with the close code to use.
+#[derive(Debug, Default)]
+pub(crate) struct Eviction {
+    token: CancellationToken,
+    code: AtomicU16,
+}
+
+impl Eviction {
+    pub(crate) fn evict(&self, code: u16) {
+        let _ = self
+            .code
+            .compare_exchange(0, code, Ordering::Relaxed, Ordering::Relaxed);
+        self.token.cancel();
+    }
+
+    pub(crate) async fn evicted(&self) -> u16 {
+        self.token.cancelled().await;
+        self.code.load(Ordering::Relaxed)
+    }
+}
+
+/// A socket's membership in its topic's fan-out; dropping it unregisters the socket.
+#[derive(Debug)]
+pub(crate) struct Registration {
+    /// Envelopes for this socket, in topic order.
+    pub(crate) outbox: mpsc::Receiver<Arc<Envelope>>,
+    /// Set when the fan-out cuts the socket.
+    pub(crate) eviction: Arc<Eviction>,
+    topic: TopicRef,
+    endpoint: EndpointId,
+    fanout: Fanout,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.fanout.unregister(&self.topic, &self.endpoint);
+    }
+}
+
+enum Command {
+    Register {
+        endpoint: EndpointId,
+        outbox: mpsc::Sender<Arc<Envelope>>,
+        eviction: Arc<Eviction>,
+        ready: oneshot::Sender<()>,
+    },
+    Unregister {
+        endpoint: EndpointId,
+    },
+}
+
+/// The per-topic fan-out tasks of this gateway.
+#[derive(Clone, Debug)]
+pub struct Fanout {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    bus: Arc<dyn Bus>,
+    topics: Mutex<HashMap<TopicRef, mpsc::UnboundedSender<Command>>>,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+impl Fanout {
+    /// Creates the fan-out over `bus`.
+    pub fn new(bus: Arc<dyn Bus>, tracker: TaskTracker, shutdown: CancellationToken) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                bus,
+                topics: Mutex::new(HashMap::new()),
+                tracker,
+                shutdown,
+            }),
+        }
+    }
+
+    /// Registers a socket of `topic`; returns once the topic's bus subscription is live,
+    /// so everything published afterwards reaches the socket's outbox.
+    pub(crate) async fn register(
+        &self,
+        topic: &TopicRef,
+        endpoint: &EndpointId,
+        capacity: usize,
+    ) -> Result<Registration, FanoutError> {
+        let (outbox_tx, outbox) = mpsc::channel(capacity.max(1));
+        let eviction = Arc::new(Eviction::default());
+        let (ready_tx, ready) = oneshot::channel();
+        let command = Command::Register {
+            endpoint: endpoint.clone(),
+            outbox: outbox_tx,
+            eviction: Arc::clone(&eviction),
+            ready: ready_tx,
+        };
+        {
+            let mut topics = self.lock();
+            // A topic task that is exiting hands the command back; start a fresh one.
+            let unsent = match topics.get(topic) {
+                Some(sender) => sender.send(command).err().map(|returned| returned.0),
+                None => Some(command),
+            };
+            if let Some(command) = unsent {
+                let (sender, receiver) = mpsc::unbounded_channel();
+                let _ = sender.send(command);
+                topics.insert(topic.clone(), sender);
+                let task = TopicFanout {
+                    topic: topic.clone(),
+                    fanout: self.clone(),
+                    commands: receiver,
+                    sockets: HashMap::new(),
+                    last: None,
+                };
+                self.inner.tracker.spawn(task.run());
+            }
+        }
+        ready.await.map_err(|_| FanoutError::BusUnavailable)?;
+        Ok(Registration {
+            outbox,
+            eviction,
+            topic: topic.clone(),
+            endpoint: endpoint.clone(),
+            fanout: self.clone(),
+        })
+    }
+
+    fn unregister(&self, topic: &TopicRef, endpoint: &EndpointId) {
+        if let Some(sender) = self.lock().get(topic) {
+            let _ = sender.send(Command::Unregister {
+                endpoint: endpoint.clone(),
+            });
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TopicRef, mpsc::UnboundedSender<Command>>> {
+        self.inner
+            .topics
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+}
+
+struct SocketEntry {
+    outbox: mpsc::Sender<Arc<Envelope>>,
+    eviction: Arc<Eviction>,
+}
+
+struct TopicFanout {
+    topic: TopicRef,
+    fanout: Fanout,
+    commands: mpsc::UnboundedReceiver<Command>,
+    sockets: HashMap<EndpointId, SocketEntry>,
+    /// The epoch and seq of the last event batch handed out.
+    last: Option<(u64, u64)>,
+}
+
+impl TopicFanout {
+    async fn run(mut self) {
+        let bus = Arc::clone(&self.fanout.inner.bus);
+        let shutdown = self.fanout.inner.shutdown.clone();
+        let Ok(mut subscription) = bus.subscribe(&self.topic).await else {
+            warn!(topic = %self.topic, "could not subscribe to the topic's bus channel");
+            self.fanout.lock().remove(&self.topic);
+            return;
+        };
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                command = self.commands.recv() => {
+                    let Some(command) = command else { break };
+                    self.apply(command);
+                    if self.sockets.is_empty() && self.retire() {
+                        break;
+                    }
+                }
+                envelope = subscription.receiver.recv() => match envelope {
+                    Some(envelope) => self.dispatch(envelope, bus.as_ref()).await,
+                    None => match self.recover(bus.as_ref()).await {
+                        Some(renewed) => subscription = renewed,
+                        None => break,
+                    },
+                },
+            }
+        }
+        self.evict_all(CLOSE_GAP);
+    }
+
+    fn apply(&mut self, command: Command) {
+        match command {
+            Command::Register {
+                endpoint,
+                outbox,
+                eviction,
+                ready,
+            } => {
+                self.sockets
+                    .insert(endpoint, SocketEntry { outbox, eviction });
+                let _ = ready.send(());
+            }
+            Command::Unregister { endpoint } => {
+                self.sockets.remove(&endpoint);
+            }
+        }
+    }
+
+    /// Leaves the topic map when no socket is left, unless a registration is already
+    /// queued (registrations are queued under the same lock, so none is lost).
+    fn retire(&mut self) -> bool {
+        let fanout = self.fanout.clone();
+        let mut topics = fanout.lock();
+        while let Ok(command) = self.commands.try_recv() {
+            self.apply(command);
+        }
+        if self.sockets.is_empty() {
+            topics.remove(&self.topic);
+            return true;
+        }
+        false
+    }
+
+    async fn dispatch(&mut self, envelope: Arc<Envelope>, bus: &dyn Bus) {
+        match &envelope.kind {
+            EnvelopeKind::Event { seq, exclude, .. } => {
+                let (seq, exclude) = (*seq, exclude.clone());
+                let last_seen = self.last;
+                match last_seen {
+                    Some((epoch, last)) if epoch == envelope.epoch && seq <= last => return,
+                    Some((epoch, last))
+                        if epoch == envelope.epoch
+                            && seq > last + 1
+                            && !self.backfill(bus, epoch, last).await =>
+                    {
+                        return;
+                    }
+                    Some((epoch, _)) if epoch != envelope.epoch => {
+                        // The topic's sequence restarted: order can no longer be proven.
+                        self.evict_all(CLOSE_GAP);
+                    }
+                    _ => {}
+                }
+                self.last = Some((envelope.epoch, seq));
+                self.sockets.retain(|endpoint, socket| {
+                    if exclude.as_ref() == Some(endpoint) {
+                        return true;
+                    }
+                    offer(socket, &envelope)
+                });
+            }
+            EnvelopeKind::Control { endpoint, .. } => {
+                let keep = match self.sockets.get(endpoint) {
+                    Some(socket) => offer(socket, &envelope),
+                    None => true,
+                };
+                if !keep {
+                    self.sockets.remove(endpoint);
+                }
+            }
+        }
+    }
+
+    /// Delivers the batches missed after `last`; false (and every socket cut) if they are
+    /// not all available.
+    async fn backfill(&mut self, bus: &dyn Bus, epoch: u64, last: u64) -> bool {
+        match bus.backfill(&self.topic, epoch, last).await {
+            Ok(Some(missing)) => {
+                for envelope in missing {
+                    if let EnvelopeKind::Event { seq, exclude, .. } = &envelope.kind {
+                        self.last = Some((epoch, *seq));
+                        let exclude = exclude.clone();
+                        self.sockets.retain(|endpoint, socket| {
+                            exclude.as_ref() == Some(endpoint) || offer(socket, &envelope)
+                        });
+                    }
+                }
+                true
+            }
+            _ => {
+                warn!(topic = %self.topic, "gap in the topic's sequence could not be backfilled");
+                self.evict_all(CLOSE_GAP);
+                self.last = None;
+                false
+            }
+        }
+    }
+
+    /// Re-subscribes after the bus dropped this subscription, then backfills what was
+    /// missed meanwhile.
+    async fn recover(&mut self, bus: &dyn Bus) -> Option<BusSubscription> {
+        debug!(topic = %self.topic, "bus subscription lost, resubscribing");
+        let renewed = bus.subscribe(&self.topic).await.ok()?;
+        if let Some((epoch, last)) = self.last {
+            self.backfill(bus, epoch, last).await;
+        }
+        Some(renewed)
+    }
+
+    fn evict_all(&mut self, code: u16) {
+        for (_, socket) in self.sockets.drain() {
+            socket.eviction.evict(code);
+        }
+    }
+}
+
+/// Hands an envelope to a socket without waiting; a full outbox evicts the socket.
+fn offer(socket: &SocketEntry, envelope: &Arc<Envelope>) -> bool {
+    match socket.outbox.try_send(Arc::clone(envelope)) {
+        Ok(()) => true,
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            socket.eviction.evict(CLOSE_SLOW);
+            false
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
+    }
+}

@@ -1,0 +1,12 @@
+//! The WebSocket channel (2-4, 2-5): the handshake (`upgrade.rs`), the per-topic fan-out
+//! of bus envelopes to local sockets (`fanout.rs`), and each socket's reader task
+//! (`reader.rs`) and writer session (`connection.rs`) with its pending acks (`acks.rs`).
+
+mod acks;
+mod connection;
+mod fanout;
+mod reader;
+mod upgrade;
+
+pub use fanout::{Fanout, FanoutError};
+pub use upgrade::upgrade;

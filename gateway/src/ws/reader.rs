@@ -1,0 +1,110 @@
+//! The read side of a socket, in its own task (fastwebsockets' `read_frame` is not
+//! cancel-safe, so it never sits in a `select!` beside the outbox). It turns frames into
+//! [`ReaderEvent`]s for the socket's writer: acknowledgements, control frames the protocol
+//! obliges us to send (pong, close echo), the client's close, or the connection's loss.
+
+use fastwebsockets::{Frame, OpCode, WebSocketError, WebSocketRead};
+use tokio::io::AsyncRead;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use fhircast_proto::channel::{Ack, parse_ack};
+
+/// What the reader tells the writer.
+#[derive(Debug)]
+pub(crate) enum ReaderEvent {
+    /// The client sent something: it is alive.
+    Heard,
+    /// An acknowledgement.
+    Ack(Ack),
+    /// A frame the protocol obliges us to send back (pong, close echo).
+    Obligated { opcode: OpCode, payload: Vec<u8> },
+    /// The client closed with this code (1005 when it gave none).
+    Closed(u16),
+    /// The client sent a message over the size limit.
+    TooLarge,
+    /// The connection broke without a close frame.
+    Lost,
+}
+
+/// Reads frames until the connection ends or `stop` is cancelled.
+pub(crate) async fn run<S>(
+    mut reader: WebSocketRead<S>,
+    events: mpsc::Sender<ReaderEvent>,
+    max_message_bytes: usize,
+    stop: CancellationToken,
+) where
+    S: AsyncRead + Unpin,
+{
+    let mut message: Vec<u8> = Vec::new();
+    let mut in_text_message = false;
+    loop {
+        let obligated = events.clone();
+        let mut send_fn = move |frame: Frame<'_>| {
+            let event = ReaderEvent::Obligated {
+                opcode: frame.opcode,
+                payload: frame.payload.to_vec(),
+            };
+            let obligated = obligated.clone();
+            async move {
+                obligated
+                    .send(event)
+                    .await
+                    .map_err(|_| std::io::Error::other("socket writer ended"))
+            }
+        };
+        // Cancelling the read is safe here: after `stop` nothing reads this socket again.
+        let frame = tokio::select! {
+            () = stop.cancelled() => return,
+            frame = reader.read_frame(&mut send_fn) => frame,
+        };
+        let event = match frame {
+            Err(WebSocketError::FrameTooLarge) => ReaderEvent::TooLarge,
+            Err(_) => ReaderEvent::Lost,
+            Ok(frame) => {
+                if events.send(ReaderEvent::Heard).await.is_err() {
+                    return;
+                }
+                match frame.opcode {
+                    OpCode::Close => ReaderEvent::Closed(close_code(&frame.payload)),
+                    OpCode::Text | OpCode::Continuation | OpCode::Binary => {
+                        let starts_text = frame.opcode == OpCode::Text;
+                        if frame.opcode != OpCode::Continuation {
+                            message.clear();
+                            in_text_message = starts_text;
+                        }
+                        if message.len() + frame.payload.len() > max_message_bytes {
+                            ReaderEvent::TooLarge
+                        } else {
+                            message.extend_from_slice(&frame.payload);
+                            if !frame.fin || !in_text_message {
+                                continue;
+                            }
+                            // Only acknowledgements are expected; other messages are
+                            // ignored (2-5 defines no other subscriber-to-hub frames).
+                            match parse_ack(&message) {
+                                Some(ack) => ReaderEvent::Ack(ack),
+                                None => continue,
+                            }
+                        }
+                    }
+                    OpCode::Ping | OpCode::Pong => continue,
+                }
+            }
+        };
+        let last = matches!(
+            event,
+            ReaderEvent::Closed(_) | ReaderEvent::TooLarge | ReaderEvent::Lost
+        );
+        if events.send(event).await.is_err() || last {
+            return;
+        }
+    }
+}
+
+fn close_code(payload: &[u8]) -> u16 {
+    match payload {
+        [high, low, ..] => u16::from_be_bytes([*high, *low]),
+        _ => 1005,
+    }
+}

@@ -1,0 +1,35 @@
+//! Why a topic refused or failed a command.
+
+use fhircast_proto::{ErrorCode, ValidationError};
+
+/// A topic command's failure.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TopicError {
+    /// The request breaks a rule or conflicts with the topic's state.
+    #[error("{0}")]
+    Rejected(#[from] ValidationError),
+    /// The endpoint named is unknown, expired or already used.
+    #[error("unknown, expired or already used endpoint")]
+    UnknownEndpoint,
+    /// The topic's mailbox is full: the caller should retry later.
+    #[error("the topic is busy, retry later")]
+    Overloaded,
+    /// The topic's actor stopped; the registry respawns it.
+    #[error("the topic stopped")]
+    Stopped,
+    /// The store could not commit the change; nothing was acknowledged.
+    #[error("the hub could not store the change, retry later")]
+    Unavailable,
+}
+
+impl TopicError {
+    /// Returns the error class.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Rejected(err) => err.code(),
+            Self::UnknownEndpoint => ErrorCode::NotFound,
+            Self::Overloaded => ErrorCode::Overloaded,
+            Self::Stopped | Self::Unavailable => ErrorCode::Unavailable,
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! Hub node: the owner of FHIRcast topics.
+//!
+//! Each live topic is one actor (a tokio task) owning a pure [`topic::TopicState`]; every
+//! change is committed to a [`store::Store`], which publishes the topic's envelopes on a
+//! [`bus::Bus`] for gateways to fan out. The embedded hub wires the in-memory store and
+//! bus; the cluster fills the same seams with Redis.
+//!
+//! # Layout
+//!
+//! - [`topic`]: state machine (`state.rs`, `context.rs`), mailbox (`command.rs`), actor
+//!   loop (`actor.rs`), handle (`handle.rs`), settings.
+//! - [`registry`]: topic ref → running actor; spawn on demand, respawn when stopped.
+//! - [`store`]: the system-of-record seam and its in-memory implementation.
+//! - [`bus`]: the fan-out seam and its in-process implementation.
+//! - [`error`]: why a topic refused or failed a command.
+
+pub mod bus;
+pub mod error;
+pub mod registry;
+pub mod store;
+pub mod topic;
+
+pub use error::TopicError;
+pub use registry::Registry;

@@ -1,0 +1,102 @@
+//! The in-memory store of the embedded hub. State lives in the topic actors themselves
+//! (a restart loses it, which start-up says plainly); this store keeps what outlives an
+//! actor: ownership fences and the endpoint → topic index, and it publishes committed
+//! envelopes on the in-process bus.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use fhircast_proto::{EndpointId, TopicId, TopicRef};
+
+use super::{Change, Fence, Store, StoreError};
+use crate::bus::MemoryBus;
+use crate::topic::{TopicSettings, TopicState};
+
+/// The in-memory store.
+#[derive(Debug)]
+pub struct MemoryStore {
+    bus: Arc<MemoryBus>,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    fences: HashMap<TopicRef, u64>,
+    endpoints: HashMap<EndpointId, TopicRef>,
+}
+
+impl MemoryStore {
+    /// Creates a store that publishes on `bus`.
+    pub fn new(bus: Arc<MemoryBus>) -> Self {
+        Self {
+            bus,
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for MemoryStore {
+    async fn acquire(&self, topic: &TopicRef) -> Result<Fence, StoreError> {
+        let mut inner = self.lock();
+        let fence = inner.fences.entry(topic.clone()).or_insert(0);
+        *fence += 1;
+        Ok(Fence(*fence))
+    }
+
+    async fn load(
+        &self,
+        _topic: &TopicId,
+        _settings: &TopicSettings,
+    ) -> Result<Option<TopicState>, StoreError> {
+        // Actors keep state in memory and stop only when they hold nothing.
+        Ok(None)
+    }
+
+    async fn commit(
+        &self,
+        topic: &TopicRef,
+        fence: Fence,
+        change: Change<'_>,
+    ) -> Result<(), StoreError> {
+        {
+            let mut inner = self.lock();
+            if inner.fences.get(topic) != Some(&fence.0) {
+                return Err(StoreError::Fenced);
+            }
+            for endpoint in change.endpoints_removed {
+                inner.endpoints.remove(&endpoint);
+            }
+            for endpoint in change.endpoints_added {
+                inner.endpoints.insert(endpoint, topic.clone());
+            }
+        }
+        for envelope in change.envelopes {
+            self.bus.publish(envelope);
+        }
+        Ok(())
+    }
+
+    async fn release(&self, topic: &TopicRef, fence: Fence) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        if inner.fences.get(topic) == Some(&fence.0) {
+            inner.fences.remove(topic);
+            inner.endpoints.retain(|_, owner| owner != topic);
+            self.bus.release(topic);
+        }
+        Ok(())
+    }
+
+    async fn resolve_endpoint(
+        &self,
+        endpoint: &EndpointId,
+    ) -> Result<Option<TopicRef>, StoreError> {
+        Ok(self.lock().endpoints.get(endpoint).cloned())
+    }
+}

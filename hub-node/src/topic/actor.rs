@@ -1,0 +1,184 @@
+//! The topic actor's run loop: one task per live topic, the only owner of its
+//! [`TopicState`]. It applies one command at a time (which is what makes the topic's order
+//! total), commits each change before replying, and never awaits another actor or a socket.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use super::command::{Reply, TopicCommand};
+use super::state::{Effects, TopicState, UnixMs};
+use crate::error::TopicError;
+use crate::store::{Change, Fence, Store};
+
+/// Why an actor ended, logged once when it does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TopicExit {
+    /// It held nothing and saw no command for the idle period.
+    Idle,
+    /// Every handle was dropped.
+    AllHandlesDropped,
+    /// The process is shutting down.
+    Shutdown,
+    /// A commit failed (store unavailable or ownership lost): the in-memory state may
+    /// differ from the store's, so the actor stops and the next command reloads.
+    Lost,
+}
+
+pub(crate) struct TopicActor {
+    pub(crate) state: TopicState,
+    pub(crate) mailbox: mpsc::Receiver<TopicCommand>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) fence: Fence,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) idle_stop: Duration,
+}
+
+/// Returns the wall clock in milliseconds since the Unix epoch (leases and attach
+/// deadlines are wall-clock instants shared across processes).
+pub fn unix_now_ms() -> UnixMs {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+        })
+}
+
+impl TopicActor {
+    pub(crate) async fn run(mut self) -> TopicExit {
+        let mut last_command = Instant::now();
+        let exit = loop {
+            let wake = self.next_wake(last_command);
+            tokio::select! {
+                biased;
+                () = self.shutdown.cancelled() => break TopicExit::Shutdown,
+                command = self.mailbox.recv() => {
+                    let Some(command) = command else { break TopicExit::AllHandlesDropped };
+                    last_command = Instant::now();
+                    if self.handle(command).await.is_err() {
+                        break TopicExit::Lost;
+                    }
+                }
+                () = sleep_until(wake) => {
+                    let effects = self.state.expire(unix_now_ms());
+                    if self.commit(effects).await.is_err() {
+                        break TopicExit::Lost;
+                    }
+                    if self.state.is_idle() && last_command.elapsed() >= self.idle_stop {
+                        break TopicExit::Idle;
+                    }
+                }
+            }
+        };
+        self.mailbox.close();
+        if let Err(err) = self
+            .store
+            .release(self.state.topic().topic_ref(), self.fence)
+            .await
+        {
+            warn!(topic = %self.state.topic(), error = %err, "could not release topic ownership");
+        }
+        debug!(topic = %self.state.topic(), exit = ?exit, "topic actor stopped");
+        exit
+    }
+
+    /// The next moment the actor has timed work: an expiry, or the idle check.
+    fn next_wake(&self, last_command: Instant) -> Instant {
+        let idle_check = last_command + self.idle_stop;
+        let Some(expiry) = self.state.next_expiry() else {
+            return idle_check;
+        };
+        let until_expiry = Duration::from_millis(expiry.saturating_sub(unix_now_ms()));
+        idle_check.min(Instant::now() + until_expiry)
+    }
+
+    async fn handle(&mut self, command: TopicCommand) -> Result<(), ()> {
+        let now = unix_now_ms();
+        match command {
+            TopicCommand::Subscribe { command, reply } => {
+                let result = self.state.subscribe(command, now);
+                self.finish(result, reply).await
+            }
+            TopicCommand::Unsubscribe { endpoint, reply } => {
+                let result = self.state.unsubscribe(&endpoint);
+                self.finish(result.map(|effects| ((), effects)), reply)
+                    .await
+            }
+            TopicCommand::Attach { endpoint, reply } => {
+                let result = self.state.attach(&endpoint, now);
+                self.finish(
+                    result.map(|attachment| (attachment, Effects::default())),
+                    reply,
+                )
+                .await
+            }
+            TopicCommand::Publish { event, reply } => {
+                let result = self.state.publish(event);
+                self.finish(result, reply).await
+            }
+            TopicCommand::CurrentContext { reply } => {
+                let _ = reply.send(Ok(self.state.current_context()));
+                Ok(())
+            }
+            TopicCommand::ReportFailure {
+                endpoint,
+                report,
+                reply,
+            } => {
+                let effects = self.state.report_failure(&endpoint, report);
+                self.finish(Ok(((), effects)), reply).await
+            }
+            TopicCommand::Detach {
+                endpoint,
+                reason,
+                reply,
+            } => {
+                let effects = self.state.detach(&endpoint, reason);
+                self.finish(Ok(((), effects)), reply).await
+            }
+        }
+    }
+
+    /// Commits a command's effects, then replies: nothing is acknowledged before the
+    /// store has it (DESIGN §7, P1).
+    async fn finish<T>(
+        &mut self,
+        result: Result<(T, Effects), TopicError>,
+        reply: Reply<T>,
+    ) -> Result<(), ()> {
+        match result {
+            Ok((value, effects)) => {
+                if self.commit(effects).await.is_err() {
+                    let _ = reply.send(Err(TopicError::Unavailable));
+                    return Err(());
+                }
+                let _ = reply.send(Ok(value));
+                Ok(())
+            }
+            Err(err) => {
+                let _ = reply.send(Err(err));
+                Ok(())
+            }
+        }
+    }
+
+    async fn commit(&mut self, effects: Effects) -> Result<(), ()> {
+        if effects.is_empty() {
+            return Ok(());
+        }
+        let change = Change {
+            state: &self.state,
+            envelopes: effects.envelopes,
+            endpoints_added: effects.endpoints_added,
+            endpoints_removed: effects.endpoints_removed,
+        };
+        let topic = self.state.topic().topic_ref().clone();
+        self.store.commit(&topic, self.fence, change).await.map_err(|err| {
+            warn!(topic = %self.state.topic(), error = %err, "commit failed; stopping the topic");
+        })
+    }
+}

@@ -1,0 +1,48 @@
+//! The mailbox vocabulary of a topic actor: one variant per operation, each with a
+//! `reply` oneshot.
+
+use tokio::sync::oneshot;
+
+use fhircast_proto::EndpointId;
+use fhircast_proto::event::EventRequest;
+
+use super::context::CurrentContext;
+use super::state::{Attachment, DeliveryFailure, DetachReason, Published, SubscribeCommand};
+use crate::error::TopicError;
+
+/// The reply channel of a command.
+pub(crate) type Reply<T> = oneshot::Sender<Result<T, TopicError>>;
+
+/// A request to a topic actor.
+#[derive(Debug)]
+pub(crate) enum TopicCommand {
+    Subscribe {
+        command: SubscribeCommand,
+        reply: Reply<EndpointId>,
+    },
+    Unsubscribe {
+        endpoint: EndpointId,
+        reply: Reply<()>,
+    },
+    Attach {
+        endpoint: EndpointId,
+        reply: Reply<Attachment>,
+    },
+    Publish {
+        event: EventRequest,
+        reply: Reply<Published>,
+    },
+    CurrentContext {
+        reply: Reply<CurrentContext>,
+    },
+    ReportFailure {
+        endpoint: EndpointId,
+        report: DeliveryFailure,
+        reply: Reply<()>,
+    },
+    Detach {
+        endpoint: EndpointId,
+        reason: DetachReason,
+        reply: Reply<()>,
+    },
+}

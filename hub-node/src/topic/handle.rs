@@ -1,0 +1,108 @@
+//! [`TopicHandle`]: the only way to talk to a topic. Cloneable; every call is a bounded
+//! `try_send` (a full mailbox is `Overloaded`, never an unbounded queue) and a oneshot
+//! reply.
+
+use tokio::sync::{mpsc, oneshot};
+
+use fhircast_proto::event::EventRequest;
+use fhircast_proto::{EndpointId, TopicId};
+
+use super::command::{Reply, TopicCommand};
+use super::context::CurrentContext;
+use super::state::{Attachment, DeliveryFailure, DetachReason, Published, SubscribeCommand};
+use crate::error::TopicError;
+
+/// A cloneable handle to a running topic actor.
+#[derive(Clone, Debug)]
+pub struct TopicHandle {
+    topic: TopicId,
+    mailbox: mpsc::Sender<TopicCommand>,
+}
+
+impl TopicHandle {
+    pub(crate) fn new(topic: TopicId, mailbox: mpsc::Sender<TopicCommand>) -> Self {
+        Self { topic, mailbox }
+    }
+
+    /// Returns the topic.
+    pub fn topic(&self) -> &TopicId {
+        &self.topic
+    }
+
+    /// Returns true once the actor has stopped.
+    pub fn is_stopped(&self) -> bool {
+        self.mailbox.is_closed()
+    }
+
+    /// Creates or re-requests a subscription; returns its endpoint.
+    pub async fn subscribe(&self, command: SubscribeCommand) -> Result<EndpointId, TopicError> {
+        self.call(|reply| TopicCommand::Subscribe { command, reply })
+            .await
+    }
+
+    /// Cancels a subscription.
+    pub async fn unsubscribe(&self, endpoint: EndpointId) -> Result<(), TopicError> {
+        self.call(|reply| TopicCommand::Unsubscribe { endpoint, reply })
+            .await
+    }
+
+    /// Attaches a socket to an endpoint.
+    pub async fn attach(&self, endpoint: EndpointId) -> Result<Attachment, TopicError> {
+        self.call(|reply| TopicCommand::Attach { endpoint, reply })
+            .await
+    }
+
+    /// Publishes an event; returns after the change is committed.
+    pub async fn publish(&self, event: EventRequest) -> Result<Published, TopicError> {
+        self.call(|reply| TopicCommand::Publish { event, reply })
+            .await
+    }
+
+    /// Returns the current context.
+    pub async fn current_context(&self) -> Result<CurrentContext, TopicError> {
+        self.call(|reply| TopicCommand::CurrentContext { reply })
+            .await
+    }
+
+    /// Reports a failed delivery.
+    pub async fn report_failure(
+        &self,
+        endpoint: EndpointId,
+        report: DeliveryFailure,
+    ) -> Result<(), TopicError> {
+        self.call(|reply| TopicCommand::ReportFailure {
+            endpoint,
+            report,
+            reply,
+        })
+        .await
+    }
+
+    /// Reports that a socket went away.
+    pub async fn detach(
+        &self,
+        endpoint: EndpointId,
+        reason: DetachReason,
+    ) -> Result<(), TopicError> {
+        self.call(|reply| TopicCommand::Detach {
+            endpoint,
+            reason,
+            reply,
+        })
+        .await
+    }
+
+    async fn call<T>(
+        &self,
+        command: impl FnOnce(Reply<T>) -> TopicCommand,
+    ) -> Result<T, TopicError> {
+        let (reply, reply_rx) = oneshot::channel();
+        self.mailbox
+            .try_send(command(reply))
+            .map_err(|err| match err {
+                mpsc::error::TrySendError::Full(_) => TopicError::Overloaded,
+                mpsc::error::TrySendError::Closed(_) => TopicError::Stopped,
+            })?;
+        reply_rx.await.map_err(|_| TopicError::Stopped)?
+    }
+}

@@ -1,0 +1,19 @@
+//! Topic actors: one tokio task per live topic owning its [`TopicState`], reached only
+//! through a [`TopicHandle`].
+
+mod actor;
+mod command;
+mod context;
+mod handle;
+mod settings;
+mod state;
+
+pub(crate) use actor::TopicActor;
+pub use actor::{TopicExit, unix_now_ms};
+pub use context::CurrentContext;
+pub use handle::TopicHandle;
+pub use settings::TopicSettings;
+pub use state::{
+    Attachment, DeliveryFailure, DetachReason, Effects, Published, SubscribeCommand, Subscription,
+    TopicState, UnixMs,
+};

@@ -1,0 +1,44 @@
+//! Per-topic behaviour the operator configures.
+
+/// Settings every topic of a hub shares.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicSettings {
+    /// How long a new endpoint may wait to be connected.
+    pub attach_window_ms: u64,
+    /// How long after its lease an attached subscription is dropped if no gateway
+    /// reported its close (the gateway closes the socket at lease end itself).
+    pub lease_grace_ms: u64,
+    /// Send hub-generated open events (2-5).
+    pub derived_events: bool,
+    /// Accept `*-update` for an open anchor that is not the current context.
+    pub non_current_context_updates: bool,
+    /// Consecutive ack timeouts after which a subscriber is unsubscribed.
+    pub unresponsive_threshold: u32,
+    /// How many accepted event ids a topic remembers for idempotency.
+    pub idempotency_capacity: usize,
+    /// Most unattached endpoints one topic holds.
+    pub max_pending_attach: usize,
+    /// Most subscriptions one topic holds.
+    pub max_subscriptions: usize,
+    /// Capacity of a topic's mailbox.
+    pub mailbox_capacity: usize,
+    /// How long an idle, empty topic stays in memory.
+    pub idle_stop_ms: u64,
+}
+
+impl Default for TopicSettings {
+    fn default() -> Self {
+        Self {
+            attach_window_ms: 30_000,
+            lease_grace_ms: 5_000,
+            derived_events: true,
+            non_current_context_updates: false,
+            unresponsive_threshold: 1,
+            idempotency_capacity: 10_000,
+            max_pending_attach: 256,
+            max_subscriptions: 10_000,
+            mailbox_capacity: 1024,
+            idle_stop_ms: 60_000,
+        }
+    }
+}

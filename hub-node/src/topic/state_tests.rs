@@ -1,0 +1,1719 @@
+//! Unit tests of the pure topic state machine: context stacking, versions, content
+//! sharing, replay, derived opens, idempotency, subscriptions, SyncErrors and the seq.
+
+use std::collections::HashSet;
+use std::time::SystemTime;
+
+use serde_json::json;
+
+use fhircast_proto::sync_error::{EVENT_ID_SYSTEM, EVENT_NAME_SYSTEM, SUBSCRIBER_NAME_SYSTEM};
+use fhircast_proto::{ErrorCode, TopicKey};
+
+use super::*;
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------
+
+const TOPIC: &str = "topic-0123456789abcdef";
+const TS: &str = "2024-05-01T10:00:00.000Z";
+const NOW: UnixMs = 1_700_000_000_000;
+const DAY_MS: UnixMs = 86_400_000;
+
+fn topic() -> TopicId {
+    TopicId::parse(TOPIC, &TopicKey::random()).expect("valid topic")
+}
+
+fn state() -> TopicState {
+    state_with(TopicSettings::default())
+}
+
+fn state_with(settings: TopicSettings) -> TopicState {
+    TopicState::new(topic(), settings, 7)
+}
+
+fn name(raw: &str) -> EventName {
+    EventName::parse(raw).expect("valid event name")
+}
+
+fn names(raw: &[&str]) -> Vec<EventName> {
+    raw.iter().map(|n| name(n)).collect()
+}
+
+/// Builds an event request through the real parser.
+fn request_at(
+    id: &str,
+    timestamp: &str,
+    event: &str,
+    context: Value,
+    version: Option<&str>,
+) -> EventRequest {
+    let mut body = json!({
+        "timestamp": timestamp,
+        "id": id,
+        "event": {"hub.topic": TOPIC, "hub.event": event, "context": context},
+    });
+    if let Some(version) = version {
+        body["event"]["context.versionId"] = json!(version);
+    }
+    EventRequest::from_json(&body, SystemTime::now()).expect("valid event request")
+}
+
+fn request(id: &str, event: &str, context: Value) -> EventRequest {
+    request_at(id, TS, event, context, None)
+}
+
+fn item(key: &str, resource_type: &str, id: &str) -> Value {
+    json!({"key": key, "resource": {"resourceType": resource_type, "id": id}})
+}
+
+fn reference(key: &str, resource_type: &str, id: &str) -> Value {
+    json!({"key": key, "reference": {"reference": format!("{resource_type}/{id}")}})
+}
+
+fn patient_open(id: &str, patient: &str) -> EventRequest {
+    request(
+        id,
+        "Patient-open",
+        json!([item("patient", "Patient", patient)]),
+    )
+}
+
+fn patient_open_at(id: &str, timestamp: &str, patient: &str) -> EventRequest {
+    request_at(
+        id,
+        timestamp,
+        "Patient-open",
+        json!([item("patient", "Patient", patient)]),
+        None,
+    )
+}
+
+fn patient_close(id: &str, patient: &str) -> EventRequest {
+    request(
+        id,
+        "Patient-close",
+        json!([item("patient", "Patient", patient)]),
+    )
+}
+
+fn encounter_open(id: &str, encounter: &str, patient: &str) -> EventRequest {
+    request(
+        id,
+        "Encounter-open",
+        json!([
+            item("encounter", "Encounter", encounter),
+            item("patient", "Patient", patient)
+        ]),
+    )
+}
+
+fn encounter_close(id: &str, encounter: &str, patient: &str) -> EventRequest {
+    request(
+        id,
+        "Encounter-close",
+        json!([
+            item("encounter", "Encounter", encounter),
+            item("patient", "Patient", patient)
+        ]),
+    )
+}
+
+/// An ImagingStudy-open with only its study: derives nothing.
+fn study_open(id: &str, study: &str) -> EventRequest {
+    request(
+        id,
+        "ImagingStudy-open",
+        json!([item("study", "ImagingStudy", study)]),
+    )
+}
+
+fn diagnostic_report_open(id: &str, report: &str, patient: &str, studies: &[&str]) -> EventRequest {
+    let mut context = vec![
+        item("report", "DiagnosticReport", report),
+        item("patient", "Patient", patient),
+    ];
+    context.extend(
+        studies
+            .iter()
+            .map(|study| item("study", "ImagingStudy", study)),
+    );
+    request(id, "DiagnosticReport-open", Value::Array(context))
+}
+
+fn diagnostic_report_close(id: &str, report: &str, patient: &str) -> EventRequest {
+    request(
+        id,
+        "DiagnosticReport-close",
+        json!([
+            item("report", "DiagnosticReport", report),
+            item("patient", "Patient", patient)
+        ]),
+    )
+}
+
+/// A DiagnosticReport-update whose Bundle id is `bundle-<id>`.
+fn report_update(
+    id: &str,
+    report: &str,
+    version: Option<&str>,
+    entries: Vec<Value>,
+) -> EventRequest {
+    request_at(
+        id,
+        TS,
+        "DiagnosticReport-update",
+        json!([
+            reference("report", "DiagnosticReport", report),
+            {"key": "updates", "resource": {
+                "resourceType": "Bundle",
+                "id": format!("bundle-{id}"),
+                "type": "transaction",
+                "entry": entries,
+            }}
+        ]),
+        version,
+    )
+}
+
+fn put(resource_type: &str, id: &str, status: &str) -> Value {
+    json!({
+        "fullUrl": format!("{resource_type}/{id}"),
+        "request": {"method": "PUT", "url": format!("{resource_type}/{id}")},
+        "resource": {"resourceType": resource_type, "id": id, "status": status},
+    })
+}
+
+fn delete(resource_type: &str, id: &str) -> Value {
+    json!({
+        "fullUrl": format!("{resource_type}/{id}"),
+        "request": {"method": "DELETE", "url": format!("{resource_type}/{id}")},
+    })
+}
+
+fn select(id: &str, report: &str, selected: &[&str]) -> EventRequest {
+    let mut context = vec![reference("report", "DiagnosticReport", report)];
+    context.extend(
+        selected
+            .iter()
+            .map(|observation| reference("select", "Observation", observation)),
+    );
+    request(id, "DiagnosticReport-select", Value::Array(context))
+}
+
+fn home_open(id: &str) -> EventRequest {
+    request(id, "Home-open", json!([]))
+}
+
+fn decode(frame: &Bytes) -> Value {
+    serde_json::from_slice(frame).expect("frames are JSON")
+}
+
+/// Decodes every frame an envelope carries.
+fn frames(envelope: &Envelope) -> Vec<Value> {
+    match &envelope.kind {
+        EnvelopeKind::Event { deliveries, .. } => {
+            deliveries.iter().map(|d| decode(&d.frame)).collect()
+        }
+        EnvelopeKind::Control { action, .. } => match action {
+            ControlAction::Confirm { frame, .. } | ControlAction::Deny { frame } => {
+                vec![decode(frame)]
+            }
+            ControlAction::Deliver(delivery) => vec![decode(&delivery.frame)],
+        },
+    }
+}
+
+fn deliveries(envelope: &Envelope) -> &[Delivery] {
+    match &envelope.kind {
+        EnvelopeKind::Event { deliveries, .. } => deliveries,
+        EnvelopeKind::Control { .. } => panic!("expected an event envelope"),
+    }
+}
+
+fn envelope_seq(envelope: &Envelope) -> u64 {
+    match &envelope.kind {
+        EnvelopeKind::Event { seq, .. } => *seq,
+        EnvelopeKind::Control { .. } => panic!("expected an event envelope"),
+    }
+}
+
+fn envelope_exclude(envelope: &Envelope) -> Option<&EndpointId> {
+    match &envelope.kind {
+        EnvelopeKind::Event { exclude, .. } => exclude.as_ref(),
+        EnvelopeKind::Control { .. } => panic!("expected an event envelope"),
+    }
+}
+
+/// The frames of the deliveries a subscriber granted `granted` receives.
+fn frames_for(envelope: &Envelope, granted: &[&str]) -> Vec<Value> {
+    let granted = names(granted);
+    deliveries(envelope)
+        .iter()
+        .filter(|d| d.is_for(&granted))
+        .map(|d| decode(&d.frame))
+        .collect()
+}
+
+/// Publishes an event that must be accepted; returns its single envelope.
+fn accept(state: &mut TopicState, event: EventRequest) -> Envelope {
+    let (published, effects) = state.publish(event).expect("event accepted");
+    assert!(matches!(published, Published::Accepted { seq } if seq == state.seq()));
+    assert_eq!(effects.envelopes.len(), 1, "one batch per accepted event");
+    effects.envelopes.into_iter().next().expect("one envelope")
+}
+
+/// Publishes an event that must be refused; returns the error class.
+fn refuse(state: &mut TopicState, event: EventRequest) -> ErrorCode {
+    match state.publish(event) {
+        Err(TopicError::Rejected(err)) => err.code(),
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+}
+
+/// The `context.versionId` of the first frame of an envelope.
+fn version_of(envelope: &Envelope) -> String {
+    frames(envelope)[0]["event"]["context.versionId"]
+        .as_str()
+        .expect("the frame carries context.versionId")
+        .to_owned()
+}
+
+fn subscribe_command(events: &[&str]) -> SubscribeCommand {
+    SubscribeCommand {
+        events: names(events),
+        lease_seconds: 3600,
+        token_expires: NOW + DAY_MS,
+        subscriber_name: Some("Test app".to_owned()),
+        endpoint: None,
+    }
+}
+
+/// Subscribes and attaches a subscriber granted `events` at `NOW`.
+fn subscriber(state: &mut TopicState, events: &[&str]) -> (EndpointId, Attachment) {
+    subscriber_with(state, subscribe_command(events))
+}
+
+fn subscriber_with(state: &mut TopicState, command: SubscribeCommand) -> (EndpointId, Attachment) {
+    let (endpoint, effects) = state.subscribe(command, NOW).expect("subscribed");
+    assert_eq!(effects.endpoints_added, vec![endpoint.clone()]);
+    let attachment = state.attach(&endpoint, NOW + 1).expect("attached");
+    (endpoint, attachment)
+}
+
+fn replay_frames(attachment: &Attachment) -> Vec<Value> {
+    attachment.replay.iter().map(|d| decode(&d.frame)).collect()
+}
+
+/// `(hub.event, anchor id)` of each replayed notification.
+fn replay_summary(attachment: &Attachment) -> Vec<(String, String)> {
+    replay_frames(attachment)
+        .iter()
+        .map(|frame| {
+            let event = frame["event"]["hub.event"]
+                .as_str()
+                .expect("hub.event")
+                .to_owned();
+            let anchor = frame["event"]["context"][0]["resource"]["id"]
+                .as_str()
+                .expect("anchor id")
+                .to_owned();
+            (event, anchor)
+        })
+        .collect()
+}
+
+fn summary(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(event, anchor)| ((*event).to_owned(), (*anchor).to_owned()))
+        .collect()
+}
+
+/// The anchor id of the current context, if any.
+fn current_anchor(state: &TopicState) -> Option<String> {
+    let current = state.current_context();
+    current.event_name.as_ref()?;
+    current.context[0]["resource"]["id"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// The entries of the current context's `content` Bundle.
+fn content_entries(state: &TopicState) -> Vec<Value> {
+    let current = state.current_context();
+    let content = current
+        .context
+        .iter()
+        .find(|item| item["key"] == "content")
+        .expect("a current context has a content item");
+    assert_eq!(content["resource"]["resourceType"], "Bundle");
+    content["resource"]["entry"]
+        .as_array()
+        .expect("entry array")
+        .clone()
+}
+
+fn content_ids(state: &TopicState) -> Vec<String> {
+    content_entries(state)
+        .iter()
+        .map(|entry| entry["resource"]["id"].as_str().expect("id").to_owned())
+        .collect()
+}
+
+fn failure(event_id: &str, failure: SyncFailure, consecutive_timeouts: u32) -> DeliveryFailure {
+    DeliveryFailure {
+        event_id: event_id.to_owned(),
+        event_name: "Patient-open".to_owned(),
+        failure,
+        consecutive_timeouts,
+    }
+}
+
+/// The `code`s of the SyncError's `details.coding`, keyed by system.
+fn sync_error_codings(frame: &Value) -> Vec<(String, String)> {
+    assert_eq!(frame["event"]["hub.event"], "SyncError");
+    frame["event"]["context"][0]["resource"]["issue"][0]["details"]["coding"]
+        .as_array()
+        .expect("codings")
+        .iter()
+        .map(|coding| {
+            (
+                coding["system"].as_str().expect("system").to_owned(),
+                coding["code"].as_str().expect("code").to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn is_deny_for(envelope: &Envelope, expected: &EndpointId) -> bool {
+    matches!(
+        &envelope.kind,
+        EnvelopeKind::Control { endpoint, action: ControlAction::Deny { .. } } if endpoint == expected
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// Open / close stacking
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn opening_a_second_anchor_makes_it_current() {
+    let mut state = state();
+    accept(&mut state, patient_open("e1", "p1"));
+    accept(&mut state, patient_open("e2", "p2"));
+    let current = state.current_context();
+    assert_eq!(current.event_name, Some(name("Patient-open")));
+    assert_eq!(current_anchor(&state).as_deref(), Some("p2"));
+}
+
+#[test]
+fn closing_the_current_anchor_leaves_no_current_context_and_a_new_version() {
+    let mut state = state();
+    accept(&mut state, patient_open("e1", "p1"));
+    accept(&mut state, patient_open("e2", "p2"));
+    let before = state.current_context();
+    accept(&mut state, patient_close("e3", "p2"));
+    let after = state.current_context();
+    assert_eq!(after.event_name, None, "p1 does not become current again");
+    assert!(after.context.is_empty());
+    assert_eq!(after.to_json()["context.type"], "");
+    assert_ne!(after.version_id, before.version_id);
+}
+
+#[test]
+fn closing_the_current_anchor_keeps_older_anchors_open_for_replay() {
+    let mut state = state();
+    accept(&mut state, patient_open("e1", "p1"));
+    accept(&mut state, patient_open("e2", "p2"));
+    accept(&mut state, patient_close("e3", "p2"));
+    let (_, attachment) = subscriber(&mut state, &["Patient-open"]);
+    assert_eq!(
+        replay_summary(&attachment),
+        summary(&[("Patient-open", "p1")])
+    );
+    assert_eq!(replay_frames(&attachment)[0]["id"], "e1");
+}
+
+#[test]
+fn closing_a_non_current_anchor_leaves_the_current_context_unchanged() {
+    let mut state = state();
+    accept(&mut state, patient_open("e1", "p1"));
+    accept(&mut state, patient_open("e2", "p2"));
+    let before = state.current_context();
+    accept(&mut state, patient_close("e3", "p1"));
+    assert_eq!(state.current_context(), before);
+    let (_, attachment) = subscriber(&mut state, &["Patient-open"]);
+    assert_eq!(
+        replay_summary(&attachment),
+        summary(&[("Patient-open", "p2")])
+    );
+}
+
+#[test]
+fn closing_an_anchor_never_opened_changes_nothing_but_is_relayed() {
+    let mut state = state();
+    accept(&mut state, patient_open("e1", "p1"));
+    let before = state.current_context();
+    let seq = state.seq();
+    let envelope = accept(&mut state, patient_close("e2", "p-unknown"));
+    assert_eq!(state.current_context(), before);
+    assert_eq!(state.seq(), seq + 1, "the relay is a batch of its own");
+    let relayed = frames(&envelope);
+    assert_eq!(relayed.len(), 1);
+    assert_eq!(relayed[0]["id"], "e2");
+    assert_eq!(relayed[0]["event"]["hub.event"], "Patient-close");
+    assert_eq!(
+        relayed[0]["event"]["context"][0]["resource"]["id"],
+        "p-unknown"
+    );
+}
+
+#[test]
+fn reopening_an_open_anchor_makes_it_current_and_keeps_content() {
+    let mut state = state();
+    let opened = accept(&mut state, diagnostic_report_open("e1", "r1", "p1", &[]));
+    let version = version_of(&opened);
+    accept(
+        &mut state,
+        report_update(
+            "u1",
+            "r1",
+            Some(&version),
+            vec![put("Observation", "o1", "final")],
+        ),
+    );
+    accept(&mut state, diagnostic_report_open("e2", "r2", "p1", &[]));
+    assert_eq!(current_anchor(&state).as_deref(), Some("r2"));
+    let version_r2 = state.current_context().version_id;
+
+    accept(&mut state, diagnostic_report_open("e3", "r1", "p1", &[]));
+    assert_eq!(current_anchor(&state).as_deref(), Some("r1"));
+    assert_eq!(content_ids(&state), vec!["o1"]);
+    assert_ne!(state.current_context().version_id, version_r2);
+}
+
+#[test]
+fn reopening_in_another_tab_keeps_the_other_anchor_open_and_replays_the_latest() {
+    let mut state = state();
+    accept(&mut state, patient_open("e1", "p1"));
+    accept(&mut state, patient_open("e2", "p2"));
+    accept(&mut state, patient_open("e3", "p1"));
+    assert_eq!(current_anchor(&state).as_deref(), Some("p1"));
+
+    let (_, attachment) = subscriber(&mut state, &["Patient-open"]);
+    assert_eq!(
+        replay_summary(&attachment),
+        summary(&[("Patient-open", "p1")])
+    );
+    assert_eq!(replay_frames(&attachment)[0]["id"], "e3");
+
+    // p2 is still open: once p1 closes, p2 is the latest unclosed Patient-open.
+    accept(&mut state, patient_close("e4", "p1"));
+    let (_, attachment) = subscriber(&mut state, &["Patient-open"]);
+    assert_eq!(
+        replay_summary(&attachment),
+        summary(&[("Patient-open", "p2")])
+    );
+}
+
+#[test]
+fn home_open_leaves_no_current_context() {
+    let mut state = state();
+    accept(&mut state, patient_open("e1", "p1"));
+    let before = state.current_context();
+    let envelope = accept(&mut state, home_open("e2"));
+    let after = state.current_context();
+    assert_eq!(after.event_name, None);
+    assert!(after.context.is_empty());
+    assert_ne!(after.version_id, before.version_id);
+    assert_eq!(frames(&envelope)[0]["event"]["hub.event"], "Home-open");
+}
+
+// ---------------------------------------------------------------------------------------
+// context.versionId
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn each_open_carries_its_fresh_version_on_the_distributed_event() {
+    let mut state = state();
+    let first = accept(&mut state, patient_open("e1", "p1"));
+    let v1 = version_of(&first);
+    assert_eq!(state.current_context().version_id, v1);
+    let second = accept(&mut state, diagnostic_report_open("e2", "r1", "p1", &[]));
+    let v2 = version_of(&second);
+    assert_eq!(state.current_context().version_id, v2);
+    assert_ne!(v1, v2);
+    // The derived Patient-open of the same batch carries a version of its own.
+    for frame in frames(&second) {
+        assert!(frame["event"]["context.versionId"].is_string(), "{frame}");
+        assert!(frame["event"].get("context.priorVersionId").is_none());
+    }
+}
+
+#[test]
+fn get_version_changes_on_every_context_change() {
+    let mut state = state();
+    let mut versions = vec![state.current_context().version_id];
+    let steps = [
+        patient_open("e1", "p1"),
+        patient_open("e2", "p2"),
+        patient_open("e3", "p1"),
+        home_open("e4"),
+        patient_open("e5", "p1"),
+        patient_close("e6", "p1"),
+        encounter_open("e7", "enc1", "p2"),
+    ];
+    for step in steps {
+        accept(&mut state, step);
+        versions.push(state.current_context().version_id);
+    }
+    let distinct: HashSet<&String> = versions.iter().collect();
+    assert_eq!(distinct.len(), versions.len(), "{versions:?}");
+}
+
+#[test]
+fn update_with_the_current_version_assigns_a_new_one_and_broadcasts_the_prior() {
+    let mut state = state();
+    let opened = accept(&mut state, diagnostic_report_open("e1", "r1", "p1", &[]));
+    let v1 = version_of(&opened);
+    let envelope = accept(
+        &mut state,
+        report_update(
+            "u1",
+            "r1",
+            Some(&v1),
+            vec![put("Observation", "o1", "final")],
+        ),
+    );
+    let v2 = state.current_context().version_id;
+    assert_ne!(v2, v1);
+
+    let broadcast = frames(&envelope);
+    assert_eq!(broadcast.len(), 1);
+    let frame = &broadcast[0];
+    assert_eq!(frame["id"], "u1");
+    assert_eq!(frame["event"]["hub.event"], "DiagnosticReport-update");
+    assert_eq!(frame["event"]["context.versionId"], json!(v2));
+    assert_eq!(frame["event"]["context.priorVersionId"], json!(v1));
+    let bundle = frame["event"]["context"]
+        .as_array()
+        .expect("context")
+        .iter()
+        .find(|item| item["key"] == "updates")
+        .expect("updates item");
+    assert_eq!(bundle["resource"]["id"], "bundle-u1");
+    assert_eq!(bundle["resource"]["type"], "transaction");
+}
+
+#[test]
+fn update_with_a_stale_version_is_a_conflict_and_changes_nothing() {
+    let mut state = state();
+    let opened = accept(&mut state, diagnostic_report_open("e1", "r1", "p1", &[]));
+    let v1 = version_of(&opened);
+    accept(
+        &mut state,
+        report_update(
+            "u1",
+            "r1",
+            Some(&v1),
+            vec![put("Observation", "o1", "final")],
+        ),
+    );
+    let before = state.current_context();
+    let seq = state.seq();
+
+    let code = refuse(
+        &mut state,
+        report_update(
+            "u2",
+            "r1",
+            Some(&v1),
+            vec![put("Observation", "o2", "final")],
+        ),
+    );
+    assert_eq!(code, ErrorCode::Conflict);
+    assert_eq!(state.current_context(), before);
+    assert_eq!(state.seq(), seq);
+}
+
+#[test]
+fn update_without_a_version_is_a_bad_request() {
+    let mut state = state();
+    accept(&mut state, diagnostic_report_open("e1", "r1", "p1", &[]));
+    let before = state.current_context();
+    let seq = state.seq();
+    let code = refuse(
+        &mut state,
+        report_update("u1", "r1", None, vec![put("Observation", "o1", "final")]),
+    );
+    assert_eq!(code, ErrorCode::BadRequest);
+    assert_eq!(code.http_status(), 400);
+    assert_eq!(state.current_context(), before);
+    assert_eq!(state.seq(), seq);
+}
+
+#[test]
+fn update_of_an_anchor_never_opened_is_a_conflict() {
+    let mut state = state();
+    let opened = accept(&mut state, diagnostic_report_open("e1", "r1", "p1", &[]));
+    let v1 = version_of(&opened);
+    let code = refuse(
+        &mut state,
+        report_update(
+            "u1",
+            "r-unknown",
+            Some(&v1),
+            vec![put("Observation", "o1", "final")],
+        ),
+    );
+    assert_eq!(code, ErrorCode::Conflict);
+}
+
+#[test]
+fn update_of_an_open_non_current_anchor_is_a_conflict_by_default() {
+    let mut state = state();
+    let opened = accept(&mut state, diagnostic_report_open("e1", "r1", "p1", &[]));
+    let v1 = version_of(&opened);
+    accept(&mut state, diagnostic_report_open("e2", "r2", "p1", &[]));
+    let before = state.current_context();
+    let seq = state.seq();
+    let code = refuse(
+        &mut state,
+        report_update(
+            "u1",
+            "r1",
+            Some(&v1),
+            vec![put("Observation", "o1", "final")],
+        ),
+    );
+    assert_eq!(code, ErrorCode::Conflict);
+    assert_eq!(state.current_context(), before);
+    assert_eq!(state.seq(), seq);
+}
+
+#[test]
+fn update_of_a_non_current_anchor_is_applied_when_enabled_and_keeps_the_current_context() {
+    let mut state = state_with(TopicSettings {
+        non_current_context_updates: true,
+        ..TopicSettings::default()
+    });
+    let opened = accept(&mut state, diagnostic_report_open("e1", "r1", "p1", &[]));
+    let v1 = version_of(&opened);
+    accept(&mut state, diagnostic_report_open("e2", "r2", "p1", &[]));
+    let before = state.current_context();
+
+    let envelope = accept(
+        &mut state,
+        report_update(
+            "u1",
+            "r1",
+            Some(&v1),
+            vec![put("Observation", "o1", "final")],
+        ),
+    );
+    assert_eq!(
+        state.current_context(),
+        before,
+        "r2 stays current, untouched"
+    );
+    let frame = &frames(&envelope)[0];
+    assert_eq!(frame["event"]["context.priorVersionId"], json!(v1));
+    assert_ne!(frame["event"]["context.versionId"], json!(v1));
+
+    // The content landed on r1: re-opening it shows it.
+    accept(&mut state, diagnostic_report_open("e3", "r1", "p1", &[]));
+    assert_eq!(content_ids(&state), vec!["o1"]);
+}
+
+#[test]
+fn replay_carries_the_anchor_version_after_updates() {
+    let mut state = state();
+    let opened = accept(&mut state, diagnostic_report_open("e1", "r1", "p1", &[]));
+    let v1 = version_of(&opened);
+    accept(
+        &mut state,
+        report_update(
+            "u1",
+            "r1",
+            Some(&v1),
+            vec![put("Observation", "o1", "final")],
+        ),
+    );
+    let v2 = state.current_context().version_id;
+    let (_, attachment) = subscriber(&mut state, &["DiagnosticReport-open"]);
+    let replay = replay_frames(&attachment);
+    assert_eq!(replay.len(), 1);
+    assert_eq!(replay[0]["id"], "e1");
+    assert_eq!(replay[0]["event"]["context.versionId"], json!(v2));
+}
+
+// ---------------------------------------------------------------------------------------
+// Content sharing: bundle atomicity
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn bundle_failing_midway_applies_none_of_its_entries() {
+    let mut state = state();
+    let opened = accept(&mut state, diagnostic_report_open("e1", "r1", "p1", &[]));
+    let v1 = version_of(&opened);
+    let seq = state.seq();
+    let code = refuse(
+        &mut state,
+        report_update(
+            "u1",
+            "r1",
+            Some(&v1),
+            vec![
+                put("Observation", "o1", "final"),
+                delete("Observation", "o-unknown"),
+            ],
+        ),
+    );
+    assert_eq!(code, ErrorCode::Conflict);
+    assert!(
+        content_entries(&state).is_empty(),
+        "the first PUT is not visible"
+    );
+    assert_eq!(state.current_context().version_id, v1);
+    assert_eq!(state.seq(), seq);
+}
+
+#[test]
+fn deleting_a_resource_of_the_original_open_context_is_refused() {
+    let mut state = state();
+    let opened = accept(
+        &mut state,
+        diagnostic_report_open("e1", "r1", "p1", &["s1"]),
+    );
+    let v1 = version_of(&opened);
+    let before = state.current_context();
+    for original in [
+        delete("ImagingStudy", "s1"),
+        delete("Patient", "p1"),
+        delete("DiagnosticReport", "r1"),
+    ] {
+        let code = refuse(
+            &mut state,
+            report_update("u1", "r1", Some(&v1), vec![original]),
+        );
+        assert_eq!(code, ErrorCode::Conflict);
+        assert_eq!(state.current_context(), before);
+    }
+}
+
+#[test]
+fn put_then_delete_across_two_updates_removes_the_resource() {
+    let mut state = state();
+    let opened = accept(&mut state, diagnostic_report_open("e1", "r1", "p1", &[]));
+    let v1 = version_of(&opened);
+    accept(
+        &mut state,
+        report_update(
+            "u1",
+            "r1",
+            Some(&v1),
+            vec![
+                put("Observation", "o1", "final"),
+                put("Observation", "o2", "final"),
+            ],
+        ),
+    );
+    assert_eq!(content_ids(&state), vec!["o1", "o2"]);
+    let v2 = state.current_context().version_id;
+    accept(
+        &mut state,
+        report_update("u2", "r1", Some(&v2), vec![delete("Observation", "o1")]),
+    );
+    assert_eq!(content_ids(&state), vec!["o2"]);
+    assert_ne!(state.current_context().version_id, v2);
+}
+
+#[test]
+fn get_content_is_a_collection_bundle_without_request_members() {
+    let mut state = state();
+    let opened = accept(
+        &mut state,
+        diagnostic_report_open("e1", "r1", "p1", &["s1"]),
+    );
+    let original_context = frames(&opened)[0]["event"]["context"].clone();
+    let v1 = version_of(&opened);
+    accept(
+        &mut state,
+        report_update(
+            "u1",
+            "r1",
+            Some(&v1),
+            vec![
+                put("Observation", "o1", "preliminary"),
+                put("Observation", "o2", "final"),
+                put("DiagnosticReport", "r1", "final"),
+            ],
+        ),
+    );
+    let v2 = state.current_context().version_id;
+    accept(
+        &mut state,
+        report_update(
+            "u2",
+            "r1",
+            Some(&v2),
+            vec![
+                put("Observation", "o1", "amended"),
+                delete("Observation", "o2"),
+            ],
+        ),
+    );
+
+    let current = state.current_context();
+    assert_eq!(current.to_json()["context.type"], "DiagnosticReport");
+    // The context stays as opened, plus one content item.
+    let original = original_context.as_array().expect("array");
+    assert_eq!(current.context.len(), original.len() + 1);
+    assert_eq!(&current.context[..original.len()], original.as_slice());
+    let content = current.context.last().expect("content item");
+    assert_eq!(content["key"], "content");
+    assert_eq!(content["resource"]["resourceType"], "Bundle");
+    assert_eq!(content["resource"]["type"], "collection");
+
+    let entries = content_entries(&state);
+    assert_eq!(entries.len(), 2);
+    for entry in &entries {
+        assert!(entry.get("request").is_none(), "{entry}");
+        assert!(entry["resource"].get("request").is_none(), "{entry}");
+    }
+    assert_eq!(entries[0]["resource"]["id"], "o1");
+    assert_eq!(entries[0]["resource"]["status"], "amended");
+    assert_eq!(entries[0]["fullUrl"], "Observation/o1");
+    assert_eq!(entries[1]["resource"]["resourceType"], "DiagnosticReport");
+    assert_eq!(entries[1]["resource"]["status"], "final");
+}
+
+#[test]
+fn get_content_of_an_anchor_without_updates_is_an_empty_bundle() {
+    let mut state = state();
+    accept(&mut state, diagnostic_report_open("e1", "r1", "p1", &[]));
+    assert!(content_entries(&state).is_empty());
+}
+
+#[test]
+fn close_discards_content_and_reopen_starts_empty_with_a_fresh_version() {
+    let mut state = state();
+    let opened = accept(&mut state, diagnostic_report_open("e1", "r1", "p1", &[]));
+    let v1 = version_of(&opened);
+    accept(
+        &mut state,
+        report_update(
+            "u1",
+            "r1",
+            Some(&v1),
+            vec![put("Observation", "o1", "final")],
+        ),
+    );
+    let v2 = state.current_context().version_id;
+    accept(&mut state, diagnostic_report_close("e2", "r1", "p1"));
+    assert_eq!(state.current_context().event_name, None);
+
+    let reopened = accept(&mut state, diagnostic_report_open("e3", "r1", "p1", &[]));
+    let v3 = version_of(&reopened);
+    assert!(content_entries(&state).is_empty());
+    assert_eq!(state.current_context().version_id, v3);
+    assert_ne!(v3, v1);
+    assert_ne!(v3, v2);
+    // The version of the closed anchor no longer works either.
+    let code = refuse(
+        &mut state,
+        report_update(
+            "u2",
+            "r1",
+            Some(&v2),
+            vec![put("Observation", "o2", "final")],
+        ),
+    );
+    assert_eq!(code, ErrorCode::Conflict);
+}
+
+#[test]
+fn select_is_relayed_without_a_version() {
+    let mut state = state();
+    accept(&mut state, diagnostic_report_open("e1", "r1", "p1", &[]));
+    let before = state.current_context();
+    let envelope = accept(&mut state, select("s1", "r1", &["o1"]));
+    let frame = &frames(&envelope)[0];
+    assert_eq!(frame["id"], "s1");
+    assert_eq!(frame["event"]["hub.event"], "DiagnosticReport-select");
+    assert!(frame["event"].get("context.versionId").is_none());
+    assert_eq!(state.current_context(), before);
+}
+
+// ---------------------------------------------------------------------------------------
+// Replay
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn no_context_means_an_empty_replay() {
+    let mut state = state();
+    let (_, attachment) = subscriber(&mut state, &["Patient-open", "Encounter-open"]);
+    assert!(attachment.replay.is_empty());
+
+    accept(&mut state, patient_open("e1", "p1"));
+    accept(&mut state, patient_close("e2", "p1"));
+    let (_, attachment) = subscriber(&mut state, &["Patient-open"]);
+    assert!(attachment.replay.is_empty());
+}
+
+#[test]
+fn replay_keeps_the_original_id_and_timestamp() {
+    let mut state = state();
+    let timestamp = "2023-01-02T03:04:05.678Z";
+    accept(&mut state, patient_open_at("original-id", timestamp, "p1"));
+    let (_, attachment) = subscriber(&mut state, &["Patient-open"]);
+    let replay = replay_frames(&attachment);
+    assert_eq!(replay.len(), 1);
+    assert_eq!(replay[0]["id"], "original-id");
+    assert_eq!(replay[0]["timestamp"], timestamp);
+    assert_eq!(replay[0]["event"]["hub.topic"], TOPIC);
+    assert_eq!(attachment.replay[0].event_id, "original-id");
+}
+
+#[test]
+fn replay_contains_only_granted_events() {
+    let mut state = state();
+    accept(&mut state, patient_open("e1", "p1"));
+    accept(&mut state, study_open("e2", "s1"));
+    let (_, attachment) = subscriber(&mut state, &["ImagingStudy-open", "SyncError"]);
+    assert_eq!(
+        replay_summary(&attachment),
+        summary(&[("ImagingStudy-open", "s1")])
+    );
+}
+
+#[test]
+fn replay_is_chronological_across_anchor_types() {
+    let mut state = state();
+    accept(&mut state, patient_open("e1", "p1"));
+    accept(&mut state, study_open("e2", "s1"));
+    accept(&mut state, patient_open("e3", "p2"));
+    let (_, attachment) = subscriber(&mut state, &["Patient-open", "ImagingStudy-open"]);
+    assert_eq!(
+        replay_summary(&attachment),
+        summary(&[("ImagingStudy-open", "s1"), ("Patient-open", "p2")])
+    );
+}
+
+#[test]
+fn closed_anchor_is_not_replayed() {
+    let mut state = state();
+    accept(&mut state, study_open("e1", "s1"));
+    accept(&mut state, patient_open("e2", "p1"));
+    accept(&mut state, patient_close("e3", "p1"));
+    let (_, attachment) = subscriber(&mut state, &["Patient-open", "ImagingStudy-open"]);
+    assert_eq!(
+        replay_summary(&attachment),
+        summary(&[("ImagingStudy-open", "s1")])
+    );
+}
+
+#[test]
+fn attachment_confirms_granted_events_and_reports_epoch_and_seq() {
+    let mut state = state();
+    accept(&mut state, patient_open("e1", "p1"));
+    let (_, attachment) = subscriber(&mut state, &["Patient-open", "SyncError"]);
+    assert_eq!(attachment.epoch, 7);
+    assert_eq!(attachment.seq, state.seq());
+    assert_eq!(attachment.events, names(&["Patient-open", "SyncError"]));
+    let confirmation = decode(&attachment.confirmation);
+    assert_eq!(confirmation["hub.mode"], "subscribe");
+    assert_eq!(confirmation["hub.topic"], TOPIC);
+    assert_eq!(confirmation["hub.events"], "Patient-open,SyncError");
+}
+
+// ---------------------------------------------------------------------------------------
+// Derived open events
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn encounter_open_derives_a_patient_open_for_a_patient_only_subscriber() {
+    let mut state = state();
+    let envelope = accept(&mut state, encounter_open("enc-event", "enc1", "p1"));
+    let received = frames_for(&envelope, &["Patient-open"]);
+    assert_eq!(received.len(), 1);
+    let derived = &received[0];
+    assert_eq!(derived["event"]["hub.event"], "Patient-open");
+    assert_ne!(derived["id"], "enc-event");
+    assert!(derived["id"].as_str().is_some_and(|id| !id.is_empty()));
+    assert_eq!(derived["timestamp"], TS);
+    let context = derived["event"]["context"].as_array().expect("context");
+    assert_eq!(context.len(), 1);
+    assert_eq!(context[0]["key"], "patient");
+    assert_eq!(context[0]["resource"]["id"], "p1");
+    assert!(context.iter().all(|item| item["key"] != "encounter"));
+    // The delivery's event id is the frame's id (what acks name).
+    let delivery = deliveries(&envelope)
+        .iter()
+        .find(|d| d.name == name("Patient-open"))
+        .expect("derived delivery");
+    assert_eq!(json!(delivery.event_id), derived["id"]);
+    // The source is distributed as-is to its own subscribers.
+    let source = frames_for(&envelope, &["Encounter-open"]);
+    assert_eq!(source.len(), 1);
+    assert_eq!(source[0]["id"], "enc-event");
+}
+
+#[test]
+fn subscriber_of_source_and_patient_open_gets_no_derived_copy() {
+    let mut state = state();
+    let envelope = accept(&mut state, encounter_open("enc-event", "enc1", "p1"));
+    let granted = names(&["Encounter-open", "Patient-open"]);
+    let received: Vec<&Delivery> = deliveries(&envelope)
+        .iter()
+        .filter(|d| d.is_for(&granted))
+        .collect();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].name, name("Encounter-open"));
+    assert_eq!(received[0].event_id, "enc-event");
+}
+
+#[test]
+fn report_open_with_two_studies_derives_two_study_opens_and_one_patient_open() {
+    let mut state = state();
+    let envelope = accept(
+        &mut state,
+        diagnostic_report_open("rep-event", "r1", "p1", &["s1", "s2"]),
+    );
+    let names: Vec<&str> = deliveries(&envelope)
+        .iter()
+        .map(|d| d.name.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "DiagnosticReport-open",
+            "ImagingStudy-open",
+            "ImagingStudy-open",
+            "Patient-open"
+        ]
+    );
+    let studies = frames_for(&envelope, &["ImagingStudy-open"]);
+    let study_ids: Vec<&Value> = studies
+        .iter()
+        .map(|frame| &frame["event"]["context"][0]["resource"]["id"])
+        .collect();
+    assert_eq!(study_ids, [&json!("s1"), &json!("s2")]);
+    let patients = frames_for(&envelope, &["Patient-open"]);
+    assert_eq!(patients.len(), 1);
+    assert_eq!(patients[0]["event"]["context"][0]["resource"]["id"], "p1");
+    // Every derived event has its own, distinct id.
+    let ids: HashSet<&str> = deliveries(&envelope)
+        .iter()
+        .map(|d| d.event_id.as_str())
+        .collect();
+    assert_eq!(ids.len(), 4);
+    // The report stays current; derived opens never move it.
+    assert_eq!(current_anchor(&state).as_deref(), Some("r1"));
+}
+
+#[test]
+fn disabled_derived_events_derive_nothing() {
+    let mut state = state_with(TopicSettings {
+        derived_events: false,
+        ..TopicSettings::default()
+    });
+    let envelope = accept(
+        &mut state,
+        diagnostic_report_open("rep-event", "r1", "p1", &["s1", "s2"]),
+    );
+    assert_eq!(deliveries(&envelope).len(), 1);
+    assert!(frames_for(&envelope, &["Patient-open", "ImagingStudy-open"]).is_empty());
+    let envelope = accept(&mut state, encounter_open("enc-event", "enc1", "p1"));
+    assert_eq!(deliveries(&envelope).len(), 1);
+    let (_, attachment) = subscriber(&mut state, &["Patient-open", "ImagingStudy-open"]);
+    assert!(attachment.replay.is_empty());
+}
+
+#[test]
+fn derived_open_is_replayed_to_a_patient_only_subscriber() {
+    let mut state = state();
+    let envelope = accept(&mut state, encounter_open("enc-event", "enc1", "p1"));
+    let derived_id = frames_for(&envelope, &["Patient-open"])[0]["id"].clone();
+    let (_, attachment) = subscriber(&mut state, &["Patient-open"]);
+    let replay = replay_frames(&attachment);
+    assert_eq!(replay.len(), 1);
+    assert_eq!(replay[0]["event"]["hub.event"], "Patient-open");
+    assert_eq!(replay[0]["id"], derived_id);
+    assert_eq!(replay[0]["timestamp"], TS);
+    assert_eq!(replay[0]["event"]["context"][0]["resource"]["id"], "p1");
+}
+
+#[test]
+fn derived_open_replay_is_not_suppressed_once_the_source_anchor_is_closed() {
+    let mut state = state();
+    accept(&mut state, encounter_open("enc-event", "enc1", "p1"));
+    // While the source is open, a subscriber of both gets only the source.
+    let (_, attachment) = subscriber(&mut state, &["Encounter-open", "Patient-open"]);
+    assert_eq!(
+        replay_summary(&attachment),
+        summary(&[("Encounter-open", "enc1")])
+    );
+
+    accept(&mut state, encounter_close("enc-close", "enc1", "p1"));
+    let (_, attachment) = subscriber(&mut state, &["Encounter-open", "Patient-open"]);
+    assert_eq!(
+        replay_summary(&attachment),
+        summary(&[("Patient-open", "p1")])
+    );
+    let (_, attachment) = subscriber(&mut state, &["Patient-open"]);
+    assert_eq!(
+        replay_summary(&attachment),
+        summary(&[("Patient-open", "p1")])
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Idempotency
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn same_id_and_same_event_is_a_duplicate_without_envelope() {
+    let mut state = state();
+    accept(&mut state, patient_open("e1", "p1"));
+    let seq = state.seq();
+    let before = state.current_context();
+    let (published, effects) = state
+        .publish(patient_open("e1", "p1"))
+        .expect("duplicate is ok");
+    assert_eq!(published, Published::Duplicate);
+    assert!(effects.is_empty());
+    assert_eq!(state.seq(), seq);
+    assert_eq!(state.current_context(), before);
+}
+
+#[test]
+fn same_id_with_a_different_event_is_a_conflict() {
+    let mut state = state();
+    accept(&mut state, patient_open("e1", "p1"));
+    let seq = state.seq();
+    assert_eq!(
+        refuse(&mut state, patient_open("e1", "p2")),
+        ErrorCode::Conflict
+    );
+    assert_eq!(
+        refuse(&mut state, patient_close("e1", "p1")),
+        ErrorCode::Conflict
+    );
+    assert_eq!(state.seq(), seq);
+    assert_eq!(current_anchor(&state).as_deref(), Some("p1"));
+}
+
+#[test]
+fn same_id_on_different_topics_is_accepted_on_both() {
+    let mut first = state();
+    let mut second = TopicState::new(
+        TopicId::parse("another-topic-0123456789", &TopicKey::random()).expect("valid topic"),
+        TopicSettings::default(),
+        1,
+    );
+    accept(&mut first, patient_open("shared-id", "p1"));
+    accept(&mut second, patient_open("shared-id", "p1"));
+    assert_eq!(first.seq(), 1);
+    assert_eq!(second.seq(), 1);
+}
+
+#[test]
+fn ids_are_forgotten_after_the_idempotency_capacity() {
+    let mut state = state_with(TopicSettings {
+        idempotency_capacity: 2,
+        ..TopicSettings::default()
+    });
+    accept(&mut state, patient_open("a", "p1"));
+    accept(&mut state, patient_open("b", "p2"));
+    accept(&mut state, patient_open("c", "p3"));
+    // "c" is still remembered; "a" was evicted and is accepted anew.
+    let (published, _) = state.publish(patient_open("c", "p3")).expect("duplicate");
+    assert_eq!(published, Published::Duplicate);
+    let (published, effects) = state
+        .publish(patient_open("a", "p1"))
+        .expect("accepted again");
+    assert_eq!(published, Published::Accepted { seq: 4 });
+    assert_eq!(effects.envelopes.len(), 1);
+}
+
+#[test]
+fn refused_event_ids_are_not_remembered() {
+    let mut state = state();
+    let opened = accept(&mut state, diagnostic_report_open("e1", "r1", "p1", &[]));
+    let v1 = version_of(&opened);
+    refuse(
+        &mut state,
+        report_update("u1", "r1", None, vec![put("Observation", "o1", "final")]),
+    );
+    accept(
+        &mut state,
+        report_update(
+            "u1",
+            "r1",
+            Some(&v1),
+            vec![put("Observation", "o1", "final")],
+        ),
+    );
+    assert_eq!(content_ids(&state), vec!["o1"]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Subscriptions
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn resubscribing_an_attached_endpoint_replaces_events_and_confirms() {
+    let mut state = state();
+    let (endpoint, _) = subscriber(&mut state, &["Patient-open"]);
+    let command = SubscribeCommand {
+        endpoint: Some(endpoint.clone()),
+        subscriber_name: None,
+        ..subscribe_command(&["Encounter-open", "SyncError"])
+    };
+    let (same, effects) = state.subscribe(command, NOW + 10).expect("re-subscribed");
+    assert_eq!(same, endpoint);
+    assert!(effects.endpoints_added.is_empty());
+    assert_eq!(effects.envelopes.len(), 1);
+    let EnvelopeKind::Control {
+        endpoint: addressed,
+        action:
+            ControlAction::Confirm {
+                events,
+                lease_ends_unix_ms,
+                frame,
+            },
+    } = &effects.envelopes[0].kind
+    else {
+        panic!("expected a Confirm control envelope");
+    };
+    assert_eq!(addressed, &endpoint);
+    assert_eq!(events, &names(&["Encounter-open", "SyncError"]));
+    assert_eq!(*lease_ends_unix_ms, NOW + 10 + 3_600_000);
+    let confirmation = decode(frame);
+    assert_eq!(confirmation["hub.mode"], "subscribe");
+    assert_eq!(confirmation["hub.events"], "Encounter-open,SyncError");
+    assert_eq!(confirmation["hub.lease_seconds"], 3600);
+
+    let subscription = state.subscription(&endpoint).expect("still subscribed");
+    assert_eq!(subscription.events, names(&["Encounter-open", "SyncError"]));
+    assert_eq!(subscription.subscriber_name.as_deref(), Some("Test app"));
+}
+
+#[test]
+fn resubscribing_an_unattached_endpoint_replaces_events_without_a_control() {
+    let mut state = state();
+    let (endpoint, _) = state
+        .subscribe(subscribe_command(&["Patient-open"]), NOW)
+        .expect("subscribed");
+    let command = SubscribeCommand {
+        endpoint: Some(endpoint.clone()),
+        ..subscribe_command(&["Encounter-open"])
+    };
+    let (_, effects) = state.subscribe(command, NOW + 10).expect("re-subscribed");
+    assert!(effects.is_empty());
+    let attachment = state.attach(&endpoint, NOW + 20).expect("attached");
+    assert_eq!(attachment.events, names(&["Encounter-open"]));
+}
+
+#[test]
+fn resubscribing_or_unsubscribing_an_unknown_endpoint_is_unknown_endpoint() {
+    let mut state = state();
+    let command = SubscribeCommand {
+        endpoint: Some(EndpointId::generate()),
+        ..subscribe_command(&["Patient-open"])
+    };
+    assert_eq!(
+        state.subscribe(command, NOW).err(),
+        Some(TopicError::UnknownEndpoint)
+    );
+    assert_eq!(
+        state.unsubscribe(&EndpointId::generate()).err(),
+        Some(TopicError::UnknownEndpoint)
+    );
+    assert!(state.is_idle());
+}
+
+#[test]
+fn attaching_twice_is_refused() {
+    let mut state = state();
+    let (endpoint, _) = subscriber(&mut state, &["Patient-open"]);
+    assert_eq!(
+        state.attach(&endpoint, NOW + 2).err().map(|e| e.code()),
+        Some(ErrorCode::NotFound)
+    );
+    assert!(matches!(
+        state.attach(&endpoint, NOW + 3),
+        Err(TopicError::UnknownEndpoint)
+    ));
+}
+
+#[test]
+fn attaching_after_the_window_is_refused() {
+    let mut state = state();
+    let window = TopicSettings::default().attach_window_ms;
+    let (endpoint, _) = state
+        .subscribe(subscribe_command(&["Patient-open"]), NOW)
+        .expect("subscribed");
+    assert!(matches!(
+        state.attach(&endpoint, NOW + window + 1),
+        Err(TopicError::UnknownEndpoint)
+    ));
+}
+
+#[test]
+fn attaching_within_the_window_is_accepted() {
+    let mut state = state();
+    let window = TopicSettings::default().attach_window_ms;
+    let (endpoint, _) = state
+        .subscribe(subscribe_command(&["Patient-open"]), NOW)
+        .expect("subscribed");
+    let attachment = state.attach(&endpoint, NOW + window - 1).expect("attached");
+    assert_eq!(attachment.lease_ends, NOW + window - 1 + 3_600_000);
+    let subscription = state.subscription(&endpoint).expect("subscribed");
+    assert_eq!(subscription.attach_deadline, None);
+    assert_eq!(subscription.lease_ends, Some(attachment.lease_ends));
+}
+
+#[test]
+fn lease_is_capped_by_the_token_lifetime() {
+    let mut state = state();
+    let token_expires = NOW + 1 + 90_000;
+    let (_, attachment) = subscriber_with(
+        &mut state,
+        SubscribeCommand {
+            lease_seconds: 3600,
+            token_expires,
+            ..subscribe_command(&["Patient-open"])
+        },
+    );
+    assert_eq!(attachment.lease_ends, token_expires);
+    let confirmation = decode(&attachment.confirmation);
+    let lease_seconds = confirmation["hub.lease_seconds"]
+        .as_u64()
+        .expect("numeric lease");
+    assert_eq!(lease_seconds, 90);
+    assert!(lease_seconds * 1000 <= token_expires - (NOW + 1));
+}
+
+#[test]
+fn unsubscribing_an_attached_subscription_denies_and_removes_it() {
+    let mut state = state();
+    let (endpoint, _) = subscriber(&mut state, &["Patient-open", "SyncError"]);
+    let effects = state.unsubscribe(&endpoint).expect("unsubscribed");
+    assert_eq!(effects.endpoints_removed, vec![endpoint.clone()]);
+    assert_eq!(effects.envelopes.len(), 1);
+    assert!(is_deny_for(&effects.envelopes[0], &endpoint));
+    let denial = &frames(&effects.envelopes[0])[0];
+    assert_eq!(denial["hub.mode"], "denied");
+    assert_eq!(denial["hub.topic"], TOPIC);
+    assert_eq!(denial["hub.events"], "Patient-open,SyncError");
+    assert!(state.subscription(&endpoint).is_none());
+    assert!(matches!(
+        state.attach(&endpoint, NOW + 2),
+        Err(TopicError::UnknownEndpoint)
+    ));
+}
+
+#[test]
+fn unsubscribing_an_unattached_endpoint_removes_it_without_a_denial() {
+    let mut state = state();
+    let (endpoint, _) = state
+        .subscribe(subscribe_command(&["Patient-open"]), NOW)
+        .expect("subscribed");
+    let effects = state.unsubscribe(&endpoint).expect("unsubscribed");
+    assert!(effects.envelopes.is_empty());
+    assert_eq!(effects.endpoints_removed, vec![endpoint.clone()]);
+    assert!(matches!(
+        state.attach(&endpoint, NOW + 1),
+        Err(TopicError::UnknownEndpoint)
+    ));
+}
+
+#[test]
+fn expire_removes_unattached_endpoints_past_the_window() {
+    let mut state = state();
+    let window = TopicSettings::default().attach_window_ms;
+    let (pending, _) = state
+        .subscribe(subscribe_command(&["Patient-open"]), NOW)
+        .expect("subscribed");
+    let (attached, _) = subscriber(&mut state, &["Patient-open"]);
+    assert_eq!(state.next_expiry(), Some(NOW + window));
+
+    assert!(state.expire(NOW + window - 1).is_empty());
+    let effects = state.expire(NOW + window);
+    assert_eq!(effects.endpoints_removed, vec![pending.clone()]);
+    assert!(
+        effects.envelopes.is_empty(),
+        "an unattached endpoint gets no denial"
+    );
+    assert!(state.subscription(&pending).is_none());
+    assert!(state.subscription(&attached).is_some());
+    assert!(matches!(
+        state.attach(&pending, NOW + window),
+        Err(TopicError::UnknownEndpoint)
+    ));
+}
+
+#[test]
+fn expire_denies_subscriptions_past_lease_and_grace() {
+    let mut state = state();
+    let (endpoint, attachment) = subscriber(&mut state, &["Patient-open"]);
+    let grace = TopicSettings::default().lease_grace_ms;
+    assert_eq!(state.next_expiry(), Some(attachment.lease_ends + grace));
+    assert!(state.expire(attachment.lease_ends + grace - 1).is_empty());
+    let effects = state.expire(attachment.lease_ends + grace);
+    assert_eq!(effects.endpoints_removed, vec![endpoint.clone()]);
+    assert_eq!(effects.envelopes.len(), 1);
+    assert!(is_deny_for(&effects.envelopes[0], &endpoint));
+    assert!(state.is_idle());
+}
+
+// ---------------------------------------------------------------------------------------
+// SyncError
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn refused_delivery_raises_a_sync_error_excluding_the_failing_subscriber() {
+    let mut state = state();
+    let (failing, _) = subscriber_with(
+        &mut state,
+        SubscribeCommand {
+            subscriber_name: Some("Failing viewer".to_owned()),
+            ..subscribe_command(&["Patient-open"])
+        },
+    );
+    let (other, _) = subscriber(&mut state, &["SyncError"]);
+    let seq = state.seq();
+
+    let effects = state.report_failure(&failing, failure("e1", SyncFailure::Refused(409), 0));
+    assert_eq!(effects.envelopes.len(), 1);
+    assert!(effects.endpoints_removed.is_empty());
+    let envelope = &effects.envelopes[0];
+    assert_eq!(envelope_exclude(envelope), Some(&failing));
+    assert_eq!(envelope_seq(envelope), seq + 1);
+    assert_eq!(state.seq(), seq + 1);
+    let sync_errors = deliveries(envelope);
+    assert_eq!(sync_errors.len(), 1);
+    assert_eq!(sync_errors[0].name, name("SyncError"));
+    assert!(sync_errors[0].is_for(&state.subscription(&other).expect("other").events));
+
+    let frame = decode(&sync_errors[0].frame);
+    assert_eq!(frame["id"], json!(sync_errors[0].event_id));
+    let codings = sync_error_codings(&frame);
+    assert!(codings.contains(&(EVENT_ID_SYSTEM.to_owned(), "e1".to_owned())));
+    assert!(codings.contains(&(EVENT_NAME_SYSTEM.to_owned(), "Patient-open".to_owned())));
+    assert!(codings.contains(&(
+        SUBSCRIBER_NAME_SYSTEM.to_owned(),
+        "Failing viewer".to_owned()
+    )));
+    let issue = &frame["event"]["context"][0]["resource"]["issue"][0];
+    assert_eq!(issue["severity"], "warning");
+    assert_eq!(issue["code"], "processing");
+    // A refusal does not end the subscription.
+    assert!(state.subscription(&failing).is_some());
+}
+
+#[test]
+fn unresponsive_subscriber_is_unsubscribed_at_the_timeout_threshold() {
+    let mut state = state();
+    let (failing, _) = subscriber(&mut state, &["Patient-open"]);
+    let effects = state.report_failure(&failing, failure("e1", SyncFailure::Timeout, 1));
+    assert_eq!(effects.envelopes.len(), 2);
+    assert_eq!(envelope_exclude(&effects.envelopes[0]), Some(&failing));
+    assert_eq!(deliveries(&effects.envelopes[0])[0].name, name("SyncError"));
+    assert!(is_deny_for(&effects.envelopes[1], &failing));
+    assert_eq!(frames(&effects.envelopes[1])[0]["hub.mode"], "denied");
+    assert_eq!(effects.endpoints_removed, vec![failing.clone()]);
+    assert!(state.subscription(&failing).is_none());
+}
+
+#[test]
+fn timeouts_below_the_threshold_keep_the_subscription() {
+    let mut state = state_with(TopicSettings {
+        unresponsive_threshold: 3,
+        ..TopicSettings::default()
+    });
+    let (failing, _) = subscriber(&mut state, &["Patient-open"]);
+    let effects = state.report_failure(&failing, failure("e1", SyncFailure::Timeout, 2));
+    assert_eq!(effects.envelopes.len(), 1, "a SyncError but no denial");
+    assert!(effects.endpoints_removed.is_empty());
+    assert!(state.subscription(&failing).is_some());
+    let effects = state.report_failure(&failing, failure("e2", SyncFailure::Timeout, 3));
+    assert_eq!(effects.endpoints_removed, vec![failing.clone()]);
+}
+
+#[test]
+fn normal_client_close_raises_no_sync_error() {
+    let mut state = state();
+    for code in [1000, 1001] {
+        let (endpoint, _) = subscriber(&mut state, &["Patient-open"]);
+        let seq = state.seq();
+        let effects = state.detach(
+            &endpoint,
+            DetachReason::ClientClosed {
+                code,
+                last_event: Some(("e1".to_owned(), "Patient-open".to_owned())),
+            },
+        );
+        assert!(effects.envelopes.is_empty(), "close code {code}");
+        assert_eq!(effects.endpoints_removed, vec![endpoint.clone()]);
+        assert!(state.subscription(&endpoint).is_none());
+        assert_eq!(state.seq(), seq);
+    }
+}
+
+#[test]
+fn abnormal_client_close_raises_a_sync_error() {
+    let mut state = state();
+    let (endpoint, _) = subscriber_with(
+        &mut state,
+        SubscribeCommand {
+            subscriber_name: Some("Lost app".to_owned()),
+            ..subscribe_command(&["Patient-open"])
+        },
+    );
+    let effects = state.detach(
+        &endpoint,
+        DetachReason::ClientClosed {
+            code: 1006,
+            last_event: Some(("e9".to_owned(), "Patient-open".to_owned())),
+        },
+    );
+    assert_eq!(effects.endpoints_removed, vec![endpoint.clone()]);
+    assert_eq!(effects.envelopes.len(), 1);
+    let envelope = &effects.envelopes[0];
+    assert_eq!(envelope_exclude(envelope), Some(&endpoint));
+    let frame = &frames(envelope)[0];
+    let codings = sync_error_codings(frame);
+    assert!(codings.contains(&(EVENT_ID_SYSTEM.to_owned(), "e9".to_owned())));
+    assert!(codings.contains(&(SUBSCRIBER_NAME_SYSTEM.to_owned(), "Lost app".to_owned())));
+}
+
+#[test]
+fn hub_close_raises_no_sync_error() {
+    let mut state = state();
+    let (endpoint, _) = subscriber(&mut state, &["Patient-open"]);
+    let seq = state.seq();
+    let effects = state.detach(&endpoint, DetachReason::HubClosed);
+    assert!(effects.envelopes.is_empty());
+    assert_eq!(effects.endpoints_removed, vec![endpoint.clone()]);
+    assert_eq!(state.seq(), seq);
+}
+
+// ---------------------------------------------------------------------------------------
+// seq
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn every_accepted_batch_increments_seq_by_exactly_one() {
+    let mut state = state();
+    assert_eq!(state.seq(), 0);
+    let (endpoint, _) = subscriber(&mut state, &["Patient-open", "SyncError"]);
+    let mut seqs = Vec::new();
+
+    let opened = accept(
+        &mut state,
+        diagnostic_report_open("e1", "r1", "p1", &["s1"]),
+    );
+    seqs.push(envelope_seq(&opened));
+    let v1 = version_of(&opened);
+    let steps = [
+        report_update(
+            "u1",
+            "r1",
+            Some(&v1),
+            vec![put("Observation", "o1", "final")],
+        ),
+        select("s1", "r1", &["o1"]),
+        patient_open("e2", "p2"),
+        patient_close("e3", "p-unknown"),
+        home_open("e4"),
+    ];
+    for step in steps {
+        seqs.push(envelope_seq(&accept(&mut state, step)));
+    }
+    let effects = state.report_failure(&endpoint, failure("e2", SyncFailure::NotDelivered(500), 0));
+    seqs.push(envelope_seq(&effects.envelopes[0]));
+    let effects = state.detach(
+        &endpoint,
+        DetachReason::ClientClosed {
+            code: 1011,
+            last_event: None,
+        },
+    );
+    seqs.push(envelope_seq(&effects.envelopes[0]));
+
+    let expected: Vec<u64> = (1..=8).collect();
+    assert_eq!(seqs, expected);
+    assert_eq!(state.seq(), 8);
+}
+
+#[test]
+fn refusals_and_duplicates_do_not_advance_seq() {
+    let mut state = state();
+    let opened = accept(&mut state, diagnostic_report_open("e1", "r1", "p1", &[]));
+    let v1 = version_of(&opened);
+    accept(
+        &mut state,
+        report_update(
+            "u1",
+            "r1",
+            Some(&v1),
+            vec![put("Observation", "o1", "final")],
+        ),
+    );
+    assert_eq!(state.seq(), 2);
+
+    refuse(
+        &mut state,
+        report_update(
+            "u2",
+            "r1",
+            Some(&v1),
+            vec![put("Observation", "o2", "final")],
+        ),
+    );
+    refuse(
+        &mut state,
+        report_update("u3", "r1", None, vec![put("Observation", "o2", "final")]),
+    );
+    refuse(&mut state, patient_open("e1", "p-other"));
+    let (published, _) = state
+        .publish(diagnostic_report_open("e1", "r1", "p1", &[]))
+        .expect("duplicate");
+    assert_eq!(published, Published::Duplicate);
+    assert!(
+        state
+            .subscribe(
+                SubscribeCommand {
+                    endpoint: Some(EndpointId::generate()),
+                    ..subscribe_command(&["Patient-open"])
+                },
+                NOW,
+            )
+            .is_err()
+    );
+    assert_eq!(state.seq(), 2);
+
+    let envelope = accept(&mut state, patient_open("e2", "p1"));
+    assert_eq!(envelope_seq(&envelope), 3, "no gap after refusals");
+}
+
+#[test]
+fn resubscribing_an_expired_unattached_endpoint_is_unknown_endpoint() {
+    let mut state = state();
+    let window = TopicSettings::default().attach_window_ms;
+    let (endpoint, _) = state
+        .subscribe(subscribe_command(&["Patient-open"]), NOW)
+        .expect("subscribed");
+    let command = SubscribeCommand {
+        endpoint: Some(endpoint.clone()),
+        ..subscribe_command(&["Encounter-open"])
+    };
+    assert_eq!(
+        state.subscribe(command, NOW + window + 1).err(),
+        Some(TopicError::UnknownEndpoint)
+    );
+}

@@ -38,6 +38,12 @@ pub struct Config {
     #[arg(long, env = "FHIRCAST_PUBLIC_URL")]
     pub public_url: Option<String>,
 
+    /// This gateway sits behind a proxy that terminates TLS: allow its plaintext listener on
+    /// a non-loopback address. Without it, only loopback binds are accepted (FHIRcast
+    /// requires HTTPS and WSS).
+    #[arg(long, env = "FHIRCAST_BEHIND_TLS_PROXY")]
+    pub behind_tls_proxy: bool,
+
     /// Path of the hub under the public URL.
     #[arg(long, env = "FHIRCAST_BASE_PATH", default_value = "/api/hub")]
     pub base_path: String,
@@ -146,6 +152,14 @@ impl Config {
             return Err(ConfigError(format!(
                 "--dev-issuer refuses to listen on {}: the dev issuer is for loopback \
                  (127.0.0.1 or ::1) only",
+                self.listen
+            )));
+        }
+        if !self.behind_tls_proxy && !crate::dev_issuer::is_loopback_bind(&self.listen) {
+            return Err(ConfigError(format!(
+                "refusing a plaintext listener on {}: FHIRcast requires HTTPS and WSS; bind \
+                 127.0.0.1, or pass --behind-tls-proxy when a proxy terminates TLS in front \
+                 of this gateway",
                 self.listen
             )));
         }

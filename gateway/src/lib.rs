@@ -8,7 +8,8 @@
 //! - [`http`]: the route table and handlers; [`ws`]: handshake, fan-out, socket tasks.
 //! - [`auth`]: JWKS-backed token verification; [`dev_issuer`]: the dev-only issuer.
 //! - [`hub_client`]: the seam to the topics; [`state`]: what handlers share.
-//! - [`error`]: HTTP error answers; [`shutdown`], [`telemetry`].
+//! - [`error`]: HTTP error answers; [`shutdown`], [`telemetry`]; [`walkthrough`]: what
+//!   `make run` prints.
 
 pub mod auth;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod hub_client;
 pub mod shutdown;
 pub mod state;
 pub mod telemetry;
+pub mod walkthrough;
 pub mod ws;
 
 use std::io::Write as _;
@@ -175,7 +177,7 @@ pub async fn run(
         router = router.nest("/dev-issuer", Arc::clone(issuer).router());
     }
 
-    announce(&bound, &hub_url, dev_issuer.as_deref());
+    announce(&bound, &public_url, &hub_url, dev_issuer.as_deref());
     state.ready.store(true, Ordering::Relaxed);
     let prefetch = verifier.clone();
     socket_tracker.spawn(async move {
@@ -212,9 +214,17 @@ pub async fn run(
 }
 
 /// Prints the machine-readable `listening` line on stdout and the start-up notes.
-fn announce(bound: &std::net::SocketAddr, hub_url: &str, dev_issuer: Option<&DevIssuer>) {
+fn announce(
+    bound: &std::net::SocketAddr,
+    public_url: &str,
+    hub_url: &str,
+    dev_issuer: Option<&DevIssuer>,
+) {
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "listening http://{bound}");
+    if dev_issuer.is_some() {
+        let _ = write!(stdout, "{}", walkthrough::walkthrough(public_url, hub_url));
+    }
     let _ = stdout.flush();
     info!(hub_url, "fhircast hub listening");
     warn!("embedded hub: subscriptions and context are kept in memory only; a restart loses them");

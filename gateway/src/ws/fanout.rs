@@ -199,12 +199,13 @@ impl TopicFanout {
         };
         loop {
             tokio::select! {
-                () = shutdown.cancelled() => break,
+                // On a drain each socket closes itself with 1012; nothing to cut here.
+                () = shutdown.cancelled() => return,
                 command = self.commands.recv() => {
                     let Some(command) = command else { break };
                     self.apply(command);
                     if self.sockets.is_empty() && self.retire() {
-                        break;
+                        return;
                     }
                 }
                 envelope = subscription.receiver.recv() => match envelope {
@@ -216,6 +217,7 @@ impl TopicFanout {
                 },
             }
         }
+        // The bus is gone: delivery order can no longer be guaranteed.
         self.evict_all(CLOSE_GAP);
     }
 

@@ -1,0 +1,122 @@
+//! `fhircast-conformance`: runs the FHIRcast STU3 conformance suite against a hub.
+//!
+//! Either point it at a running hub (`--hub-url` plus `--token-url` or `--token-cmd`), or let
+//! it spawn a gateway with the in-process test issuer (`--embedded`). Prints one line per
+//! checklist item, then `conformance: N passed, M failed`, then the skipped items; exits 1
+//! on any failure.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use clap::Parser;
+use hub_tests::conformance::Ctx;
+use hub_tests::conformance::runner::{self, Options, Report};
+use hub_tests::gateway::GatewayBuilder;
+use hub_tests::issuer::TestIssuer;
+use hub_tests::token::TokenSource;
+
+/// Timing the embedded gateway is started with, so the suite is fast.
+const EMBEDDED_ACK_TIMEOUT: Duration = Duration::from_millis(1000);
+const EMBEDDED_ATTACH_WINDOW: Duration = Duration::from_millis(2000);
+
+#[derive(Debug, Parser)]
+#[command(about = "FHIRcast STU3 hub conformance suite (fhircast-spec.md §15)")]
+struct Args {
+    /// `hub.url` of the hub under test, e.g. http://127.0.0.1:8080/api/hub.
+    #[arg(long, required_unless_present = "embedded")]
+    hub_url: Option<String>,
+    /// Token endpoint: POST form `topic`, `scope`, `expires_in` → JSON `access_token`.
+    #[arg(long, conflicts_with_all = ["token_cmd", "embedded"])]
+    token_url: Option<String>,
+    /// Command run as `sh -c "CMD <topic> '<scopes>' <expires_in>"`, printing a token.
+    #[arg(long, conflicts_with = "embedded")]
+    token_cmd: Option<String>,
+    /// Spawn `fhircast-gateway` with a test issuer and run against it.
+    #[arg(long, conflicts_with = "hub_url")]
+    embedded: bool,
+    /// Gateway binary for `--embedded` (default: GATEWAY_BIN or target/debug).
+    #[arg(long, requires = "embedded")]
+    gateway_bin: Option<String>,
+    /// The hub's ack timeout in milliseconds (external hubs).
+    #[arg(long, default_value_t = 10_000, conflicts_with = "embedded")]
+    ack_timeout_ms: u64,
+    /// The hub's attach window in milliseconds (external hubs).
+    #[arg(long, default_value_t = 30_000, conflicts_with = "embedded")]
+    attach_window_ms: u64,
+    /// Run one item only, e.g. `15.22` or `22`.
+    #[arg(long, value_parser = parse_item)]
+    only: Option<u8>,
+    /// How many checks run at once.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+}
+
+fn parse_item(text: &str) -> Result<u8, String> {
+    let number = text.strip_prefix("15.").unwrap_or(text);
+    number
+        .parse::<u8>()
+        .map_err(|error| format!("`{text}` is not a checklist item: {error}"))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args).await {
+        Ok(report) => {
+            print!("{}", report.render());
+            if report.failed() == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(error) => {
+            eprintln!("fhircast-conformance: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<Report> {
+    let options = Options {
+        only: args.only,
+        concurrency: args.concurrency,
+        ..Options::default()
+    };
+    if args.embedded {
+        return run_embedded(args.gateway_bin, &options).await;
+    }
+    let hub_url = args.hub_url.context("--hub-url is required")?;
+    let tokens = match (args.token_url, args.token_cmd) {
+        (Some(url), None) => TokenSource::TokenUrl(url),
+        (None, Some(command)) => TokenSource::Command(command),
+        _ => bail!("give exactly one of --token-url or --token-cmd (or use --embedded)"),
+    };
+    let ctx = Ctx::new(&hub_url, tokens).with_timing(
+        Duration::from_millis(args.ack_timeout_ms),
+        Duration::from_millis(args.attach_window_ms),
+    );
+    runner::run(ctx, &options).await
+}
+
+async fn run_embedded(gateway_bin: Option<String>, options: &Options) -> Result<Report> {
+    let issuer = Arc::new(TestIssuer::start().await?);
+    let mut builder = GatewayBuilder::new()
+        .issuer(&issuer)
+        .ack_timeout(EMBEDDED_ACK_TIMEOUT)
+        .attach_window(EMBEDDED_ATTACH_WINDOW);
+    if let Some(path) = gateway_bin {
+        builder = builder.binary(path);
+    }
+    let gateway = builder.start().await?;
+    let ctx = Ctx::new(&gateway.hub_url(), TokenSource::Issuer(issuer))
+        .with_timing(EMBEDDED_ACK_TIMEOUT, EMBEDDED_ATTACH_WINDOW);
+    let report = runner::run(ctx, options).await;
+    // Stop by pid with SIGTERM whatever the outcome, and report an unclean exit.
+    let stopped = gateway.stop().await;
+    let report = report?;
+    stopped.context("stopping the embedded gateway")?;
+    Ok(report)
+}

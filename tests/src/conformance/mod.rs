@@ -1,0 +1,271 @@
+//! The black-box FHIRcast STU3 conformance suite (fhircast-spec.md §15).
+//!
+//! One async check per applicable checklist item, named after its number
+//! (`c15_06_subscribe_returns_202_with_endpoint`), plus a table of skipped items with their
+//! reasons. Checks talk to the hub only over HTTP and WebSocket and get tokens only from a
+//! [`TokenSource`], so the suite runs against any hub. Each check uses a fresh random topic,
+//! so checks are independent and run concurrently (see [`runner`]).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use serde_json::Value;
+
+use crate::client::{HubClient, endpoint_of};
+use crate::subscriber::Subscriber;
+use crate::token::{ALL_SCOPES, TokenSource};
+
+mod assert;
+mod auth;
+mod channel;
+mod content_rules;
+mod content_sharing;
+mod context;
+mod derived;
+mod discovery;
+mod events;
+pub mod runner;
+mod subscribe;
+mod sync_error;
+mod unsubscribe;
+
+/// How long a check waits for a message it expects.
+pub(crate) const MSG: Duration = Duration::from_secs(5);
+/// How long a check waits to show that nothing arrives.
+pub(crate) const SILENCE: Duration = Duration::from_millis(400);
+/// Lifetime of the tokens checks use by default.
+const TOKEN_LIFETIME: u64 = 3600;
+
+/// A boxed check future.
+pub type CheckFuture = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
+
+/// One checklist item and the check that tests it.
+#[derive(Debug, Clone, Copy)]
+pub struct Check {
+    /// Item number in fhircast-spec.md §15.
+    pub item: u8,
+    /// Short name (the check function's name without the `c15_NN_` prefix).
+    pub name: &'static str,
+    /// The check function's name, `c15_NN_<name>`.
+    pub function: &'static str,
+    /// Runs the check.
+    pub run: fn(Ctx) -> CheckFuture,
+}
+
+/// A checklist item the suite does not run, and why.
+#[derive(Debug, Clone)]
+pub struct Skip {
+    /// Item number in fhircast-spec.md §15.
+    pub item: u8,
+    /// Short name.
+    pub name: &'static str,
+    /// Why it does not apply.
+    pub reason: String,
+}
+
+/// Registers `$function` as the check for item `$item`.
+macro_rules! check {
+    ($item:expr, $function:ident) => {
+        $crate::conformance::Check {
+            item: $item,
+            name: stringify!($function).split_at(7).1,
+            function: stringify!($function),
+            run: |ctx| Box::pin($function(ctx)),
+        }
+    };
+}
+pub(crate) use check;
+
+/// Everything a check needs: where the hub is, how to get tokens, and timing knobs.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    hub_url: String,
+    tokens: TokenSource,
+    /// The hub's ack timeout (10 s by default).
+    pub ack_timeout: Duration,
+    /// The hub's attach window (30 s by default).
+    pub attach_window: Duration,
+}
+
+impl Ctx {
+    /// Creates a context with the hub's default timing.
+    pub fn new(hub_url: &str, tokens: TokenSource) -> Self {
+        Self {
+            hub_url: hub_url.trim_end_matches('/').to_owned(),
+            tokens,
+            ack_timeout: Duration::from_secs(10),
+            attach_window: Duration::from_secs(30),
+        }
+    }
+
+    /// Sets the timing knobs the hub was configured with.
+    pub fn with_timing(mut self, ack_timeout: Duration, attach_window: Duration) -> Self {
+        self.ack_timeout = ack_timeout;
+        self.attach_window = attach_window;
+        self
+    }
+
+    /// Returns `hub.url`.
+    pub fn hub_url(&self) -> &str {
+        &self.hub_url
+    }
+
+    /// Returns the token source.
+    pub fn tokens(&self) -> &TokenSource {
+        &self.tokens
+    }
+
+    /// Returns a client for `topic` with a token allowing everything.
+    pub(crate) async fn client(&self, topic: &str) -> Result<HubClient> {
+        self.client_scoped(topic, ALL_SCOPES, TOKEN_LIFETIME).await
+    }
+
+    /// Returns a client for `topic` with a token carrying `scopes` for `expires_in` seconds.
+    pub(crate) async fn client_scoped(
+        &self,
+        topic: &str,
+        scopes: &str,
+        expires_in: u64,
+    ) -> Result<HubClient> {
+        let token = self
+            .tokens
+            .token(topic, scopes, expires_in)
+            .await
+            .context("obtaining a token")?;
+        Ok(HubClient::new(&self.hub_url, topic, Some(token)))
+    }
+
+    /// Returns a client for `topic` without a token.
+    pub(crate) fn anonymous(&self, topic: &str) -> HubClient {
+        HubClient::new(&self.hub_url, topic, None)
+    }
+
+    /// Subscribes `client` to `events`, attaches and reads the confirmation.
+    pub(crate) async fn subscriber(&self, client: &HubClient, events: &str) -> Result<Subscriber> {
+        self.subscriber_with(client, events, &[]).await
+    }
+
+    /// Like [`Ctx::subscriber`] with extra subscribe parameters (`subscriber.name`, …).
+    pub(crate) async fn subscriber_with(
+        &self,
+        client: &HubClient,
+        events: &str,
+        extra: &[(&str, &str)],
+    ) -> Result<Subscriber> {
+        let reply = client.subscribe_with(events, extra).await?;
+        reply.expect(202, &format!("subscribe to {events}"))?;
+        let endpoint = endpoint_of(&reply)?;
+        Subscriber::connect_confirmed(&endpoint, MSG).await
+    }
+
+    /// Fetches the discovery document.
+    pub(crate) async fn discovery(&self) -> Result<Value> {
+        let reply = self.anonymous("discovery").discovery().await?;
+        reply.expect(200, "discovery")?;
+        reply.json()
+    }
+}
+
+/// Returns every implemented check, in item order.
+pub fn checks() -> Vec<Check> {
+    let mut all = Vec::new();
+    all.extend(discovery::checks());
+    all.extend(subscribe::checks());
+    all.extend(unsubscribe::checks());
+    all.extend(channel::checks());
+    all.extend(events::checks());
+    all.extend(sync_error::checks());
+    all.extend(derived::checks());
+    all.extend(context::checks());
+    all.extend(content_sharing::checks());
+    all.extend(content_rules::checks());
+    all.extend(auth::checks());
+    all.sort_by_key(|check| check.item);
+    all
+}
+
+/// Returns the items that never apply to this hub, with reasons.
+pub fn static_skips() -> Vec<Skip> {
+    let skip = |item, name, reason: &str| Skip {
+        item,
+        name,
+        reason: reason.to_owned(),
+    };
+    vec![
+        skip(5, "https_only", "HTTPS only: comes with the security issue"),
+        skip(
+            7,
+            "endpoint_is_wss",
+            "WSS only: comes with the security issue",
+        ),
+        skip(
+            45,
+            "deferred_reject_sync_error_to_requester",
+            "not applicable: the hub decides synchronously and answers 2xx only after committing",
+        ),
+        skip(
+            65,
+            "reject_mismatched_subscriptions",
+            "not applicable: the hub supports derived events",
+        ),
+    ]
+}
+
+/// Returns the checks and skips for this hub: reads discovery to pick 89 or 90.
+pub async fn plan(ctx: &Ctx) -> Result<(Vec<Check>, Vec<Skip>)> {
+    let discovery = ctx
+        .discovery()
+        .await
+        .context("reading discovery to plan the suite")?;
+    let non_current = match discovery.pointer("/capabilities/supportsNonCurrentContextUpdates") {
+        None | Some(Value::Bool(false)) => false,
+        Some(Value::Bool(true)) => true,
+        Some(other) => bail!("supportsNonCurrentContextUpdates is not a boolean: {other}"),
+    };
+    let (skipped_item, name) = if non_current {
+        (89, "non_current_update_rejected")
+    } else {
+        (90, "non_current_update_applied")
+    };
+    let mut skips = static_skips();
+    skips.push(Skip {
+        item: skipped_item,
+        name,
+        reason: format!("discovery advertises supportsNonCurrentContextUpdates={non_current}"),
+    });
+    skips.sort_by_key(|skip| skip.item);
+    let checks = checks()
+        .into_iter()
+        .filter(|check| check.item != skipped_item)
+        .collect();
+    Ok((checks, skips))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_checklist_item_is_checked_or_skipped_once() {
+        let mut items: Vec<u8> = checks().iter().map(|check| check.item).collect();
+        items.extend(static_skips().iter().map(|skip| skip.item));
+        items.sort_unstable();
+        assert_eq!(items, (1..=96).collect::<Vec<u8>>());
+    }
+
+    #[test]
+    fn check_names_match_their_functions() {
+        for check in checks() {
+            let prefix = format!("c15_{:02}_", check.item);
+            assert!(
+                check.function.starts_with(&prefix),
+                "{} registered as 15.{:02}",
+                check.function,
+                check.item
+            );
+            assert_eq!(format!("{prefix}{}", check.name), check.function);
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! The `fhircast-gateway` process: locating the binary, starting it, knowing its URLs.
+//!
+//! The harness never builds binaries (`make test` builds them first). The binary is taken
+//! from `GATEWAY_BIN`, else `<target dir>/debug/fhircast-gateway`, where the target dir is
+//! `CARGO_TARGET_DIR` or `<workspace>/target`. Every gateway listens on `127.0.0.1:0` and
+//! announces its address with one stdout line `listening http://127.0.0.1:PORT`; the
+//! harness then waits for `GET /readyz` to answer 200.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::eventually::eventually;
+use crate::issuer::TestIssuer;
+use crate::process::Process;
+
+/// How long a gateway may take to print its listening line, and then to become ready.
+const START_DEADLINE: Duration = Duration::from_secs(20);
+/// How long a gateway may take to exit after SIGTERM.
+pub const STOP_DEADLINE: Duration = Duration::from_secs(15);
+/// The audience the test issuer puts in its tokens and the gateway is told to expect.
+pub const TEST_AUDIENCE: &str = "fhircast-hub-test";
+
+/// Returns the path of the gateway binary, or explains how to build it.
+pub fn gateway_binary() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os("GATEWAY_BIN") {
+        let path = PathBuf::from(path);
+        if !path.is_file() {
+            bail!("GATEWAY_BIN={} does not exist", path.display());
+        }
+        return Ok(path);
+    }
+    let target = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join("target"),
+    };
+    let path = target.join("debug").join("fhircast-gateway");
+    if !path.is_file() {
+        bail!(
+            "{} not found: run `cargo build --workspace --bins` first (or set GATEWAY_BIN)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// Builds the command line of a gateway under test.
+#[derive(Debug, Default, Clone)]
+pub struct GatewayBuilder {
+    binary: Option<PathBuf>,
+    args: Vec<String>,
+    listen: Option<String>,
+}
+
+impl GatewayBuilder {
+    /// Starts from an empty command line (listening on `127.0.0.1:0`).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Uses this binary instead of the default lookup.
+    pub fn binary(mut self, path: impl Into<PathBuf>) -> Self {
+        self.binary = Some(path.into());
+        self
+    }
+
+    /// Trusts the in-process test issuer (`--issuer`, `--jwks-url`, `--audience`).
+    pub fn issuer(self, issuer: &TestIssuer) -> Self {
+        self.arg("--issuer")
+            .arg(issuer.issuer())
+            .arg("--jwks-url")
+            .arg(issuer.jwks_url())
+            .arg("--audience")
+            .arg(TEST_AUDIENCE)
+    }
+
+    /// Enables the built-in development issuer.
+    pub fn dev_issuer(self) -> Self {
+        self.arg("--dev-issuer")
+    }
+
+    /// Sets the ack timeout.
+    pub fn ack_timeout(self, timeout: Duration) -> Self {
+        self.arg("--ack-timeout-ms")
+            .arg(timeout.as_millis().to_string())
+    }
+
+    /// Sets the attach window.
+    pub fn attach_window(self, window: Duration) -> Self {
+        self.arg("--attach-window-ms")
+            .arg(window.as_millis().to_string())
+    }
+
+    /// Overrides the listen address (only for tests that expect a refusal to start).
+    pub fn listen(mut self, address: &str) -> Self {
+        self.listen = Some(address.to_owned());
+        self
+    }
+
+    /// Appends one raw argument.
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    fn command_line(&self) -> Vec<String> {
+        let mut args = vec![
+            "--listen".to_owned(),
+            self.listen
+                .clone()
+                .unwrap_or_else(|| "127.0.0.1:0".to_owned()),
+        ];
+        args.extend(self.args.iter().cloned());
+        args
+    }
+
+    /// Spawns the gateway without waiting for anything (for start-up refusal tests).
+    pub fn spawn(&self) -> Result<Process> {
+        let binary = match &self.binary {
+            Some(path) => path.clone(),
+            None => gateway_binary()?,
+        };
+        Process::spawn_without_env("gateway", &binary, &self.command_line(), Some("FHIRCAST_"))
+    }
+
+    /// Spawns the gateway and waits until it is listening and ready.
+    pub async fn start(&self) -> Result<Gateway> {
+        let mut process = self.spawn()?;
+        let base_url = process
+            .wait_for_stdout_line("listening ", START_DEADLINE)
+            .await?;
+        if !base_url.starts_with("http://127.0.0.1:") {
+            bail!(
+                "unexpected listening line `{base_url}`\n{}",
+                process.logs_tail()
+            );
+        }
+        let gateway = Gateway {
+            process,
+            base_url,
+            http: reqwest::Client::new(),
+        };
+        let ready = eventually("gateway /readyz answers 200", START_DEADLINE, || async {
+            let response = gateway
+                .http
+                .get(format!("{}/readyz", gateway.base_url))
+                .send()
+                .await?;
+            Ok((response.status() == 200).then_some(()))
+        })
+        .await;
+        if let Err(error) = ready {
+            return Err(error.context(gateway.process.logs_tail()));
+        }
+        Ok(gateway)
+    }
+}
+
+/// A running gateway.
+#[derive(Debug)]
+pub struct Gateway {
+    process: Process,
+    base_url: String,
+    http: reqwest::Client,
+}
+
+impl Gateway {
+    /// Returns `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// Returns the FHIRcast `hub.url` (`{base_url}/api/hub`).
+    pub fn hub_url(&self) -> String {
+        format!("{}/api/hub", self.base_url)
+    }
+
+    /// Returns the underlying process.
+    pub fn process(&self) -> &Process {
+        &self.process
+    }
+
+    /// Returns the underlying process, mutably (to signal it or wait for it).
+    pub fn process_mut(&mut self) -> &mut Process {
+        &mut self.process
+    }
+
+    /// Asserts `GET /readyz` answers 200 `ok`.
+    pub async fn assert_ready(&self) -> Result<()> {
+        let response = self
+            .http
+            .get(format!("{}/readyz", self.base_url))
+            .send()
+            .await
+            .with_context(|| format!("GET /readyz\n{}", self.process.logs_tail()))?;
+        if response.status() != 200 {
+            bail!(
+                "/readyz answered {}\n{}",
+                response.status(),
+                self.process.logs_tail()
+            );
+        }
+        Ok(())
+    }
+
+    /// Stops the gateway with SIGTERM and asserts a clean exit.
+    pub async fn stop(self) -> Result<()> {
+        self.process.stop(STOP_DEADLINE).await
+    }
+}

@@ -1,0 +1,275 @@
+//! The test SMART issuer: an ES256 key pair, a JWKS endpoint on loopback, token minting.
+//!
+//! The issuer runs inside the test process (a tiny axum server on `127.0.0.1:0` serving
+//! `GET /jwks.json`) and mints real signed access tokens, so the gateway runs its real
+//! verification path. It also mints deliberately bad tokens that differ from a valid one in
+//! exactly one property (expired, wrong issuer or audience, `alg: none`, HMAC, foreign key).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, Result, anyhow};
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+
+use crate::gateway::TEST_AUDIENCE;
+
+/// One ES256 signing key with its public JWK.
+struct SigningKey {
+    kid: String,
+    pkcs8: Vec<u8>,
+    jwk: Value,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SigningKey {
+    fn generate(kid: &str) -> Result<Self> {
+        let document =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+                .map_err(|_| anyhow!("generating a P-256 key"))?;
+        let pkcs8 = document.as_ref().to_vec();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8)
+            .map_err(|error| anyhow!("parsing the generated key: {error}"))?;
+        // Uncompressed SEC1 point: 0x04 || x (32 bytes) || y (32 bytes).
+        let point = pair.public_key().as_ref();
+        anyhow::ensure!(
+            point.len() == 65 && point[0] == 4,
+            "unexpected public key encoding"
+        );
+        let jwk = json!({
+            "kty": "EC",
+            "crv": "P-256",
+            "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+            "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+            "kid": kid,
+            "alg": "ES256",
+            "use": "sig",
+        });
+        Ok(Self {
+            kid: kid.to_owned(),
+            pkcs8,
+            jwk,
+        })
+    }
+
+    fn sign(&self, claims: &Value) -> Result<String> {
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &EncodingKey::from_ec_der(&self.pkcs8))
+            .context("signing a token")
+    }
+}
+
+/// Returns the current Unix time in seconds.
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or_default()
+}
+
+/// The in-process test issuer. Dropping it stops its JWKS server.
+#[derive(Debug)]
+pub struct TestIssuer {
+    issuer: String,
+    key: SigningKey,
+    foreign: SigningKey,
+    server: JoinHandle<()>,
+}
+
+impl TestIssuer {
+    /// Generates a key and serves its JWKS on `127.0.0.1:0`.
+    pub async fn start() -> Result<Self> {
+        let key = SigningKey::generate(&format!("test-{}", uuid::Uuid::new_v4().simple()))?;
+        // Same kid as the real key, so only the signature check can reject it.
+        let foreign = SigningKey::generate(&key.kid)?;
+        let jwks = json!({ "keys": [key.jwk.clone()] });
+        let app = axum::Router::new().route(
+            "/jwks.json",
+            axum::routing::get(move || {
+                let jwks = jwks.clone();
+                async move { axum::Json(jwks) }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("binding the test issuer")?;
+        let address = listener.local_addr()?;
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self {
+            issuer: format!("http://{address}"),
+            key,
+            foreign,
+            server,
+        })
+    }
+
+    /// Returns the issuer identifier (`iss`), `http://127.0.0.1:PORT`.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// Returns the JWKS URL.
+    pub fn jwks_url(&self) -> String {
+        format!("{}/jwks.json", self.issuer)
+    }
+
+    /// Returns valid claims for `topic` with space-separated `scopes`, expiring in
+    /// `expires_in` seconds.
+    pub fn claims(&self, topic: &str, scopes: &str, expires_in: i64) -> Value {
+        let now = unix_now();
+        json!({
+            "iss": self.issuer,
+            "aud": TEST_AUDIENCE,
+            "exp": now + expires_in,
+            "iat": now,
+            "nbf": now,
+            "sub": "test-user",
+            "client_id": "hub-tests",
+            "scope": scopes,
+            "hub.topic": topic,
+        })
+    }
+
+    /// Signs arbitrary claims with the issuer's key.
+    pub fn sign(&self, claims: &Value) -> Result<String> {
+        self.key.sign(claims)
+    }
+
+    /// Mints a valid token.
+    pub fn mint(&self, topic: &str, scopes: &str, expires_in: i64) -> Result<String> {
+        self.sign(&self.claims(topic, scopes, expires_in))
+    }
+
+    /// Mints a token that expired two minutes ago (beyond the 60 s leeway).
+    pub fn expired(&self, topic: &str, scopes: &str) -> Result<String> {
+        let mut claims = self.claims(topic, scopes, 3600);
+        let now = unix_now();
+        claims["iat"] = json!(now - 600);
+        claims["nbf"] = json!(now - 600);
+        claims["exp"] = json!(now - 120);
+        self.sign(&claims)
+    }
+
+    /// Mints a token whose issuer differs by a trailing slash.
+    pub fn wrong_issuer(&self, topic: &str, scopes: &str) -> Result<String> {
+        let mut claims = self.claims(topic, scopes, 3600);
+        claims["iss"] = json!(format!("{}/", self.issuer));
+        self.sign(&claims)
+    }
+
+    /// Mints a token for another audience.
+    pub fn wrong_audience(&self, topic: &str, scopes: &str) -> Result<String> {
+        let mut claims = self.claims(topic, scopes, 3600);
+        claims["aud"] = json!("some-other-service");
+        self.sign(&claims)
+    }
+
+    /// Builds an unsigned `alg: none` token with otherwise valid claims.
+    pub fn alg_none(&self, topic: &str, scopes: &str) -> Result<String> {
+        let header = json!({ "alg": "none", "typ": "JWT", "kid": self.key.kid });
+        let claims = self.claims(topic, scopes, 3600);
+        Ok(format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header)?),
+            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims)?)
+        ))
+    }
+
+    /// Mints an HS256 token keyed with the issuer's public JWK (algorithm confusion).
+    pub fn hmac(&self, topic: &str, scopes: &str) -> Result<String> {
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(self.key.kid.clone());
+        let secret = serde_json::to_vec(&self.key.jwk)?;
+        let key = EncodingKey::from_secret(&secret).context("HMAC key")?;
+        jsonwebtoken::encode(&header, &self.claims(topic, scopes, 3600), &key)
+            .context("signing an HS256 token")
+    }
+
+    /// Mints a token signed by a key the JWKS does not contain (but with its `kid`).
+    pub fn foreign_key(&self, topic: &str, scopes: &str) -> Result<String> {
+        self.foreign.sign(&self.claims(topic, scopes, 3600))
+    }
+
+    /// Returns strings that are not tokens at all.
+    pub fn garbage() -> Vec<String> {
+        vec![
+            "garbage".to_owned(),
+            "a.b.c".to_owned(),
+            "eyJhbGciOiJFUzI1NiJ9.e30".to_owned(),
+            "....".to_owned(),
+            "x".repeat(2000),
+        ]
+    }
+}
+
+impl Drop for TestIssuer {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jsonwebtoken::jwk::JwkSet;
+    use jsonwebtoken::{DecodingKey, Validation};
+
+    use super::*;
+
+    async fn verify(issuer: &TestIssuer, token: &str) -> Result<Value> {
+        let jwks: JwkSet = reqwest::get(issuer.jwks_url()).await?.json().await?;
+        let header = jsonwebtoken::decode_header(token)?;
+        let kid = header.kid.context("no kid")?;
+        let jwk = jwks.find(&kid).context("kid not in the JWKS")?;
+        let mut validation = Validation::new(Algorithm::ES256);
+        validation.set_issuer(&[issuer.issuer()]);
+        validation.set_audience(&[TEST_AUDIENCE]);
+        Ok(jsonwebtoken::decode::<Value>(token, &DecodingKey::from_jwk(jwk)?, &validation)?.claims)
+    }
+
+    #[tokio::test]
+    async fn minted_tokens_verify_against_the_served_jwks() -> Result<()> {
+        let issuer = TestIssuer::start().await?;
+        let claims = verify(
+            &issuer,
+            &issuer.mint("topic-0123456789abcdef", "fhircast/*.read", 60)?,
+        )
+        .await?;
+        assert_eq!(claims["hub.topic"], "topic-0123456789abcdef");
+        assert_eq!(claims["scope"], "fhircast/*.read");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn forged_tokens_do_not_verify() -> Result<()> {
+        let issuer = TestIssuer::start().await?;
+        let topic = "topic-0123456789abcdef";
+        for (what, token) in [
+            ("expired", issuer.expired(topic, "x")?),
+            ("wrong issuer", issuer.wrong_issuer(topic, "x")?),
+            ("wrong audience", issuer.wrong_audience(topic, "x")?),
+            ("alg none", issuer.alg_none(topic, "x")?),
+            ("hmac", issuer.hmac(topic, "x")?),
+            ("foreign key", issuer.foreign_key(topic, "x")?),
+        ] {
+            assert!(
+                verify(&issuer, &token).await.is_err(),
+                "{what} token verified"
+            );
+        }
+        Ok(())
+    }
+}

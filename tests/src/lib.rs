@@ -1,0 +1,25 @@
+//! Black-box tests for the FHIRcast hub: process harness, test SMART issuer, FHIRcast client
+//! and the conformance suite.
+//!
+//! # Layout
+//!
+//! - [`eventually`]: wait for a condition with a deadline (no sleeps as synchronisation).
+//! - [`process`], [`gateway`]: spawn real binaries on `127.0.0.1:0`, stop them with SIGTERM.
+//! - [`issuer`]: an in-process ES256 issuer with a JWKS endpoint; good and bad tokens.
+//! - [`token`]: where the conformance suite gets tokens (issuer, token URL, command).
+//! - [`client`], [`subscriber`], [`payloads`]: the FHIRcast client used by every test.
+//! - [`conformance`]: one check per fhircast-spec.md §15 item, and its runner.
+//! - `scenarios` (tests only): cross-process scenarios, one file per behaviour.
+
+pub mod client;
+pub mod conformance;
+pub mod eventually;
+pub mod gateway;
+pub mod issuer;
+pub mod payloads;
+pub mod process;
+pub mod subscriber;
+pub mod token;
+
+#[cfg(test)]
+mod scenarios;

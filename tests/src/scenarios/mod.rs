@@ -1,0 +1,132 @@
+//! Cross-process scenarios: each test spawns its own `fhircast-gateway` through the harness,
+//! trusting the in-process test issuer, and talks to it over real sockets.
+//!
+//! One file per behaviour; all compile into this crate's single test binary.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, ensure};
+use serde_json::Value;
+
+use crate::client::{HubClient, Reply};
+use crate::gateway::{Gateway, GatewayBuilder};
+use crate::issuer::TestIssuer;
+use crate::payloads::{patient_open, random_topic};
+use crate::subscriber::Subscriber;
+use crate::token::ALL_SCOPES;
+
+mod bad_frames;
+mod bad_input;
+mod bad_tokens;
+mod conformance;
+mod dev_issuer;
+mod graceful_shutdown;
+
+/// How long a scenario waits for a message it expects.
+const MSG: Duration = Duration::from_secs(5);
+/// How long a scenario waits to show that nothing arrives.
+const SILENCE: Duration = Duration::from_millis(400);
+
+/// A gateway trusting a fresh test issuer.
+#[derive(Debug)]
+struct Rig {
+    issuer: Arc<TestIssuer>,
+    gateway: Gateway,
+}
+
+impl Rig {
+    async fn start() -> Result<Self> {
+        Self::start_with(|builder| builder).await
+    }
+
+    async fn start_with(configure: impl FnOnce(GatewayBuilder) -> GatewayBuilder) -> Result<Self> {
+        let issuer = Arc::new(TestIssuer::start().await?);
+        let gateway = configure(GatewayBuilder::new().issuer(&issuer))
+            .start()
+            .await?;
+        Ok(Self { issuer, gateway })
+    }
+
+    fn client(&self, topic: &str) -> Result<HubClient> {
+        let token = self.issuer.mint(topic, ALL_SCOPES, 3600)?;
+        Ok(HubClient::new(&self.gateway.hub_url(), topic, Some(token)))
+    }
+
+    async fn subscriber(&self, client: &HubClient, events: &str) -> Result<Subscriber> {
+        let endpoint = client.subscribe(events).await?;
+        Subscriber::connect_confirmed(&endpoint, MSG).await
+    }
+}
+
+/// A gateway with a topic, a watcher socket on it, and the context as it was before the bad
+/// input; [`Stage::finish`] proves nothing changed and the gateway still serves.
+#[derive(Debug)]
+struct Stage {
+    rig: Rig,
+    client: HubClient,
+    watcher: Subscriber,
+    before: Value,
+}
+
+impl Stage {
+    async fn start() -> Result<Self> {
+        let rig = Rig::start().await?;
+        let client = rig.client(&random_topic())?;
+        let mut watcher = rig
+            .subscriber(&client, "Patient-open,Patient-close,SyncError")
+            .await?;
+        let open = patient_open(client.topic(), "p-stage");
+        client.publish_ok(&open).await?;
+        watcher
+            .next_event(MSG)
+            .await
+            .context("watcher sees the staging Patient-open")?;
+        let before = client.context().await?;
+        Ok(Self {
+            rig,
+            client,
+            watcher,
+            before,
+        })
+    }
+
+    fn topic(&self) -> &str {
+        self.client.topic()
+    }
+
+    /// Asserts no state changed, the process is alive and a valid publish still works;
+    /// then stops the gateway cleanly.
+    async fn finish(mut self) -> Result<()> {
+        self.watcher
+            .expect_silence(SILENCE)
+            .await
+            .context("bad input caused a delivery")?;
+        let after = self.client.context().await?;
+        ensure!(
+            after == self.before,
+            "context changed: {} → {after}",
+            self.before
+        );
+        self.rig.gateway.assert_ready().await?;
+        let open = patient_open(self.client.topic(), "p-after");
+        self.client
+            .publish_ok(&open)
+            .await
+            .context("a valid publish after the bad input")?;
+        let echo = self
+            .watcher
+            .next_event(MSG)
+            .await
+            .context("delivery after the bad input")?;
+        ensure!(echo["id"] == open["id"], "unexpected delivery {echo}");
+        drop(self.watcher);
+        self.rig.gateway.stop().await
+    }
+}
+
+/// Asserts a 4xx with `status` and a non-empty text reason.
+fn refused(reply: &Reply, status: u16, what: &str) -> Result<()> {
+    reply.expect_error(status, what)?;
+    Ok(())
+}

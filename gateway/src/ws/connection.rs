@@ -21,7 +21,7 @@ use fhircast_proto::{EndpointId, EventName, TopicId};
 use hub_node::topic::{Attachment, DeliveryFailure, DetachReason, unix_now_ms};
 
 use super::acks::Acks;
-use super::fanout::{CLOSE_SLOW, Registration};
+use super::fanout::{CLOSE_SLOW, Eviction, Registration};
 use super::reader::ReaderEvent;
 use crate::hub_client::HubClient;
 use crate::state::SocketSettings;
@@ -148,7 +148,9 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                 }
                 event = reader.recv() => self.on_reader(event).await,
                 envelope = registration.outbox.recv() => match envelope {
-                    Some(envelope) => self.on_outbox(envelope, &mut registration.outbox).await,
+                    Some(envelope) => {
+                        self.on_outbox(envelope, &mut registration.outbox, &eviction).await
+                    }
                     None => Err(Stop::Ended(Ending::Hub)),
                 },
                 () = sleep_until(wake) => self.on_timer().await,
@@ -210,23 +212,30 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         });
     }
 
+    /// Writes a batch: the first envelope and whatever else is queued, flushed once
+    /// (coalesced writes). A batch stuck behind a full TCP window ends the socket when the
+    /// fan-out evicts it or the write timeout passes, whichever comes first; no close frame
+    /// can get through then, so the connection is just dropped.
     async fn on_outbox(
         &mut self,
         first: Arc<Envelope>,
         outbox: &mut mpsc::Receiver<Arc<Envelope>>,
+        eviction: &Eviction,
     ) -> Result<(), Stop> {
         let write_timeout = self.settings.write_timeout;
         let batch = async {
             self.on_envelope(&first).await?;
-            // Drain what else is queued, then flush once: coalesced writes.
             while let Ok(next) = outbox.try_recv() {
                 self.on_envelope(&next).await?;
             }
             self.flush().await
         };
-        match timeout(write_timeout, batch).await {
-            Ok(result) => result,
-            Err(_) => Err(Stop::Ended(Ending::Hub)),
+        tokio::select! {
+            biased;
+            written = timeout(write_timeout, batch) => {
+                written.unwrap_or(Err(Stop::Ended(Ending::Hub)))
+            }
+            _ = eviction.evicted() => Err(Stop::Ended(Ending::Hub)),
         }
     }
 

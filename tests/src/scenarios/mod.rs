@@ -22,6 +22,10 @@ mod bad_tokens;
 mod conformance;
 mod dev_issuer;
 mod graceful_shutdown;
+mod idempotency;
+mod slow_consumer;
+mod topic_binding;
+mod walkthrough;
 
 /// How long a scenario waits for a message it expects.
 const MSG: Duration = Duration::from_secs(5);

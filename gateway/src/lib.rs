@@ -92,54 +92,10 @@ pub async fn run(
         hub_shutdown.clone(),
     );
 
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .context("failed to build the HTTP client for JWKS")?;
-    let algorithms = config
-        .algorithms
-        .iter()
-        .map(|name| jsonwebtoken::Algorithm::from_str(name.trim()))
-        .collect::<Result<Vec<_>, _>>()
-        .context("--algorithms names an unknown algorithm")?;
-    let (verifier_config, dev_issuer) = if config.dev_issuer {
-        let audience = config.audience.clone().unwrap_or_else(|| hub_url.clone());
-        let issuer = DevIssuer::new(
-            format!("{public_url}/dev-issuer"),
-            hub_url.clone(),
-            audience.clone(),
-            config.topic_claim.clone(),
-        )
-        .context("failed to start the dev issuer")?;
-        let mut verifier = VerifierConfig::new(
-            issuer.issuer_url(),
-            format!("http://{bound}/dev-issuer/jwks.json"),
-            audience,
-            algorithms,
-        );
-        verifier.topic_claim.clone_from(&config.topic_claim);
-        (verifier, Some(Arc::new(issuer)))
-    } else {
-        let (Some(issuer), Some(jwks_url), Some(audience)) =
-            (&config.issuer, &config.jwks_url, &config.audience)
-        else {
-            bail!("--issuer, --jwks-url and --audience are required without --dev-issuer");
-        };
-        let mut verifier = VerifierConfig::new(issuer, jwks_url, audience, algorithms);
-        verifier.topic_claim.clone_from(&config.topic_claim);
-        (verifier, None)
-    };
-    let verifier =
-        Verifier::new(verifier_config, http).context("invalid token verification settings")?;
+    let (verifier, dev_issuer) = token_verification(&config, &bound, &public_url, &hub_url)?;
 
     let socket_tracker = TaskTracker::new();
     let socket_shutdown = shutdown.child_token();
-    let capabilities = Capabilities {
-        non_current_context_updates: config.non_current_context_updates,
-        extra_events: Vec::new(),
-    };
-    let discovery = serde_json::to_vec(&discovery_document(&capabilities))
-        .context("failed to encode the discovery document")?;
     let state = AppState {
         hub: Arc::new(LocalHubClient::new(registry)),
         verifier: verifier.clone(),
@@ -149,21 +105,7 @@ pub async fn run(
             socket_shutdown.clone(),
         ),
         topic_key: TopicKey::random(),
-        settings: Arc::new(Settings {
-            hub_url: hub_url.clone(),
-            ws_base,
-            discovery: Bytes::from(discovery),
-            max_body_bytes: config.max_body_bytes,
-            default_lease_seconds: config.default_lease_seconds,
-            max_lease_seconds: config.max_lease_seconds,
-            socket: SocketSettings {
-                ack_timeout: Duration::from_millis(config.ack_timeout_ms),
-                ping_interval: Duration::from_millis(config.ping_interval_ms),
-                max_frame_bytes: config.max_frame_bytes,
-                outbox_capacity: config.outbox_capacity,
-                write_timeout: SOCKET_WRITE_TIMEOUT,
-            },
-        }),
+        settings: Arc::new(handler_settings(&config, hub_url.clone(), ws_base)?),
         shutdown: socket_shutdown.clone(),
         tracker: socket_tracker.clone(),
         ready: Arc::new(AtomicBool::new(false)),
@@ -211,6 +153,86 @@ pub async fn run(
         Err(_) => warn!("grace period ended before every socket closed"),
     }
     Ok(())
+}
+
+/// Returns what handlers read on every request, with the discovery document encoded once.
+fn handler_settings(config: &Config, hub_url: String, ws_base: String) -> anyhow::Result<Settings> {
+    let capabilities = Capabilities {
+        non_current_context_updates: config.non_current_context_updates,
+        extra_events: Vec::new(),
+    };
+    let discovery = serde_json::to_vec(&discovery_document(&capabilities))
+        .context("failed to encode the discovery document")?;
+    Ok(Settings {
+        hub_url,
+        ws_base,
+        discovery: Bytes::from(discovery),
+        max_body_bytes: config.max_body_bytes,
+        default_lease_seconds: config.default_lease_seconds,
+        max_lease_seconds: config.max_lease_seconds,
+        socket: SocketSettings {
+            ack_timeout: Duration::from_millis(config.ack_timeout_ms),
+            ping_interval: Duration::from_millis(config.ping_interval_ms),
+            max_frame_bytes: config.max_frame_bytes,
+            outbox_capacity: config.outbox_capacity,
+            write_timeout: SOCKET_WRITE_TIMEOUT,
+        },
+    })
+}
+
+/// Builds token verification: against the configured issuer, or against the dev issuer
+/// this process serves (whose JWKS it fetches over loopback, the same path a real issuer
+/// takes).
+fn token_verification(
+    config: &Config,
+    bound: &std::net::SocketAddr,
+    public_url: &str,
+    hub_url: &str,
+) -> anyhow::Result<(Verifier, Option<Arc<DevIssuer>>)> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .context("failed to build the HTTP client for JWKS")?;
+    let algorithms = config
+        .algorithms
+        .iter()
+        .map(|name| jsonwebtoken::Algorithm::from_str(name.trim()))
+        .collect::<Result<Vec<_>, _>>()
+        .context("--algorithms names an unknown algorithm")?;
+    let (mut verifier_config, dev_issuer) = if config.dev_issuer {
+        let audience = config
+            .audience
+            .clone()
+            .unwrap_or_else(|| hub_url.to_owned());
+        let issuer = DevIssuer::new(
+            format!("{public_url}/dev-issuer"),
+            hub_url.to_owned(),
+            audience.clone(),
+            config.topic_claim.clone(),
+        )
+        .context("failed to start the dev issuer")?;
+        let verifier = VerifierConfig::new(
+            issuer.issuer_url(),
+            format!("http://{bound}/dev-issuer/jwks.json"),
+            audience,
+            algorithms,
+        );
+        (verifier, Some(Arc::new(issuer)))
+    } else {
+        let (Some(issuer), Some(jwks_url), Some(audience)) =
+            (&config.issuer, &config.jwks_url, &config.audience)
+        else {
+            bail!("--issuer, --jwks-url and --audience are required without --dev-issuer");
+        };
+        (
+            VerifierConfig::new(issuer, jwks_url, audience, algorithms),
+            None,
+        )
+    };
+    verifier_config.topic_claim.clone_from(&config.topic_claim);
+    let verifier =
+        Verifier::new(verifier_config, http).context("invalid token verification settings")?;
+    Ok((verifier, dev_issuer))
 }
 
 /// Prints the machine-readable `listening` line on stdout and the start-up notes.

@@ -8,8 +8,8 @@
 
 use serde_json::Value;
 
-use crate::error::ValidationError;
-use crate::validate::{AnchorKey, parse_reference, too_many_entries};
+use crate::error::{ErrorCode, ValidationError};
+use crate::validate::{AnchorKey, parse_reference};
 
 /// Most entries one update Bundle may carry.
 pub const MAX_BUNDLE_ENTRIES: usize = 200;
@@ -55,7 +55,10 @@ pub fn parse_update_bundle(bundle: &Value) -> Result<Vec<ContentChange>, Validat
         Some(_) => return Err(ValidationError::new("Bundle.entry must be an array")),
     };
     if entries.len() > MAX_BUNDLE_ENTRIES {
-        return Err(too_many_entries(MAX_BUNDLE_ENTRIES));
+        return Err(ValidationError::with_code(
+            ErrorCode::PayloadTooLarge,
+            format!("the updates Bundle has more than {MAX_BUNDLE_ENTRIES} entries"),
+        ));
     }
     let mut changes: Vec<ContentChange> = Vec::with_capacity(entries.len());
     for (index, entry) in entries.iter().enumerate() {

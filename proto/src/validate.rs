@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 
-use crate::error::{ErrorCode, ValidationError};
+use crate::error::ValidationError;
 use crate::event_name::{EventKind, EventName};
 use crate::fhir::resource_type_for_key;
 
@@ -262,14 +262,6 @@ pub fn anchor_of(name: &EventName, context: &[Value]) -> Option<AnchorKey> {
         EventKind::Update | EventKind::Select => reference_target(item, key).ok(),
         _ => None,
     }
-}
-
-/// Returns the error for an update Bundle that is too large.
-pub(crate) fn too_many_entries(limit: usize) -> ValidationError {
-    ValidationError::with_code(
-        ErrorCode::PayloadTooLarge,
-        format!("the updates Bundle has more than {limit} entries"),
-    )
 }
 
 #[cfg(test)]

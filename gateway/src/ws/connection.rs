@@ -31,18 +31,14 @@ const CLOSE_DRAINING: u16 = 1012;
 /// Close code of an oversized message.
 const CLOSE_TOO_BIG: u16 = 1009;
 
-/// How a socket ended, from the hub's point of view.
+/// How a socket ended, from the hub's point of view; also the error of every write step,
+/// since a failed step ends the socket.
 #[derive(Debug, PartialEq, Eq)]
 enum Ending {
     /// The client closed or lost the connection.
     Client(u16),
     /// The hub closed it.
     Hub,
-}
-
-/// Why the writer stopped in the middle of a batch.
-enum Stop {
-    Ended(Ending),
 }
 
 pub(crate) struct Session<W> {
@@ -104,7 +100,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         shutdown: CancellationToken,
     ) {
         let ending = match self.start(attachment).await {
-            Err(Stop::Ended(ending)) => ending,
+            Err(ending) => ending,
             Ok(()) => self.serve(&mut registration, &mut reader, &shutdown).await,
         };
         let reason = match ending {
@@ -118,7 +114,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         let _ = self.hub.detach(self.endpoint.clone(), reason).await;
     }
 
-    async fn start(&mut self, attachment: Attachment) -> Result<(), Stop> {
+    async fn start(&mut self, attachment: Attachment) -> Result<(), Ending> {
         self.write_text(&attachment.confirmation).await?;
         for delivery in &attachment.replay {
             self.deliver(delivery).await?;
@@ -151,11 +147,11 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                     Some(envelope) => {
                         self.on_outbox(envelope, &mut registration.outbox, &eviction).await
                     }
-                    None => Err(Stop::Ended(Ending::Hub)),
+                    None => Err(Ending::Hub),
                 },
                 () = sleep_until(wake) => self.on_timer().await,
             };
-            if let Err(Stop::Ended(ending)) = step {
+            if let Err(ending) = step {
                 return ending;
             }
         }
@@ -169,7 +165,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         wake
     }
 
-    async fn on_reader(&mut self, event: Option<ReaderEvent>) -> Result<(), Stop> {
+    async fn on_reader(&mut self, event: Option<ReaderEvent>) -> Result<(), Ending> {
         match event {
             Some(ReaderEvent::Heard) => {
                 self.last_heard = Instant::now();
@@ -185,12 +181,12 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                 let _ = self.flush().await;
                 Ok(())
             }
-            Some(ReaderEvent::Closed(code)) => Err(Stop::Ended(Ending::Client(code))),
+            Some(ReaderEvent::Closed(code)) => Err(Ending::Client(code)),
             Some(ReaderEvent::TooLarge) => {
                 self.close(CLOSE_TOO_BIG, "message too large").await;
-                Err(Stop::Ended(Ending::Hub))
+                Err(Ending::Hub)
             }
-            Some(ReaderEvent::Lost) | None => Err(Stop::Ended(Ending::Client(1006))),
+            Some(ReaderEvent::Lost) | None => Err(Ending::Client(1006)),
         }
     }
 
@@ -221,7 +217,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         first: Arc<Envelope>,
         outbox: &mut mpsc::Receiver<Arc<Envelope>>,
         eviction: &Eviction,
-    ) -> Result<(), Stop> {
+    ) -> Result<(), Ending> {
         let write_timeout = self.settings.write_timeout;
         let batch = async {
             self.on_envelope(&first).await?;
@@ -233,13 +229,13 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         tokio::select! {
             biased;
             written = timeout(write_timeout, batch) => {
-                written.unwrap_or(Err(Stop::Ended(Ending::Hub)))
+                written.unwrap_or(Err(Ending::Hub))
             }
-            _ = eviction.evicted() => Err(Stop::Ended(Ending::Hub)),
+            _ = eviction.evicted() => Err(Ending::Hub),
         }
     }
 
-    async fn on_envelope(&mut self, envelope: &Envelope) -> Result<(), Stop> {
+    async fn on_envelope(&mut self, envelope: &Envelope) -> Result<(), Ending> {
         match &envelope.kind {
             EnvelopeKind::Event {
                 seq,
@@ -273,21 +269,21 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                 ControlAction::Deny { frame } => {
                     let _ = self.write_text(frame).await;
                     self.close(1000, "subscription ended").await;
-                    Err(Stop::Ended(Ending::Hub))
+                    Err(Ending::Hub)
                 }
                 ControlAction::Deliver(delivery) => self.deliver(delivery).await,
             },
         }
     }
 
-    async fn on_timer(&mut self) -> Result<(), Stop> {
+    async fn on_timer(&mut self) -> Result<(), Ending> {
         let now = Instant::now();
         if now >= self.lease_ends {
             // 2-4: at lease end the hub unsubscribes and closes; a denial first (MAY).
             let frame = denial(self.topic.expose(), &self.events, "the lease expired");
             let _ = self.write_text(&frame).await;
             self.close(1000, "lease expired").await;
-            return Err(Stop::Ended(Ending::Hub));
+            return Err(Ending::Hub);
         }
         for (pending, consecutive) in self.acks.take_expired(now) {
             self.report(DeliveryFailure {
@@ -301,7 +297,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             if now.duration_since(self.last_heard) >= self.settings.ping_interval * 2 {
                 // Silent for two intervals: the connection is as good as lost.
                 self.close(1011, "no answer to pings").await;
-                return Err(Stop::Ended(Ending::Client(1006)));
+                return Err(Ending::Client(1006));
             }
             self.next_ping = now + self.settings.ping_interval;
             let ping = Frame::new(true, OpCode::Ping, None, Payload::Borrowed(b"fhircast"));
@@ -320,7 +316,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         });
     }
 
-    async fn deliver(&mut self, delivery: &Delivery) -> Result<(), Stop> {
+    async fn deliver(&mut self, delivery: &Delivery) -> Result<(), Ending> {
         self.write_text(&delivery.frame).await?;
         self.last_delivered = Some((delivery.event_id.clone(), delivery.name.to_string()));
         // A SyncError is not itself acknowledged into another SyncError.
@@ -332,23 +328,20 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         Ok(())
     }
 
-    async fn write_text(&mut self, frame: &Bytes) -> Result<(), Stop> {
+    async fn write_text(&mut self, frame: &Bytes) -> Result<(), Ending> {
         self.write_frame(Frame::text(Payload::Borrowed(frame)))
             .await
     }
 
-    async fn write_frame(&mut self, frame: Frame<'_>) -> Result<(), Stop> {
+    async fn write_frame(&mut self, frame: Frame<'_>) -> Result<(), Ending> {
         self.writer
             .write_frame(frame)
             .await
-            .map_err(|_| Stop::Ended(Ending::Client(1006)))
+            .map_err(|_| Ending::Client(1006))
     }
 
-    async fn flush(&mut self) -> Result<(), Stop> {
-        self.writer
-            .flush()
-            .await
-            .map_err(|_| Stop::Ended(Ending::Client(1006)))
+    async fn flush(&mut self) -> Result<(), Ending> {
+        self.writer.flush().await.map_err(|_| Ending::Client(1006))
     }
 
     /// Sends a close frame (best effort, bounded by the write timeout).

@@ -6,10 +6,12 @@ use std::time::SystemTime;
 
 use serde_json::json;
 
+use fhircast_proto::event::EventRequest;
 use fhircast_proto::sync_error::{EVENT_ID_SYSTEM, EVENT_NAME_SYSTEM, SUBSCRIBER_NAME_SYSTEM};
 use fhircast_proto::{ErrorCode, TopicKey};
 
 use super::*;
+use crate::error::TopicError;
 
 // ---------------------------------------------------------------------------------------
 // Helpers

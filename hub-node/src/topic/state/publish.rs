@@ -1,0 +1,228 @@
+//! Events accepted on a topic (2-6): opens with their derived events and versions, closes,
+//! content-sharing updates applied all or nothing, relays; and the replay an attaching
+//! subscriber gets (2-4).
+
+use fhircast_proto::bundle::parse_update_bundle;
+use fhircast_proto::bus::Delivery;
+use fhircast_proto::derive::{derive_opens, should_deliver, suppressors};
+use fhircast_proto::event::EventRequest;
+use fhircast_proto::ids::new_event_id;
+use fhircast_proto::validate::{AnchorKey, anchor_of};
+use fhircast_proto::{EventKind, EventName, ValidationError};
+
+use super::idempotency::fingerprint;
+use super::{Effects, Published, TopicState};
+use crate::error::TopicError;
+use crate::topic::context::{OpenContext, UpdateRefusal};
+
+impl TopicState {
+    /// Accepts or refuses an event; see the module docs of [`super::context`] for the
+    /// context rules.
+    pub fn publish(&mut self, event: EventRequest) -> Result<(Published, Effects), TopicError> {
+        let fingerprint = fingerprint(&event);
+        match self.accepted_ids.get(&event.id) {
+            Some(seen) if seen == fingerprint => {
+                return Ok((Published::Duplicate, Effects::default()));
+            }
+            Some(_) => {
+                return Err(ValidationError::conflict(
+                    "this event id was already used on this topic for a different event",
+                )
+                .into());
+            }
+            None => {}
+        }
+        let seq = self.seq + 1;
+        let deliveries = match event.name.kind() {
+            EventKind::Open => self.apply_open(&event, seq),
+            EventKind::Close => {
+                if let Some(anchor) = anchor_of(&event.name, &event.context) {
+                    self.contexts.close(&anchor);
+                }
+                vec![self.relay(&event, None, None)]
+            }
+            EventKind::Update => vec![self.apply_update(&event)?],
+            EventKind::HomeOpen => {
+                self.contexts.leave_current();
+                vec![self.relay(&event, None, None)]
+            }
+            EventKind::Select
+            | EventKind::SyncError
+            | EventKind::UserLogout
+            | EventKind::UserHibernate
+            | EventKind::Proprietary => vec![self.relay(&event, None, None)],
+        };
+        self.seq = seq;
+        self.accepted_ids.insert(event.id, fingerprint);
+        let envelope = self.batch(deliveries, None);
+        Ok((
+            Published::Accepted { seq },
+            Effects {
+                envelopes: vec![envelope],
+                ..Effects::default()
+            },
+        ))
+    }
+
+    fn apply_open(&mut self, event: &EventRequest, seq: u64) -> Vec<Delivery> {
+        let Some(anchor) = anchor_of(&event.name, &event.context) else {
+            return vec![self.relay(event, None, None)];
+        };
+        let version = self.contexts.open(
+            OpenContext {
+                anchor,
+                name: event.name.clone(),
+                event_id: event.id.clone(),
+                timestamp: event.timestamp.clone(),
+                context: event.context.clone(),
+                suppressed_by: Vec::new(),
+                opened_seq: seq,
+                version_id: String::new(),
+                content: Vec::new(),
+            },
+            true,
+        );
+        let mut deliveries = vec![self.relay(event, Some(&version), None)];
+        if !self.settings.derived_events {
+            return deliveries;
+        }
+        let derived = derive_opens(&event.name, &event.context);
+        for (index, derived_event) in derived.iter().enumerate() {
+            let Some(anchor) = anchor_of(&derived_event.name, &derived_event.context) else {
+                continue;
+            };
+            let suppressed_by = suppressors((&event.name, &event.context), &derived, index);
+            let id = new_event_id();
+            let version = self.contexts.open(
+                OpenContext {
+                    anchor,
+                    name: derived_event.name.clone(),
+                    event_id: id.clone(),
+                    timestamp: event.timestamp.clone(),
+                    context: derived_event.context.clone(),
+                    suppressed_by: suppressed_by.clone(),
+                    opened_seq: seq,
+                    version_id: String::new(),
+                    content: Vec::new(),
+                },
+                false,
+            );
+            let frame = self.encode(
+                &event.timestamp,
+                &id,
+                &derived_event.name,
+                &derived_event.context,
+                Some(&version),
+                None,
+            );
+            deliveries.push(Delivery {
+                event_id: id,
+                name: derived_event.name.clone(),
+                suppressed_by,
+                frame,
+            });
+        }
+        deliveries
+    }
+
+    fn apply_update(&mut self, event: &EventRequest) -> Result<Delivery, TopicError> {
+        let base_version = event.version_id.as_deref().ok_or_else(|| {
+            ValidationError::new(format!("{} requires context.versionId", event.name))
+        })?;
+        let anchor = anchor_of(&event.name, &event.context)
+            .ok_or_else(|| ValidationError::new("the update names no anchor"))?;
+        let bundle = event
+            .context
+            .iter()
+            .find(|item| item["key"] == "updates")
+            .map(|item| &item["resource"])
+            .ok_or_else(|| ValidationError::new("the update has no updates Bundle"))?;
+        let changes = parse_update_bundle(bundle)?;
+        let new_version = self
+            .contexts
+            .update(
+                &anchor,
+                base_version,
+                &changes,
+                self.settings.non_current_context_updates,
+            )
+            .map_err(|refusal| {
+                ValidationError::conflict(update_refusal_reason(&anchor, &refusal))
+            })?;
+        Ok(self.relay(event, Some(&new_version), Some(base_version)))
+    }
+
+    pub(super) fn replay_for(&self, granted: &[EventName]) -> Vec<Delivery> {
+        let set = self.contexts.replay_set();
+        let mut replay = Vec::new();
+        for entry in &set {
+            // A derived open is skipped only when its source batch is replayed too and the
+            // subscriber receives the event that carries the resource.
+            let batch_names: Vec<EventName> = set
+                .iter()
+                .filter(|other| other.opened_seq == entry.opened_seq)
+                .map(|other| other.name.clone())
+                .collect();
+            let suppressed_by: Vec<EventName> = entry
+                .suppressed_by
+                .iter()
+                .filter(|name| batch_names.contains(name))
+                .cloned()
+                .collect();
+            if !should_deliver(granted, &entry.name, &suppressed_by) {
+                continue;
+            }
+            let frame = self.encode(
+                &entry.timestamp,
+                &entry.event_id,
+                &entry.name,
+                &entry.context,
+                Some(&entry.version_id),
+                None,
+            );
+            replay.push(Delivery {
+                event_id: entry.event_id.clone(),
+                name: entry.name.clone(),
+                suppressed_by,
+                frame,
+            });
+        }
+        replay
+    }
+
+    fn relay(&self, event: &EventRequest, version: Option<&str>, prior: Option<&str>) -> Delivery {
+        Delivery {
+            event_id: event.id.clone(),
+            name: event.name.clone(),
+            suppressed_by: Vec::new(),
+            frame: self.encode(
+                &event.timestamp,
+                &event.id,
+                &event.name,
+                &event.context,
+                version,
+                prior,
+            ),
+        }
+    }
+}
+
+fn update_refusal_reason(anchor: &AnchorKey, refusal: &UpdateRefusal) -> String {
+    let anchor = format!("{}/{}", anchor.resource_type, anchor.id);
+    match refusal {
+        UpdateRefusal::NotOpen => format!("{anchor} is not an open context of this topic"),
+        UpdateRefusal::NotCurrent => format!(
+            "{anchor} is not the current context (updates outside the current context are not enabled)"
+        ),
+        UpdateRefusal::StaleVersion => {
+            "context.versionId is not the anchor's current version: get the current context and retry".to_owned()
+        }
+        UpdateRefusal::DeletesOriginal(key) => format!(
+            "{}/{} belongs to the context the anchor was opened with and cannot be deleted",
+            key.resource_type, key.id
+        ),
+        UpdateRefusal::DeletesUnknown(key) => {
+            format!("{}/{} is not in the anchor's content", key.resource_type, key.id)
+        }
+    }
+}

@@ -102,6 +102,15 @@ pub struct Config {
     #[arg(long, env = "FHIRCAST_UNRESPONSIVE_THRESHOLD", default_value_t = 1)]
     pub unresponsive_threshold: u32,
 
+    /// How long a topic nobody is subscribed to keeps its open contexts without any
+    /// request before it is dropped (an abandoned session).
+    #[arg(
+        long,
+        env = "FHIRCAST_TOPIC_RETENTION_SECONDS",
+        default_value_t = 86_400
+    )]
+    pub topic_retention_seconds: u64,
+
     /// Largest accepted HTTP request body.
     #[arg(long, env = "FHIRCAST_MAX_BODY_BYTES", default_value_t = 262_144)]
     pub max_body_bytes: usize,
@@ -193,6 +202,7 @@ impl Config {
             ("--ping-interval-ms", self.ping_interval_ms),
             ("--default-lease-seconds", self.default_lease_seconds),
             ("--max-lease-seconds", self.max_lease_seconds),
+            ("--topic-retention-seconds", self.topic_retention_seconds),
             (
                 "--unresponsive-threshold",
                 u64::from(self.unresponsive_threshold),

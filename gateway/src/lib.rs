@@ -83,6 +83,7 @@ pub async fn run(
         derived_events: config.derived_events,
         non_current_context_updates: config.non_current_context_updates,
         unresponsive_threshold: config.unresponsive_threshold,
+        retention_ms: config.topic_retention_seconds.saturating_mul(1000),
         ..TopicSettings::default()
     };
     let registry = Registry::new(

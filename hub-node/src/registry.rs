@@ -139,9 +139,27 @@ impl Registry {
             fence,
             shutdown: inner.shutdown.child_token(),
             idle_stop: Duration::from_millis(inner.settings.idle_stop_ms),
+            retention: Duration::from_millis(inner.settings.retention_ms),
         };
+        let handle = TopicHandle::new(topic.clone(), sender);
         let span = tracing::info_span!("topic", topic = %topic);
-        inner.tracker.spawn(actor.run().instrument(span));
-        Ok(TopicHandle::new(topic.clone(), sender))
+        let registry = Arc::clone(&self.inner);
+        let topic_ref = topic.topic_ref().clone();
+        inner.tracker.spawn(
+            async move {
+                actor.run().await;
+                // Forget the stopped actor, unless a new one already took its place.
+                let mut topics = registry.topics.lock().await;
+                if topics.get(&topic_ref).is_some_and(TopicHandle::is_stopped) {
+                    topics.remove(&topic_ref);
+                }
+            }
+            .instrument(span),
+        );
+        Ok(handle)
     }
 }
+
+#[cfg(test)]
+#[path = "registry_tests.rs"]
+mod tests;

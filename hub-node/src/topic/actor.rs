@@ -20,6 +20,9 @@ use crate::store::{Change, Fence, Store};
 pub enum TopicExit {
     /// It held nothing and saw no command for the idle period.
     Idle,
+    /// Nobody was subscribed and no command came for the retention period, though
+    /// contexts were still open (an abandoned session).
+    Abandoned,
     /// Every handle was dropped.
     AllHandlesDropped,
     /// The process is shutting down.
@@ -36,6 +39,7 @@ pub(crate) struct TopicActor {
     pub(crate) fence: Fence,
     pub(crate) shutdown: CancellationToken,
     pub(crate) idle_stop: Duration,
+    pub(crate) retention: Duration,
 }
 
 /// Returns the wall clock in milliseconds since the Unix epoch (leases and attach
@@ -68,8 +72,8 @@ impl TopicActor {
                     if self.commit(effects).await.is_err() {
                         break TopicExit::Lost;
                     }
-                    if self.state.is_idle() && last_command.elapsed() >= self.idle_stop {
-                        break TopicExit::Idle;
+                    if let Some(exit) = self.should_stop(last_command) {
+                        break exit;
                     }
                 }
             }
@@ -86,14 +90,42 @@ impl TopicActor {
         exit
     }
 
-    /// The next moment the actor has timed work: an expiry, or the idle check.
+    /// Returns why the actor should stop now, if it should: nobody is subscribed and no
+    /// command came for the idle period (nothing held) or the retention period (contexts
+    /// still open: an abandoned session).
+    fn should_stop(&self, last_command: Instant) -> Option<TopicExit> {
+        let quiet = last_command.elapsed();
+        match self.stop_after() {
+            Some(period) if quiet >= period && self.state.is_idle() => Some(TopicExit::Idle),
+            Some(period) if quiet >= period => Some(TopicExit::Abandoned),
+            _ => None,
+        }
+    }
+
+    /// How long without commands stops this topic; never while someone is subscribed.
+    fn stop_after(&self) -> Option<Duration> {
+        if self.state.has_subscriptions() {
+            None
+        } else if self.state.is_idle() {
+            Some(self.idle_stop)
+        } else {
+            Some(self.retention)
+        }
+    }
+
+    /// The next moment the actor has timed work: an expiry, or the stop check. Each is in
+    /// the future or acted upon, so the loop never spins.
     fn next_wake(&self, last_command: Instant) -> Instant {
-        let idle_check = last_command + self.idle_stop;
-        let Some(expiry) = self.state.next_expiry() else {
-            return idle_check;
-        };
-        let until_expiry = Duration::from_millis(expiry.saturating_sub(unix_now_ms()));
-        idle_check.min(Instant::now() + until_expiry)
+        let expiry = self
+            .state
+            .next_expiry()
+            .map(|at| Instant::now() + Duration::from_millis(at.saturating_sub(unix_now_ms())));
+        let stop_check = self.stop_after().map(|period| last_command + period);
+        match (expiry, stop_check) {
+            (Some(expiry), Some(stop)) => expiry.min(stop),
+            (Some(at), None) | (None, Some(at)) => at,
+            (None, None) => Instant::now() + Duration::from_secs(3600),
+        }
     }
 
     async fn handle(&mut self, command: TopicCommand) -> Result<(), ()> {

@@ -24,6 +24,9 @@ pub struct TopicSettings {
     pub mailbox_capacity: usize,
     /// How long an idle, empty topic stays in memory.
     pub idle_stop_ms: u64,
+    /// How long a topic nobody is subscribed to keeps its open contexts without any
+    /// command before it is dropped.
+    pub retention_ms: u64,
 }
 
 impl Default for TopicSettings {
@@ -39,6 +42,7 @@ impl Default for TopicSettings {
             max_subscriptions: 10_000,
             mailbox_capacity: 1024,
             idle_stop_ms: 60_000,
+            retention_ms: 24 * 3600 * 1000,
         }
     }
 }

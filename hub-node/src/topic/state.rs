@@ -187,6 +187,11 @@ impl TopicState {
         self.subscriptions.get(endpoint)
     }
 
+    /// Returns true when someone is subscribed (attached or not).
+    pub fn has_subscriptions(&self) -> bool {
+        !self.subscriptions.is_empty()
+    }
+
     /// Returns true when the topic holds nothing worth keeping in memory.
     pub fn is_idle(&self) -> bool {
         self.subscriptions.is_empty() && self.contexts.is_empty()

@@ -209,16 +209,15 @@ impl<W: AsyncWrite + Unpin> Session<W> {
     }
 
     /// Writes a batch: the first envelope and whatever else is queued, flushed once
-    /// (coalesced writes). A batch stuck behind a full TCP window ends the socket when the
-    /// fan-out evicts it or the write timeout passes, whichever comes first; no close frame
-    /// can get through then, so the connection is just dropped.
+    /// (coalesced writes). A batch stuck behind a full TCP window ends the socket as soon as
+    /// the fan-out evicts it (or a write times out); no close frame can get through then, so
+    /// the connection is just dropped.
     async fn on_outbox(
         &mut self,
         first: Arc<Envelope>,
         outbox: &mut mpsc::Receiver<Arc<Envelope>>,
         eviction: &Eviction,
     ) -> Result<(), Ending> {
-        let write_timeout = self.settings.write_timeout;
         let batch = async {
             self.on_envelope(&first).await?;
             while let Ok(next) = outbox.try_recv() {
@@ -228,9 +227,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         };
         tokio::select! {
             biased;
-            written = timeout(write_timeout, batch) => {
-                written.unwrap_or(Err(Ending::Hub))
-            }
+            written = batch => written,
             _ = eviction.evicted() => Err(Ending::Hub),
         }
     }
@@ -333,26 +330,32 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             .await
     }
 
+    /// Writes one frame; a write the client does not take within the write timeout ends
+    /// the socket as too slow.
     async fn write_frame(&mut self, frame: Frame<'_>) -> Result<(), Ending> {
-        self.writer
-            .write_frame(frame)
-            .await
-            .map_err(|_| Ending::Client(1006))
+        match timeout(self.settings.write_timeout, self.writer.write_frame(frame)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Ending::Client(1006)),
+            Err(_) => Err(Ending::Hub),
+        }
     }
 
+    /// Flushes buffered frames, bounded like [`Self::write_frame`].
     async fn flush(&mut self) -> Result<(), Ending> {
-        self.writer.flush().await.map_err(|_| Ending::Client(1006))
+        match timeout(self.settings.write_timeout, self.writer.flush()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Ending::Client(1006)),
+            Err(_) => Err(Ending::Hub),
+        }
     }
 
-    /// Sends a close frame (best effort, bounded by the write timeout).
+    /// Sends a close frame (best effort; each write is bounded by the write timeout).
     async fn close(&mut self, code: u16, reason: &str) {
-        let write_timeout = self.settings.write_timeout;
-        let _ = timeout(write_timeout, async {
-            let _ = self
-                .write_frame(Frame::close(code, reason.as_bytes()))
-                .await;
+        let sent = self
+            .write_frame(Frame::close(code, reason.as_bytes()))
+            .await;
+        if sent.is_ok() {
             let _ = self.flush().await;
-        })
-        .await;
+        }
     }
 }

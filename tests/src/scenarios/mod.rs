@@ -23,6 +23,7 @@ mod conformance;
 mod dev_issuer;
 mod graceful_shutdown;
 mod http_surface;
+mod hub_closes;
 mod idempotency;
 mod keepalive;
 mod slow_consumer;

@@ -266,11 +266,22 @@ fn accept(state: &mut TopicState, event: EventRequest) -> Envelope {
 }
 
 /// Publishes an event that must be refused; returns the error class.
+/// Publishes an event that must be refused; returns the refusal's class after checking
+/// that the refusal changed nothing (context, version, content and seq).
 fn refuse(state: &mut TopicState, event: EventRequest) -> ErrorCode {
-    match state.publish(event) {
+    let before = state.current_context();
+    let seq = state.seq();
+    let code = match state.publish(event) {
         Err(TopicError::Rejected(err)) => err.code(),
         other => panic!("expected a rejection, got {other:?}"),
-    }
+    };
+    assert_eq!(
+        state.current_context(),
+        before,
+        "a refusal changed the context"
+    );
+    assert_eq!(state.seq(), seq, "a refusal consumed a seq");
+    code
 }
 
 /// The `context.versionId` of the first frame of an envelope.
@@ -622,9 +633,6 @@ fn update_with_a_stale_version_is_a_conflict_and_changes_nothing() {
             vec![put("Observation", "o1", "final")],
         ),
     );
-    let before = state.current_context();
-    let seq = state.seq();
-
     let code = refuse(
         &mut state,
         report_update(
@@ -635,24 +643,18 @@ fn update_with_a_stale_version_is_a_conflict_and_changes_nothing() {
         ),
     );
     assert_eq!(code, ErrorCode::Conflict);
-    assert_eq!(state.current_context(), before);
-    assert_eq!(state.seq(), seq);
 }
 
 #[test]
 fn update_without_a_version_is_a_bad_request() {
     let mut state = state();
     accept(&mut state, diagnostic_report_open("e1", "r1", "p1", &[]));
-    let before = state.current_context();
-    let seq = state.seq();
     let code = refuse(
         &mut state,
         report_update("u1", "r1", None, vec![put("Observation", "o1", "final")]),
     );
     assert_eq!(code, ErrorCode::BadRequest);
     assert_eq!(code.http_status(), 400);
-    assert_eq!(state.current_context(), before);
-    assert_eq!(state.seq(), seq);
 }
 
 #[test]
@@ -678,8 +680,6 @@ fn update_of_an_open_non_current_anchor_is_a_conflict_by_default() {
     let opened = accept(&mut state, diagnostic_report_open("e1", "r1", "p1", &[]));
     let v1 = version_of(&opened);
     accept(&mut state, diagnostic_report_open("e2", "r2", "p1", &[]));
-    let before = state.current_context();
-    let seq = state.seq();
     let code = refuse(
         &mut state,
         report_update(
@@ -690,8 +690,6 @@ fn update_of_an_open_non_current_anchor_is_a_conflict_by_default() {
         ),
     );
     assert_eq!(code, ErrorCode::Conflict);
-    assert_eq!(state.current_context(), before);
-    assert_eq!(state.seq(), seq);
 }
 
 #[test]

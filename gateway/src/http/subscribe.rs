@@ -1,7 +1,7 @@
 //! Subscribe and unsubscribe (2-4 Subscribing): topic binding, scopes (granted = requested
 //! ∩ readable), the lease (never beyond the token), then the topic.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -11,7 +11,7 @@ use serde_json::json;
 use fhircast_proto::scope::Access;
 use fhircast_proto::subscription::{Mode, SubscriptionRequest};
 use fhircast_proto::{EndpointId, EventName, TopicId};
-use hub_node::topic::SubscribeCommand;
+use hub_node::topic::{SubscribeCommand, unix_ms};
 
 use crate::auth::Principal;
 use crate::error::ApiError;
@@ -90,16 +90,10 @@ async fn subscribe(
         .unwrap_or(settings.default_lease_seconds)
         .min(settings.max_lease_seconds)
         .min(token_left);
-    let token_expires = principal
-        .expires_at
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| {
-            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-        });
     let command = SubscribeCommand {
         events: granted,
         lease_seconds,
-        token_expires,
+        token_expires: unix_ms(principal.expires_at),
         subscriber_name: request.subscriber_name,
         endpoint,
     };

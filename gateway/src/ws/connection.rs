@@ -18,7 +18,7 @@ use fhircast_proto::bus::{ControlAction, Delivery, Envelope, EnvelopeKind};
 use fhircast_proto::channel::{Ack, denial};
 use fhircast_proto::sync_error::SyncFailure;
 use fhircast_proto::{EndpointId, EventName, TopicId};
-use hub_node::topic::{Attachment, DeliveryFailure, DetachReason, unix_now_ms};
+use hub_node::topic::{Attachment, DeliveryFailure, DetachReason, instant_at};
 
 use super::acks::Acks;
 use super::fanout::{CLOSE_SLOW, Eviction, Registration};
@@ -55,12 +55,6 @@ pub(crate) struct Session<W> {
     pub(crate) settings: SocketSettings,
     pub(crate) hub: Arc<dyn HubClient>,
     pub(crate) tracker: TaskTracker,
-}
-
-/// Converts a wall-clock deadline into a tokio instant.
-pub(crate) fn instant_at(unix_ms: u64) -> Instant {
-    let now_ms = unix_now_ms();
-    Instant::now() + std::time::Duration::from_millis(unix_ms.saturating_sub(now_ms))
 }
 
 impl<W: AsyncWrite + Unpin> Session<W> {

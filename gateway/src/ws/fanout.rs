@@ -275,12 +275,7 @@ impl TopicFanout {
                     _ => {}
                 }
                 self.last = Some((envelope.epoch, seq));
-                self.sockets.retain(|endpoint, socket| {
-                    if exclude.as_ref() == Some(endpoint) {
-                        return true;
-                    }
-                    offer(socket, &envelope)
-                });
+                self.offer_to_all(&envelope, exclude.as_ref());
             }
             EnvelopeKind::Control { endpoint, .. } => {
                 let keep = match self.sockets.get(endpoint) {
@@ -303,9 +298,7 @@ impl TopicFanout {
                     if let EnvelopeKind::Event { seq, exclude, .. } = &envelope.kind {
                         self.last = Some((epoch, *seq));
                         let exclude = exclude.clone();
-                        self.sockets.retain(|endpoint, socket| {
-                            exclude.as_ref() == Some(endpoint) || offer(socket, &envelope)
-                        });
+                        self.offer_to_all(&envelope, exclude.as_ref());
                     }
                 }
                 true
@@ -328,6 +321,13 @@ impl TopicFanout {
             self.backfill(bus, epoch, last).await;
         }
         Some(renewed)
+    }
+
+    /// Offers an event batch to every socket but `exclude`; sockets that cannot take it
+    /// are evicted and dropped from the topic.
+    fn offer_to_all(&mut self, envelope: &Arc<Envelope>, exclude: Option<&EndpointId>) {
+        self.sockets
+            .retain(|endpoint, socket| exclude == Some(endpoint) || offer(socket, envelope));
     }
 
     fn evict_all(&mut self, code: u16) {

@@ -42,14 +42,22 @@ pub(crate) struct TopicActor {
     pub(crate) retention: Duration,
 }
 
-/// Returns the wall clock in milliseconds since the Unix epoch (leases and attach
+/// Returns a wall-clock time in milliseconds since the Unix epoch (leases and attach
 /// deadlines are wall-clock instants shared across processes).
+pub fn unix_ms(at: SystemTime) -> UnixMs {
+    at.duration_since(UNIX_EPOCH).map_or(0, |elapsed| {
+        u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+    })
+}
+
+/// Returns the wall clock now, in milliseconds since the Unix epoch.
 pub fn unix_now_ms() -> UnixMs {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
-        })
+    unix_ms(SystemTime::now())
+}
+
+/// Returns the tokio instant of a wall-clock deadline (now, if it has passed), for timers.
+pub fn instant_at(deadline: UnixMs) -> Instant {
+    Instant::now() + Duration::from_millis(deadline.saturating_sub(unix_now_ms()))
 }
 
 impl TopicActor {
@@ -116,10 +124,7 @@ impl TopicActor {
     /// The next moment the actor has timed work: an expiry, or the stop check. Each is in
     /// the future or acted upon, so the loop never spins.
     fn next_wake(&self, last_command: Instant) -> Instant {
-        let expiry = self
-            .state
-            .next_expiry()
-            .map(|at| Instant::now() + Duration::from_millis(at.saturating_sub(unix_now_ms())));
+        let expiry = self.state.next_expiry().map(instant_at);
         let stop_check = self.stop_after().map(|period| last_command + period);
         match (expiry, stop_check) {
             (Some(expiry), Some(stop)) => expiry.min(stop),

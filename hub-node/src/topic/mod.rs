@@ -9,7 +9,7 @@ mod settings;
 mod state;
 
 pub(crate) use actor::TopicActor;
-pub use actor::{TopicExit, unix_now_ms};
+pub use actor::{TopicExit, instant_at, unix_ms, unix_now_ms};
 pub use context::CurrentContext;
 pub use handle::TopicHandle;
 pub use settings::TopicSettings;

@@ -44,9 +44,15 @@ pub struct Config {
     #[arg(long, env = "FHIRCAST_BEHIND_TLS_PROXY")]
     pub behind_tls_proxy: bool,
 
-    /// Path of the hub under the public URL.
-    #[arg(long, env = "FHIRCAST_BASE_PATH", default_value = "/api/hub")]
-    pub base_path: String,
+    /// Path(s) of the hub under the public URL, comma-separated; every one serves the same
+    /// hub (e.g. /api/hub,/fhircast/STU3). The first is the one `hub.url` names.
+    #[arg(
+        long,
+        env = "FHIRCAST_BASE_PATH",
+        value_delimiter = ',',
+        default_value = "/api/hub"
+    )]
+    pub base_path: Vec<String>,
 
     /// Serve a development token issuer at /dev-issuer and trust it. Refuses non-loopback
     /// binds. Never use in production.
@@ -86,6 +92,16 @@ pub struct Config {
     #[arg(long, env = "FHIRCAST_ATTACH_WINDOW_MS", default_value_t = 30_000)]
     pub attach_window_ms: u64,
 
+    /// How long after its socket closed an endpoint may be connected again (never beyond
+    /// the lease); 0 makes endpoints single-use.
+    #[arg(long, env = "FHIRCAST_REATTACH_WINDOW_MS", default_value_t = 300_000)]
+    pub reattach_window_ms: u64,
+
+    /// How long a subscriber whose connection closed abnormally may take to reconnect
+    /// before the hub raises a SyncError about it.
+    #[arg(long, env = "FHIRCAST_RECONNECT_GRACE_MS", default_value_t = 10_000)]
+    pub reconnect_grace_ms: u64,
+
     /// Interval of WebSocket pings; a client silent for two intervals is unresponsive.
     #[arg(long, env = "FHIRCAST_PING_INTERVAL_MS", default_value_t = 30_000)]
     pub ping_interval_ms: u64,
@@ -114,6 +130,42 @@ pub struct Config {
     /// Largest accepted HTTP request body.
     #[arg(long, env = "FHIRCAST_MAX_BODY_BYTES", default_value_t = 262_144)]
     pub max_body_bytes: usize,
+
+    /// Longest a client may take to send a request's headers (the connection is closed).
+    #[arg(
+        long,
+        env = "FHIRCAST_HEADER_READ_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub header_read_timeout_ms: u64,
+
+    /// Longest a client may take to send a request's body (408).
+    #[arg(long, env = "FHIRCAST_BODY_READ_TIMEOUT_MS", default_value_t = 30_000)]
+    pub body_read_timeout_ms: u64,
+
+    /// Most connections (HTTP and WebSocket together) open at once; beyond it new
+    /// connections get 503. Keep it below the process's open-files limit.
+    #[arg(long, env = "FHIRCAST_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Most anchors a topic keeps open; opening one more forgets the oldest that is not
+    /// the current context.
+    #[arg(long, env = "FHIRCAST_MAX_OPEN_CONTEXTS", default_value_t = 64)]
+    pub max_open_contexts: usize,
+
+    /// Most unconnected subscriptions (and remembered ended endpoints) one client may
+    /// hold on a topic.
+    #[arg(long, env = "FHIRCAST_MAX_UNATTACHED_PER_CLIENT", default_value_t = 32)]
+    pub max_unattached_per_client: usize,
+
+    /// Most bytes of notifications a topic keeps as history (for a reconnecting
+    /// subscriber and for gap recovery); the count is capped at 1024 as well.
+    #[arg(
+        long,
+        env = "FHIRCAST_TOPIC_HISTORY_BYTES",
+        default_value_t = 4_194_304
+    )]
+    pub topic_history_bytes: usize,
 
     /// Largest accepted WebSocket message from a subscriber.
     #[arg(long, env = "FHIRCAST_MAX_FRAME_BYTES", default_value_t = 65_536)]
@@ -181,12 +233,34 @@ impl Config {
                     .into(),
             ));
         }
-        if !self.base_path.starts_with('/')
-            || self.base_path.ends_with('/') && self.base_path.len() > 1
-        {
-            return Err(ConfigError(
-                "--base-path must start with / and not end with / (e.g. /api/hub)".into(),
-            ));
+        if self.base_path.is_empty() {
+            return Err(ConfigError("--base-path needs at least one path".into()));
+        }
+        for path in &self.base_path {
+            let reserved = path.starts_with("/ws/")
+                || path == "/ws"
+                || path == "/healthz"
+                || path == "/readyz"
+                || path.starts_with("/dev-issuer");
+            if !path.starts_with('/')
+                || path.ends_with('/') && path.len() > 1
+                || path.contains("//")
+                || path.contains('{')
+                || path.contains('}')
+                || reserved
+            {
+                return Err(ConfigError(format!(
+                    "--base-path {path:?} must start with / and not end with / (e.g. \
+                     /api/hub), without braces, and not be /ws, /healthz, /readyz or \
+                     /dev-issuer"
+                )));
+            }
+        }
+        let mut distinct = self.normalized_base_paths();
+        distinct.sort_unstable();
+        distinct.dedup();
+        if distinct.len() != self.base_path.len() {
+            return Err(ConfigError("--base-path lists the same path twice".into()));
         }
         let valid_public_url = |url: &String| {
             (url.starts_with("http://") || url.starts_with("https://")) && !url.ends_with('/')
@@ -203,6 +277,15 @@ impl Config {
             ("--default-lease-seconds", self.default_lease_seconds),
             ("--max-lease-seconds", self.max_lease_seconds),
             ("--topic-retention-seconds", self.topic_retention_seconds),
+            ("--header-read-timeout-ms", self.header_read_timeout_ms),
+            ("--body-read-timeout-ms", self.body_read_timeout_ms),
+            ("--max-connections", self.max_connections as u64),
+            ("--max-open-contexts", self.max_open_contexts as u64),
+            (
+                "--max-unattached-per-client",
+                self.max_unattached_per_client as u64,
+            ),
+            ("--topic-history-bytes", self.topic_history_bytes as u64),
             (
                 "--unresponsive-threshold",
                 u64::from(self.unresponsive_threshold),
@@ -221,13 +304,20 @@ impl Config {
         Ok(())
     }
 
-    /// Returns the base path, `""` for the root.
+    /// Returns the base paths, `""` for the root; the first is the one `hub.url` names.
+    pub fn normalized_base_paths(&self) -> Vec<&str> {
+        self.base_path
+            .iter()
+            .map(|path| if path == "/" { "" } else { path.as_str() })
+            .collect()
+    }
+
+    /// Returns the base path `hub.url` names (the first), `""` for the root.
     pub fn normalized_base_path(&self) -> &str {
-        if self.base_path == "/" {
-            ""
-        } else {
-            &self.base_path
-        }
+        self.normalized_base_paths()
+            .first()
+            .copied()
+            .unwrap_or_default()
     }
 
     /// Returns the drain grace period.

@@ -54,6 +54,11 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         self.status
     }
+
+    /// Returns the reason.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
 }
 
 impl From<ValidationError> for ApiError {
@@ -95,6 +100,9 @@ impl IntoResponse for ApiError {
         if let Some(seconds) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
+        response
+            .extensions_mut()
+            .insert(crate::http::ErrorReason(self.reason));
         response
     }
 }

@@ -8,7 +8,7 @@ use std::fmt;
 use fhircast_proto::event::EventRequest;
 use fhircast_proto::{EndpointId, TopicId, TopicRef};
 use hub_node::topic::{
-    Attachment, CurrentContext, DeliveryFailure, DetachReason, Published, SubscribeCommand,
+    AttachOutcome, CurrentContext, DeliveryFailure, Detach, Owner, Published, SubscribeCommand,
 };
 use hub_node::{Registry, TopicError};
 
@@ -28,11 +28,17 @@ pub trait HubClient: Send + Sync + fmt::Debug + 'static {
     /// Returns the topic an endpoint belongs to.
     async fn resolve_endpoint(&self, endpoint: &EndpointId) -> Result<TopicRef, TopicError>;
 
-    /// Attaches a socket to an endpoint: confirmation, replay and the seq snapshot.
-    async fn attach(&self, endpoint: EndpointId) -> Result<Attachment, TopicError>;
+    /// Attaches a socket to an endpoint: confirmation, replay, resume position and the seq
+    /// snapshot; or the denial of an endpoint whose subscription ended.
+    async fn attach(&self, endpoint: EndpointId) -> Result<AttachOutcome, TopicError>;
 
-    /// Publishes an event; returns once it is committed.
-    async fn publish(&self, topic: &TopicId, event: EventRequest) -> Result<Published, TopicError>;
+    /// Publishes an event from `poster`; returns once it is committed.
+    async fn publish(
+        &self,
+        topic: &TopicId,
+        event: EventRequest,
+        poster: Owner,
+    ) -> Result<Published, TopicError>;
 
     /// Returns a topic's current context.
     async fn current_context(&self, topic: &TopicId) -> Result<CurrentContext, TopicError>;
@@ -45,7 +51,7 @@ pub trait HubClient: Send + Sync + fmt::Debug + 'static {
     ) -> Result<(), TopicError>;
 
     /// Reports that a socket went away.
-    async fn detach(&self, endpoint: EndpointId, reason: DetachReason) -> Result<(), TopicError>;
+    async fn detach(&self, endpoint: EndpointId, detach: Detach) -> Result<(), TopicError>;
 }
 
 /// The embedded implementation: topics live in this process.
@@ -90,16 +96,21 @@ impl HubClient for LocalHubClient {
         Ok(handle.topic().topic_ref().clone())
     }
 
-    async fn attach(&self, endpoint: EndpointId) -> Result<Attachment, TopicError> {
+    async fn attach(&self, endpoint: EndpointId) -> Result<AttachOutcome, TopicError> {
         let handle = self.registry.topic_of_endpoint(&endpoint).await?;
         handle.attach(endpoint).await
     }
 
-    async fn publish(&self, topic: &TopicId, event: EventRequest) -> Result<Published, TopicError> {
+    async fn publish(
+        &self,
+        topic: &TopicId,
+        event: EventRequest,
+        poster: Owner,
+    ) -> Result<Published, TopicError> {
         self.registry
             .with_topic(topic, |handle| {
-                let event = event.clone();
-                async move { handle.publish(event).await }
+                let (event, poster) = (event.clone(), poster.clone());
+                async move { handle.publish(event, poster).await }
             })
             .await
     }
@@ -122,8 +133,8 @@ impl HubClient for LocalHubClient {
         handle.report_failure(endpoint, report).await
     }
 
-    async fn detach(&self, endpoint: EndpointId, reason: DetachReason) -> Result<(), TopicError> {
+    async fn detach(&self, endpoint: EndpointId, detach: Detach) -> Result<(), TopicError> {
         let handle = self.registry.topic_of_endpoint(&endpoint).await?;
-        handle.detach(endpoint, reason).await
+        handle.detach(endpoint, detach).await
     }
 }

@@ -5,6 +5,7 @@
 //! # Layout
 //!
 //! - [`config`]: flags and `FHIRCAST_*` variables; [`run`]: start-up order and drain.
+//! - [`listener`]: the accept loop (header timeout, connection cap, graceful close).
 //! - [`http`]: the route table and handlers; [`ws`]: handshake, fan-out, socket tasks.
 //! - [`auth`]: JWKS-backed token verification; [`dev_issuer`]: the dev-only issuer.
 //! - [`hub_client`]: the seam to the topics; [`state`]: what handlers share.
@@ -17,6 +18,7 @@ pub mod dev_issuer;
 pub mod error;
 pub mod http;
 pub mod hub_client;
+pub mod listener;
 pub mod shutdown;
 pub mod state;
 pub mod telemetry;
@@ -39,7 +41,7 @@ use tracing::{info, warn};
 use fhircast_proto::TopicKey;
 use fhircast_proto::discovery::{Capabilities, discovery_document};
 use hub_node::Registry;
-use hub_node::bus::{Bus, MemoryBus};
+use hub_node::bus::{Bus, HistoryLimits, MemoryBus};
 use hub_node::store::MemoryStore;
 use hub_node::topic::TopicSettings;
 
@@ -47,6 +49,7 @@ use crate::auth::{Verifier, VerifierConfig};
 use crate::config::Config;
 use crate::dev_issuer::DevIssuer;
 use crate::hub_client::LocalHubClient;
+use crate::listener::ListenerSettings;
 use crate::state::{AppState, Settings, SocketSettings};
 use crate::ws::Fanout;
 
@@ -54,8 +57,8 @@ use crate::ws::Fanout;
 const SOCKET_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs the gateway on a bound listener until `shutdown` is cancelled, then drains:
-/// readiness off, stop accepting, close sockets with 1012, wait for them (bounded by the
-/// grace period), then stop the topics.
+/// readiness off, stop accepting, close sockets with 1012, let HTTP requests in flight
+/// finish, wait for the sockets (each bounded by the grace period), then stop the topics.
 pub async fn run(
     config: Config,
     listener: TcpListener,
@@ -76,10 +79,17 @@ pub async fn run(
 
     let hub_tracker = TaskTracker::new();
     let hub_shutdown = CancellationToken::new();
-    let bus = Arc::new(MemoryBus::new());
+    let bus = Arc::new(MemoryBus::with_limits(HistoryLimits {
+        max_bytes: config.topic_history_bytes,
+        ..HistoryLimits::default()
+    }));
     let store = Arc::new(MemoryStore::new(Arc::clone(&bus)));
     let topic_settings = TopicSettings {
         attach_window_ms: config.attach_window_ms,
+        reattach_window_ms: config.reattach_window_ms,
+        reconnect_grace_ms: config.reconnect_grace_ms,
+        max_open_contexts: config.max_open_contexts,
+        max_unattached_per_client: config.max_unattached_per_client,
         derived_events: config.derived_events,
         non_current_context_updates: config.non_current_context_updates,
         unresponsive_threshold: config.unresponsive_threshold,
@@ -113,7 +123,7 @@ pub async fn run(
     };
     let mut router = http::router(
         state.clone(),
-        config.normalized_base_path(),
+        &config.normalized_base_paths(),
         &config.cors_origins,
     );
     if let Some(issuer) = &dev_issuer {
@@ -129,18 +139,26 @@ pub async fn run(
         }
     });
 
-    let drain = {
+    {
         let state = state.clone();
         let shutdown = shutdown.clone();
-        async move {
+        socket_tracker.spawn(async move {
             shutdown.cancelled().await;
             state.ready.store(false, Ordering::Relaxed);
-        }
+        });
+    }
+    let listener_settings = ListenerSettings {
+        header_read_timeout: Duration::from_millis(config.header_read_timeout_ms),
+        max_connections: config.max_connections,
     };
-    axum::serve(listener, router)
-        .with_graceful_shutdown(drain)
-        .await
-        .context("the HTTP server failed")?;
+    listener::serve(
+        listener,
+        router,
+        listener_settings,
+        shutdown.clone(),
+        config.shutdown_grace(),
+    )
+    .await;
 
     // Sockets were told to close (1012) when `shutdown` was cancelled; wait for them.
     socket_shutdown.cancel();
@@ -169,6 +187,7 @@ fn handler_settings(config: &Config, hub_url: String, ws_base: String) -> anyhow
         ws_base,
         discovery: Bytes::from(discovery),
         max_body_bytes: config.max_body_bytes,
+        body_read_timeout: Duration::from_millis(config.body_read_timeout_ms),
         default_lease_seconds: config.default_lease_seconds,
         max_lease_seconds: config.max_lease_seconds,
         socket: SocketSettings {

@@ -25,6 +25,8 @@ pub struct Settings {
     pub discovery: Bytes,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// Longest a request body may take to arrive.
+    pub body_read_timeout: Duration,
     /// Lease granted when none is asked for.
     pub default_lease_seconds: u64,
     /// Longest lease granted.

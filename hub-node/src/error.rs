@@ -8,9 +8,12 @@ pub enum TopicError {
     /// The request breaks a rule or conflicts with the topic's state.
     #[error("{0}")]
     Rejected(#[from] ValidationError),
-    /// The endpoint named is unknown, expired or already used.
-    #[error("unknown, expired or already used endpoint")]
+    /// The endpoint named is unknown (never issued, or forgotten).
+    #[error("unknown endpoint")]
     UnknownEndpoint,
+    /// The endpoint already has a live socket; a second handshake changes nothing.
+    #[error("the endpoint already has a live connection")]
+    EndpointInUse,
     /// The topic's mailbox is full: the caller should retry later.
     #[error("the topic is busy, retry later")]
     Overloaded,
@@ -28,6 +31,7 @@ impl TopicError {
         match self {
             Self::Rejected(err) => err.code(),
             Self::UnknownEndpoint => ErrorCode::NotFound,
+            Self::EndpointInUse => ErrorCode::Conflict,
             Self::Overloaded => ErrorCode::Overloaded,
             Self::Stopped | Self::Unavailable => ErrorCode::Unavailable,
         }

@@ -15,7 +15,7 @@ use fhircast_proto::{EventName, TopicId, TopicKey};
 use super::*;
 use crate::bus::MemoryBus;
 use crate::store::MemoryStore;
-use crate::topic::{SubscribeCommand, TopicSettings, unix_now_ms};
+use crate::topic::{Owner, SubscribeCommand, TopicSettings, unix_now_ms};
 
 const IDLE: Duration = Duration::from_secs(60);
 const RETENTION: Duration = Duration::from_secs(600);
@@ -80,6 +80,7 @@ async fn a_quiet_topic_with_a_subscriber_stays_and_keeps_answering() {
             token_expires: unix_now_ms() + 7_200_000,
             subscriber_name: None,
             endpoint: None,
+            owner: Owner::default(),
         })
         .await
         .expect("subscribed");
@@ -101,7 +102,7 @@ async fn an_abandoned_topic_is_dropped_after_the_retention_period() {
     let topic = topic();
     let handle = registry.topic(&topic).await.expect("topic starts");
     handle
-        .publish(patient_open(&topic))
+        .publish(patient_open(&topic), Owner::default())
         .await
         .expect("accepted");
     tokio::time::sleep(RETENTION - Duration::from_secs(5)).await;

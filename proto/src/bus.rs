@@ -1,6 +1,7 @@
 //! The bus envelope: what a topic publishes for gateways to fan out (DESIGN §3, "the
-//! seams"). `Event` envelopes carry a per-topic gap-free `seq` and go to every matching
-//! socket of the topic; `Control` envelopes carry no seq and address one endpoint.
+//! seams"). Every envelope carries the topic's gap-free `seq`, so a gateway detects a lost
+//! denial like a lost event; `Event` envelopes go to every matching socket of the topic,
+//! `Control` envelopes to the socket of one endpoint.
 //!
 //! Frames are encoded once by the topic and shared (`Bytes`) by every socket that
 //! delivers them.
@@ -16,10 +17,27 @@ pub struct Envelope {
     /// Changes when the topic's sequence restarts (a new owner that could not load the
     /// old sequence); a gateway that sees it change cannot trust `seq` continuity.
     pub epoch: u64,
+    /// The topic's sequence number of this envelope: gap-free, starting at 1.
+    pub seq: u64,
     /// The topic the envelope belongs to.
     pub topic: TopicRef,
     /// What it carries.
     pub kind: EnvelopeKind,
+}
+
+impl Envelope {
+    /// Returns the bytes of the frames it carries (what retaining it costs).
+    pub fn frame_bytes(&self) -> usize {
+        match &self.kind {
+            EnvelopeKind::Event { deliveries, .. } => {
+                deliveries.iter().map(|delivery| delivery.frame.len()).sum()
+            }
+            EnvelopeKind::Control { action, .. } => match action {
+                ControlAction::Confirm { frame, .. } | ControlAction::Deny { frame } => frame.len(),
+                ControlAction::Deliver(delivery) => delivery.frame.len(),
+            },
+        }
+    }
 }
 
 /// The two kinds of envelope.
@@ -27,12 +45,11 @@ pub struct Envelope {
 pub enum EnvelopeKind {
     /// A batch of notifications that every matching subscriber of the topic receives.
     Event {
-        /// The topic's sequence number of this batch: gap-free, starting at 1.
-        seq: u64,
         /// The notifications, in delivery order.
         deliveries: Vec<Delivery>,
-        /// A subscriber that must not receive this batch (the one a SyncError is about).
-        exclude: Option<EndpointId>,
+        /// Subscribers that must not receive this batch: the one a hub SyncError is about,
+        /// or the app that posted a SyncError itself.
+        exclude: Vec<EndpointId>,
     },
     /// An instruction for the socket of one endpoint.
     Control {

@@ -73,22 +73,47 @@ pub struct Ack {
     pub id: String,
     /// The HTTP-like status (number, or numeric string on the wire).
     pub status: u16,
+    /// True when the frame carried no `status` and 200 was assumed (the Medplum SDK
+    /// answers `{"id","timestamp"}`): a leniency, logged at debug by the caller.
+    pub status_implied: bool,
+}
+
+impl Ack {
+    /// Returns true for a 2xx status: the subscriber took the event (2-5: "2xx = success,
+    /// anything else = failure"; 202 means it will decide later and send a SyncError if
+    /// it refuses).
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
 }
 
 /// Parses an acknowledgement frame; anything else is `None` (2-5 allows only responses
-/// on the channel, so other frames are ignored).
+/// on the channel, so other frames are ignored). A frame with an `id` and no `status`
+/// counts as 200; a `status` that is not a number from 100 to 599 (or such a number in a
+/// string) makes the frame malformed.
 pub fn parse_ack(frame: &[u8]) -> Option<Ack> {
     let value = crate::json::parse_strict(frame, 8).ok()?;
     let id = value.get("id")?.as_str()?.to_owned();
-    let status = match value.get("status")? {
-        Value::Number(number) => number.as_u64()?,
-        Value::String(text) => text.trim().parse::<u64>().ok()?,
-        _ => return None,
+    let status = match value.get("status") {
+        None => {
+            return Some(Ack {
+                id,
+                status: 200,
+                status_implied: true,
+            });
+        }
+        Some(Value::Number(number)) => number.as_u64()?,
+        Some(Value::String(text)) => text.trim().parse::<u64>().ok()?,
+        Some(_) => return None,
     };
     let status = u16::try_from(status)
         .ok()
         .filter(|s| (100..600).contains(s))?;
-    Some(Ack { id, status })
+    Some(Ack {
+        id,
+        status,
+        status_implied: false,
+    })
 }
 
 #[cfg(test)]
@@ -100,6 +125,7 @@ mod tests {
         let expected = Some(Ack {
             id: "e1".into(),
             status: 409,
+            status_implied: false,
         });
         assert_eq!(parse_ack(br#"{"id":"e1","status":409}"#), expected);
         assert_eq!(parse_ack(br#"{"id":"e1","status":"409"}"#), expected);
@@ -108,8 +134,34 @@ mod tests {
             b"not json",
             br#"{"status":200}"#,
             br#"{"id":"e","status":99999}"#,
+            br#"{"id":"e","status":null}"#,
+            br#"{"id":7,"status":200}"#,
         ] {
             assert_eq!(parse_ack(bogus), None);
+        }
+    }
+
+    #[test]
+    fn an_ack_without_status_counts_as_200() {
+        // What the Medplum SDK sends.
+        let ack =
+            parse_ack(br#"{"id":"e1","timestamp":"2024-01-01T00:00:00Z"}"#).expect("lenient ack");
+        assert_eq!(ack.status, 200);
+        assert!(ack.status_implied && ack.is_success());
+    }
+
+    #[test]
+    fn only_2xx_is_success() {
+        let status = |status: u16| Ack {
+            id: "e".into(),
+            status,
+            status_implied: false,
+        };
+        for ok in [200, 202, 204, 299] {
+            assert!(status(ok).is_success(), "{ok}");
+        }
+        for failure in [100, 101, 199, 300, 302, 399, 400, 409, 500, 599] {
+            assert!(!status(failure).is_success(), "{failure}");
         }
     }
 

@@ -3,8 +3,10 @@
 //! proprietary).
 //!
 //! Names compare case-insensitively (2-3: "Event names are unique and case-insensitive");
-//! the hub parses every name into its canonical spelling once, at the edge, so the rest of
-//! the code compares plain strings.
+//! the hub parses every name once, at the edge. Catalog and `<Resource>-<suffix>` names are
+//! spelled canonically from then on; proprietary names keep the spelling they arrived with
+//! (a notification carries the name exactly as its sender published it) and compare by
+//! their lowercase form.
 
 use std::fmt;
 use std::sync::Arc;
@@ -38,12 +40,44 @@ pub enum EventKind {
     Proprietary,
 }
 
-/// A validated event name in canonical spelling.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A validated event name. Equality, ordering and hashing use the case-insensitive key;
+/// [`EventName::as_str`] returns the spelling to send.
+#[derive(Clone)]
 pub struct EventName {
-    canonical: Arc<str>,
+    /// How the name is spelled on the wire: canonical, or as published for proprietary
+    /// names.
+    spelling: Arc<str>,
+    /// What the name is compared by: the canonical spelling, or the lowercase form of a
+    /// proprietary name.
+    key: Arc<str>,
     kind: EventKind,
     resource: Option<&'static str>,
+}
+
+impl PartialEq for EventName {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+
+impl Eq for EventName {}
+
+impl std::hash::Hash for EventName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.key.hash(state);
+    }
+}
+
+impl PartialOrd for EventName {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for EventName {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key.cmp(&other.key)
+    }
 }
 
 /// The events the hub lists in its discovery document: the STU3 catalog. Any other
@@ -85,11 +119,7 @@ impl EventName {
             _ => None,
         };
         if let Some((canonical, kind)) = infrastructure {
-            return Ok(Self {
-                canonical: Arc::from(canonical),
-                kind,
-                resource: None,
-            });
+            return Ok(Self::canonical(canonical, kind, None));
         }
         if let Some((resource, suffix)) = lower.rsplit_once('-') {
             let kind = match suffix {
@@ -111,15 +141,16 @@ impl EventName {
                         "unknown event {raw:?}: {resource:?} is not a FHIR R4 resource type"
                     ))
                 })?;
-            return Ok(Self {
-                canonical: Arc::from(format!("{resource}-{suffix}")),
+            return Ok(Self::canonical(
+                &format!("{resource}-{suffix}"),
                 kind,
-                resource: Some(resource),
-            });
+                Some(resource),
+            ));
         }
         if is_reverse_domain(&lower) {
             return Ok(Self {
-                canonical: Arc::from(lower),
+                spelling: Arc::from(raw),
+                key: Arc::from(lower),
                 kind: EventKind::Proprietary,
                 resource: None,
             });
@@ -130,18 +161,24 @@ impl EventName {
         )))
     }
 
-    /// Returns the `-open` event of a FHIR resource type.
-    pub fn open_of(resource: &'static str) -> Self {
+    fn canonical(spelling: &str, kind: EventKind, resource: Option<&'static str>) -> Self {
+        let spelling: Arc<str> = Arc::from(spelling);
         Self {
-            canonical: Arc::from(format!("{resource}-open")),
-            kind: EventKind::Open,
-            resource: Some(resource),
+            key: Arc::clone(&spelling),
+            spelling,
+            kind,
+            resource,
         }
     }
 
-    /// Returns the canonical spelling.
+    /// Returns the `-open` event of a FHIR resource type.
+    pub fn open_of(resource: &'static str) -> Self {
+        Self::canonical(&format!("{resource}-open"), EventKind::Open, Some(resource))
+    }
+
+    /// Returns the spelling to send: canonical, or as published for a proprietary name.
     pub fn as_str(&self) -> &str {
-        &self.canonical
+        &self.spelling
     }
 
     /// Returns what kind of event this is.
@@ -184,19 +221,19 @@ fn is_reverse_domain(lower: &str) -> bool {
 
 impl fmt::Display for EventName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.canonical)
+        f.write_str(&self.spelling)
     }
 }
 
 impl fmt::Debug for EventName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", &*self.canonical)
+        write!(f, "{:?}", &*self.spelling)
     }
 }
 
 impl serde::Serialize for EventName {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.canonical)
+        serializer.serialize_str(&self.spelling)
     }
 }
 
@@ -223,7 +260,19 @@ mod tests {
         assert_eq!(canonical("userLogout"), "UserLogout");
         assert_eq!(canonical("home-open"), "Home-open");
         assert_eq!(canonical("Observation-update"), "Observation-update");
-        assert_eq!(canonical("Org.Example.My_Event"), "org.example.my_event");
+    }
+
+    #[test]
+    fn proprietary_names_keep_their_spelling_and_match_case_insensitively() {
+        use std::hash::BuildHasher as _;
+        let published = EventName::parse("Org.Example.My_Event").expect("valid");
+        let subscribed = EventName::parse("org.example.MY_EVENT").expect("valid");
+        assert_eq!(published.as_str(), "Org.Example.My_Event");
+        assert_eq!(published.kind(), EventKind::Proprietary);
+        assert_eq!(published, subscribed);
+        let hasher = std::hash::RandomState::new();
+        assert_eq!(hasher.hash_one(&published), hasher.hash_one(&subscribed));
+        assert!(std::slice::from_ref(&subscribed).contains(&published));
     }
 
     #[test]

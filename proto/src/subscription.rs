@@ -2,6 +2,12 @@
 //! object some clients send instead), with every rule the hub applies before a request
 //! reaches a topic: each parameter at most once, `websocket` channel only, topic alphabet,
 //! event grammar with set semantics, a positive integer lease.
+//!
+//! Where widely used clients deviate from the letter of STU3 and no security property
+//! suffers, the parser accepts the deviation and records it as a [`Leniency`] (the
+//! gateway logs each at debug; docs/api.md lists them): `hub.channel.type` in any case,
+//! `endpoint` for `hub.channel.endpoint` on unsubscribe (Medplum SDK 4.x), spaces and a
+//! trailing comma in `hub.events`, and `hub.events` as a JSON array.
 
 use serde_json::{Map, Value};
 
@@ -25,6 +31,34 @@ pub enum Mode {
     Unsubscribe,
 }
 
+/// A deviation from the letter of STU3 that the parser accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Leniency {
+    /// `hub.channel.type` not spelled exactly `websocket` (e.g. `WebSocket`).
+    ChannelTypeCase,
+    /// `endpoint` instead of `hub.channel.endpoint` on an unsubscribe (Medplum SDK 4.x).
+    EndpointAlias,
+    /// Spaces around the names in `hub.events`.
+    EventsSpaces,
+    /// A trailing comma in `hub.events`.
+    EventsTrailingComma,
+    /// `hub.events` as a JSON array of names instead of a comma-separated string.
+    EventsArray,
+}
+
+impl Leniency {
+    /// Returns a short description for the debug log.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::ChannelTypeCase => "hub.channel.type accepted case-insensitively",
+            Self::EndpointAlias => "endpoint accepted as hub.channel.endpoint",
+            Self::EventsSpaces => "spaces around hub.events names ignored",
+            Self::EventsTrailingComma => "trailing comma in hub.events ignored",
+            Self::EventsArray => "hub.events accepted as a JSON array",
+        }
+    }
+}
+
 /// A validated subscription request.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SubscriptionRequest {
@@ -41,6 +75,8 @@ pub struct SubscriptionRequest {
     pub endpoint: Option<String>,
     /// `subscriber.name`.
     pub subscriber_name: Option<String>,
+    /// The deviations from STU3 this request relied on.
+    pub leniencies: Vec<Leniency>,
 }
 
 impl SubscriptionRequest {
@@ -72,34 +108,48 @@ impl SubscriptionRequest {
     }
 
     /// Parses a JSON object with the same member names (string values; the lease may also
-    /// be a number).
+    /// be a number, `hub.events` an array of names).
     pub fn from_json(body: &Map<String, Value>) -> Result<Self, ValidationError> {
         let mut lease_text = None;
+        let mut events_text = None;
         for (name, value) in body {
             match (name.as_str(), value) {
                 (_, Value::String(_)) => {}
                 ("hub.lease_seconds", Value::Number(number)) => {
                     lease_text = Some(number.to_string());
                 }
+                ("hub.events", Value::Array(items)) => {
+                    events_text = Some(join_event_array(items)?);
+                }
                 _ => {
                     return Err(ValidationError::new(format!("{name} must be a string")));
                 }
             }
         }
-        let get = |name: &str| match (name, &lease_text) {
-            ("hub.lease_seconds", Some(text)) => Some(text.as_str()),
+        let get = |name: &str| match (name, &lease_text, &events_text) {
+            ("hub.lease_seconds", Some(text), _) | ("hub.events", _, Some(text)) => {
+                Some(text.as_str())
+            }
             _ => body.get(name).and_then(Value::as_str),
         };
-        Self::from_params(&get)
+        let mut request = Self::from_params(&get)?;
+        if events_text.is_some() {
+            request.leniencies.push(Leniency::EventsArray);
+        }
+        Ok(request)
     }
 
     fn from_params<'a>(get: &dyn Fn(&str) -> Option<&'a str>) -> Result<Self, ValidationError> {
+        let mut leniencies = Vec::new();
         let channel = get("hub.channel.type")
             .ok_or_else(|| ValidationError::new("missing parameter hub.channel.type"))?;
-        if channel != "websocket" {
+        if !channel.eq_ignore_ascii_case("websocket") {
             return Err(ValidationError::new(format!(
                 "hub.channel.type {channel:?} is not supported: only \"websocket\""
             )));
+        }
+        if channel != "websocket" {
+            leniencies.push(Leniency::ChannelTypeCase);
         }
         let mode = match get("hub.mode") {
             Some("subscribe") => Mode::Subscribe,
@@ -114,7 +164,14 @@ impl SubscriptionRequest {
         let topic =
             get("hub.topic").ok_or_else(|| ValidationError::new("missing parameter hub.topic"))?;
         validate_topic(topic)?;
-        let endpoint = match get("hub.channel.endpoint").map(str::trim) {
+        let mut endpoint_param = get("hub.channel.endpoint");
+        if mode == Mode::Unsubscribe && endpoint_param.is_none_or(|url| url.trim().is_empty()) {
+            endpoint_param = get("endpoint");
+            if endpoint_param.is_some() {
+                leniencies.push(Leniency::EndpointAlias);
+            }
+        }
+        let endpoint = match endpoint_param.map(str::trim) {
             Some("") | None => None,
             Some(url) if url.len() > ENDPOINT_MAX_LEN => {
                 return Err(ValidationError::new("hub.channel.endpoint is too long"));
@@ -140,8 +197,10 @@ impl SubscriptionRequest {
                 let events = get("hub.events")
                     .ok_or_else(|| ValidationError::new("missing parameter hub.events"))?;
                 let lease = get("hub.lease_seconds").map(parse_lease).transpose()?;
-                (parse_events(events)?, lease)
+                (parse_events_lenient(events, &mut leniencies)?, lease)
             }
+            // STU2: hub.events SHALL NOT and hub.lease_seconds MUST be ignored on an
+            // unsubscribe; both are ignored, whatever they hold.
             Mode::Unsubscribe => {
                 if endpoint.is_none() {
                     return Err(ValidationError::new(
@@ -158,8 +217,45 @@ impl SubscriptionRequest {
             lease_seconds,
             endpoint,
             subscriber_name,
+            leniencies,
         })
     }
+}
+
+/// Joins a JSON array of event names into the comma-separated form.
+fn join_event_array(items: &[Value]) -> Result<String, ValidationError> {
+    let mut names = Vec::with_capacity(items.len());
+    for item in items {
+        match item.as_str() {
+            Some(name) if !name.contains(',') => names.push(name),
+            _ => {
+                return Err(ValidationError::new(
+                    "hub.events as an array must hold event names (strings without commas)",
+                ));
+            }
+        }
+    }
+    Ok(names.join(","))
+}
+
+/// Parses `hub.events` like [`parse_events`], also accepting one trailing comma, and
+/// records the leniencies it relied on.
+fn parse_events_lenient(
+    list: &str,
+    leniencies: &mut Vec<Leniency>,
+) -> Result<Vec<EventName>, ValidationError> {
+    let trimmed = list.trim_end();
+    let without_comma = trimmed.strip_suffix(',').unwrap_or(trimmed);
+    if without_comma.len() != trimmed.len() {
+        leniencies.push(Leniency::EventsTrailingComma);
+    }
+    if without_comma
+        .split(',')
+        .any(|raw| raw.len() != raw.trim().len())
+    {
+        leniencies.push(Leniency::EventsSpaces);
+    }
+    parse_events(without_comma)
 }
 
 /// Parses `hub.events`: comma-separated, whitespace around names ignored, duplicates
@@ -259,6 +355,86 @@ mod tests {
         ))
         .expect("valid");
         assert_eq!(request.endpoint.as_deref(), Some("ws://h/ws/abc"));
+    }
+
+    #[test]
+    fn leniencies_real_clients_need_are_accepted_and_recorded() {
+        let request = form(&format!(
+            "hub.channel.type=WebSocket&hub.mode=subscribe&hub.topic={TOPIC}\
+             &hub.events=Patient-open%2C%20Patient-close%2C"
+        ))
+        .expect("lenient subscribe");
+        assert_eq!(request.events.len(), 2);
+        assert_eq!(
+            request.leniencies,
+            [
+                Leniency::ChannelTypeCase,
+                Leniency::EventsTrailingComma,
+                Leniency::EventsSpaces
+            ]
+        );
+        let strict = form(&format!(
+            "hub.channel.type=websocket&hub.mode=subscribe&hub.topic={TOPIC}&hub.events=Patient-open"
+        ))
+        .expect("strict subscribe");
+        assert!(strict.leniencies.is_empty());
+        // Only one trailing comma; empty entries elsewhere stay refused.
+        for bad in [
+            "Patient-open,,",
+            ",Patient-open",
+            "Patient-open,,Patient-close",
+            ",",
+        ] {
+            assert!(
+                form(&format!(
+                    "hub.channel.type=websocket&hub.mode=subscribe&hub.topic={TOPIC}&hub.events={bad}"
+                ))
+                .is_err(),
+                "{bad}"
+            );
+        }
+        assert!(form(&format!(
+            "hub.channel.type=webhook&hub.mode=subscribe&hub.topic={TOPIC}&hub.events=Patient-open"
+        ))
+        .is_err());
+    }
+
+    #[test]
+    fn unsubscribe_takes_endpoint_as_an_alias() {
+        let request = form(&format!(
+            "hub.channel.type=websocket&hub.mode=unsubscribe&hub.topic={TOPIC}\
+             &endpoint=wss%3A%2F%2Fh%2Fws%2Fabc&hub.events=Patient-open&hub.lease_seconds=x"
+        ))
+        .expect("alias accepted; hub.events and hub.lease_seconds ignored");
+        assert_eq!(request.endpoint.as_deref(), Some("wss://h/ws/abc"));
+        assert_eq!(request.leniencies, [Leniency::EndpointAlias]);
+        let both = form(&format!(
+            "hub.channel.type=websocket&hub.mode=unsubscribe&hub.topic={TOPIC}\
+             &hub.channel.endpoint=wss%3A%2F%2Fh%2Fws%2Freal&endpoint=wss%3A%2F%2Fh%2Fws%2Fother"
+        ))
+        .expect("the standard parameter wins");
+        assert_eq!(both.endpoint.as_deref(), Some("wss://h/ws/real"));
+        assert!(both.leniencies.is_empty());
+    }
+
+    #[test]
+    fn json_events_may_be_an_array() {
+        let body = serde_json::json!({
+            "hub.channel.type": "websocket", "hub.mode": "subscribe", "hub.topic": TOPIC,
+            "hub.events": ["patient-open", "Patient-close"]
+        });
+        let request =
+            SubscriptionRequest::from_json(body.as_object().expect("object")).expect("valid");
+        let names: Vec<&str> = request.events.iter().map(EventName::as_str).collect();
+        assert_eq!(names, ["Patient-open", "Patient-close"]);
+        assert_eq!(request.leniencies, [Leniency::EventsArray]);
+        for bad in [serde_json::json!([1]), serde_json::json!(["a,b"])] {
+            let body = serde_json::json!({
+                "hub.channel.type": "websocket", "hub.mode": "subscribe", "hub.topic": TOPIC,
+                "hub.events": bad
+            });
+            assert!(SubscriptionRequest::from_json(body.as_object().expect("object")).is_err());
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Request bodies: which content types each route accepts, and reading a body under the
-//! size limit (enforced while streaming, so an oversized body never sits in memory).
+//! size limit (enforced while streaming, so an oversized body never sits in memory) and
+//! the time limit (a client that stops sending mid-body is answered 408, not waited for).
 
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -45,9 +46,25 @@ pub(crate) fn body_kind(headers: &HeaderMap) -> Result<BodyKind, ApiError> {
     }
 }
 
-/// Reads a body of at most `limit` bytes; a larger one is 413.
-pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, limit).await.map_err(|err| {
+/// Reads a body of at most `limit` bytes within `timeout`; a larger one is 413, a slower
+/// one 408.
+pub(crate) async fn read_body(
+    body: Body,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<Bytes, ApiError> {
+    let read = tokio::time::timeout(timeout, axum::body::to_bytes(body, limit))
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body did not arrive within {} ms",
+                    timeout.as_millis()
+                ),
+            )
+        })?;
+    read.map_err(|err| {
         let too_large = std::error::Error::source(&err)
             .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
         if too_large {

@@ -10,6 +10,7 @@ use fhircast_proto::TopicId;
 use fhircast_proto::scope::Access;
 
 use super::authenticate;
+use super::request_log::note_topic;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -31,6 +32,7 @@ pub(crate) async fn get_context(
         ));
     }
     let topic = TopicId::parse(&topic, &state.topic_key)?;
+    note_topic(topic.topic_ref());
     let mut context = state.hub.current_context(&topic).await?;
     let readable = context
         .event_name

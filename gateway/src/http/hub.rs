@@ -26,7 +26,12 @@ pub(crate) async fn post_hub(
 ) -> Result<Response, ApiError> {
     let principal = authenticate(&state, &uri, &headers).await?;
     let kind = body_kind(&headers)?;
-    let bytes = read_body(body, state.settings.max_body_bytes).await?;
+    let bytes = read_body(
+        body,
+        state.settings.max_body_bytes,
+        state.settings.body_read_timeout,
+    )
+    .await?;
     if kind == BodyKind::Form {
         let request = SubscriptionRequest::from_form(&bytes)?;
         return handle_subscription(&state, &principal, request).await;
@@ -62,7 +67,12 @@ pub(crate) async fn post_topic(
             "POST {hub.url}/{topic} takes an event as application/json or application/fhir+json",
         ));
     }
-    let bytes = read_body(body, state.settings.max_body_bytes).await?;
+    let bytes = read_body(
+        body,
+        state.settings.max_body_bytes,
+        state.settings.body_read_timeout,
+    )
+    .await?;
     let value = parse_strict(&bytes, MAX_JSON_DEPTH)?;
     handle_event(&state, &principal, &value, Some(&topic)).await
 }

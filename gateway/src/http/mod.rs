@@ -2,14 +2,22 @@
 //!
 //! - `hub.rs`: `POST {base}` dispatch and `POST {base}/{topic}`.
 //! - `subscribe.rs`, `publish.rs`, `context.rs`: the three things an app does.
-//! - `health.rs`: health, readiness, discovery. `body.rs`: content types and size limits.
+//! - `health.rs`: health, readiness, discovery. `body.rs`: content types, size and time
+//!   limits. `request_log.rs`: the log line of every refused request.
+//!
+//! The API may be served under several base paths at once (`--base-path
+//! /api/hub,/fhircast/STU3`): Medplum clients default to `{base}/fhircast/STU3`, OHIF to
+//! `/api/hub`. Every base path serves the same hub.
 
 mod body;
 mod context;
 mod health;
 mod hub;
 mod publish;
+mod request_log;
 mod subscribe;
+
+pub(crate) use request_log::{ErrorReason, note_endpoint, note_topic};
 
 use axum::Router;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
@@ -20,15 +28,30 @@ use crate::auth::{Principal, reject_token_in_query};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// Builds the router: the FHIRcast API under `base_path`, the WebSocket path, health.
-pub fn router(state: AppState, base_path: &str, cors_origins: &[String]) -> Router {
+/// Builds the router: the FHIRcast API under each base path (`""` for the root), the
+/// WebSocket path, health.
+pub fn router(state: AppState, base_paths: &[&str], cors_origins: &[String]) -> Router {
+    let mut app = Router::new();
+    for base_path in base_paths {
+        app = app.merge(hub_routes(base_path));
+    }
+    app.route("/ws/{endpoint}", get(crate::ws::upgrade))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn(request_log::log_refusals))
+        .layer(cors_layer(cors_origins))
+        .with_state(state)
+}
+
+fn hub_routes(base_path: &str) -> Router<AppState> {
     let topic_routes = Router::new()
         .route(
             "/.well-known/fhircast-configuration",
             get(health::discovery),
         )
         .route("/{topic}", get(context::get_context).post(hub::post_topic));
-    let hub = if base_path.is_empty() {
+    if base_path.is_empty() {
         Router::new()
             .route("/", post(hub::post_hub))
             .merge(topic_routes)
@@ -37,13 +60,7 @@ pub fn router(state: AppState, base_path: &str, cors_origins: &[String]) -> Rout
             .route(base_path, post(hub::post_hub))
             .route(&format!("{base_path}/"), post(hub::post_hub))
             .nest(base_path, topic_routes)
-    };
-    hub.route("/ws/{endpoint}", get(crate::ws::upgrade))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .fallback(not_found)
-        .layer(cors_layer(cors_origins))
-        .with_state(state)
+    }
 }
 
 /// Verifies the caller's bearer token; a token in the query string is refused (it would
@@ -54,7 +71,9 @@ pub(crate) async fn authenticate(
     headers: &HeaderMap,
 ) -> Result<Principal, ApiError> {
     reject_token_in_query(uri.query())?;
-    Ok(state.verifier.verify_headers(headers).await?)
+    let principal = state.verifier.verify_headers(headers).await?;
+    request_log::note_client(&principal);
+    Ok(principal)
 }
 
 async fn not_found() -> ApiError {

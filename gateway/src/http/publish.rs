@@ -11,6 +11,8 @@ use fhircast_proto::TopicId;
 use fhircast_proto::event::EventRequest;
 use fhircast_proto::scope::Access;
 
+use super::request_log::note_topic;
+use super::subscribe::owner_of;
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -39,6 +41,10 @@ pub(crate) async fn handle_event(
         ));
     }
     let topic = TopicId::parse(&event.topic, &state.topic_key)?;
-    state.hub.publish(&topic, event).await?;
+    note_topic(topic.topic_ref());
+    state
+        .hub
+        .publish(&topic, event, owner_of(principal))
+        .await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }

@@ -7,15 +7,25 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use tracing::debug;
 
 use fhircast_proto::scope::Access;
 use fhircast_proto::subscription::{Mode, SubscriptionRequest};
 use fhircast_proto::{EndpointId, EventName, TopicId};
-use hub_node::topic::{SubscribeCommand, unix_ms};
+use hub_node::topic::{Owner, SubscribeCommand, unix_ms};
 
+use super::request_log::note_topic;
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::state::AppState;
+
+/// Returns who a verified token speaks for, as subscriptions record it.
+pub(crate) fn owner_of(principal: &Principal) -> Owner {
+    Owner {
+        client_id: principal.client_id.clone(),
+        subject: principal.subject.clone(),
+    }
+}
 
 /// Handles a parsed subscription request.
 pub(crate) async fn handle_subscription(
@@ -23,10 +33,17 @@ pub(crate) async fn handle_subscription(
     principal: &Principal,
     request: SubscriptionRequest,
 ) -> Result<Response, ApiError> {
+    for leniency in &request.leniencies {
+        debug!(
+            leniency = leniency.describe(),
+            "accepted a subscription request beyond the letter of STU3"
+        );
+    }
     if !principal.permits_topic(&request.topic) {
         return Err(ApiError::topic_not_permitted());
     }
     let topic = TopicId::parse(&request.topic, &state.topic_key)?;
+    note_topic(topic.topic_ref());
     let endpoint = request
         .endpoint
         .as_deref()
@@ -96,6 +113,7 @@ async fn subscribe(
         token_expires: unix_ms(principal.expires_at),
         subscriber_name: request.subscriber_name,
         endpoint,
+        owner: owner_of(principal),
     };
     Ok(state.hub.subscribe(topic, command).await?)
 }

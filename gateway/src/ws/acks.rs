@@ -1,6 +1,7 @@
 //! Acknowledgements a socket is waiting for (2-5: subscribers answer each notification with
-//! `{"id","status"}`), with their deadlines, and the count of consecutive timeouts that
-//! makes a subscriber unresponsive.
+//! `{"id","status"}`), with their deadlines, the count of consecutive timeouts that makes a
+//! subscriber unresponsive, and how far the subscriber is caught up: the position a
+//! re-attach resumes from (everything after it is sent again).
 
 use std::collections::VecDeque;
 
@@ -15,6 +16,9 @@ pub(crate) struct PendingAck {
     pub(crate) event_id: String,
     pub(crate) event_name: String,
     pub(crate) deadline: Instant,
+    /// The seq of the envelope that carried it; `None` for a current-context replay,
+    /// which has no place in the sequence.
+    pub(crate) seq: Option<u64>,
 }
 
 /// The acks one socket waits for, oldest first.
@@ -22,19 +26,51 @@ pub(crate) struct PendingAck {
 pub(crate) struct Acks {
     pending: VecDeque<PendingAck>,
     consecutive_timeouts: u32,
+    /// The lowest position among pending acks dropped at [`MAX_PENDING`] (never answered).
+    dropped_floor: Option<Option<u64>>,
 }
 
 impl Acks {
-    /// Starts waiting for an ack of `event_id`.
-    pub(crate) fn expect(&mut self, event_id: &str, event_name: &str, deadline: Instant) {
-        if self.pending.len() >= MAX_PENDING {
-            self.pending.pop_front();
+    /// Starts waiting for an ack of `event_id`, carried by envelope `seq`.
+    pub(crate) fn expect(
+        &mut self,
+        event_id: &str,
+        event_name: &str,
+        deadline: Instant,
+        seq: Option<u64>,
+    ) {
+        if self.pending.len() >= MAX_PENDING
+            && let Some(dropped) = self.pending.pop_front()
+        {
+            self.dropped_floor = Some(match self.dropped_floor {
+                None => dropped.seq,
+                Some(floor) => floor.zip(dropped.seq).map(|(a, b)| a.min(b)),
+            });
         }
         self.pending.push_back(PendingAck {
             event_id: event_id.to_owned(),
             event_name: event_name.to_owned(),
             deadline,
+            seq,
         });
+    }
+
+    /// Returns the seq through which the subscriber has answered everything (or had its
+    /// silence reported), given that the socket has processed envelopes through
+    /// `high_water`. `None` when an unanswered current-context replay means only a fresh
+    /// replay can bring a re-attaching subscriber up to date.
+    pub(crate) fn caught_up_through(&self, high_water: u64) -> Option<u64> {
+        let mut lowest: Option<u64> = None;
+        let floors = self
+            .pending
+            .iter()
+            .map(|pending| pending.seq)
+            .chain(self.dropped_floor);
+        for seq in floors {
+            let seq = seq?;
+            lowest = Some(lowest.map_or(seq, |low| low.min(seq)));
+        }
+        Some(lowest.map_or(high_water, |low| low.saturating_sub(1)))
     }
 
     /// Resolves an ack; returns the event's name if it was pending. Any answer shows the
@@ -80,15 +116,42 @@ mod tests {
     fn timeouts_count_until_an_answer() {
         let start = Instant::now();
         let mut acks = Acks::default();
-        acks.expect("a", "Patient-open", start + Duration::from_secs(1));
-        acks.expect("b", "Patient-open", start + Duration::from_secs(2));
-        acks.expect("c", "Patient-open", start + Duration::from_secs(3));
+        acks.expect("a", "Patient-open", start + Duration::from_secs(1), Some(1));
+        acks.expect("b", "Patient-open", start + Duration::from_secs(2), Some(2));
+        acks.expect("c", "Patient-open", start + Duration::from_secs(3), Some(3));
         let expired = acks.take_expired(start + Duration::from_secs(2));
         let counts: Vec<u32> = expired.iter().map(|(_, count)| *count).collect();
         assert_eq!(counts, [1, 2]);
         assert_eq!(acks.resolve("c").as_deref(), Some("Patient-open"));
         assert_eq!(acks.resolve("c"), None);
-        acks.expect("d", "Patient-open", start);
+        acks.expect("d", "Patient-open", start, Some(4));
         assert_eq!(acks.take_expired(start)[0].1, 1);
+    }
+
+    #[test]
+    fn the_resume_position_stops_before_the_oldest_unanswered_notification() {
+        let later = Instant::now() + Duration::from_secs(60);
+        let mut acks = Acks::default();
+        assert_eq!(acks.caught_up_through(7), Some(7));
+        acks.expect("e5", "Patient-open", later, Some(5));
+        acks.expect("e6", "Patient-open", later, Some(6));
+        assert_eq!(acks.caught_up_through(7), Some(4));
+        assert!(acks.resolve("e5").is_some());
+        assert_eq!(acks.caught_up_through(7), Some(5));
+        assert!(acks.resolve("e6").is_some());
+        assert_eq!(acks.caught_up_through(7), Some(7));
+        // An unanswered replay has no position: only a fresh replay catches up.
+        acks.expect("replayed", "Patient-open", later, None);
+        assert_eq!(acks.caught_up_through(7), None);
+    }
+
+    #[test]
+    fn dropped_pending_acks_still_hold_the_position_back() {
+        let later = Instant::now() + Duration::from_secs(60);
+        let mut acks = Acks::default();
+        for seq in 1..=(MAX_PENDING as u64 + 1) {
+            acks.expect(&format!("e{seq}"), "Patient-open", later, Some(seq));
+        }
+        assert_eq!(acks.caught_up_through(10_000), Some(0));
     }
 }

@@ -1,8 +1,14 @@
 //! The life of one attached WebSocket: the writer side, which owns the socket's state
-//! (granted events, lease, pending acks) and runs in the socket's task, beside the reader
-//! task. In order: confirmation, replay, then live batches from the outbox. Writes are
-//! buffered and flushed once per drained batch (coalesced writes); a batch that cannot be
-//! written within the write timeout cuts the socket as too slow.
+//! (granted events, lease, pending acks, how far the subscriber is caught up) and runs in
+//! the socket's task, beside the reader task. In order: confirmation; then, on a
+//! re-attach, what the subscriber missed from the topic's history, or the current-context
+//! replay when the history no longer covers it; then live envelopes from the outbox.
+//! Writes are buffered and flushed once per drained batch (coalesced writes); a batch that
+//! cannot be written within the write timeout cuts the socket as too slow.
+//!
+//! When the socket ends, the topic learns where the subscriber was caught up to (the
+//! notification before the oldest it had not acknowledged), so a re-attach sends again
+//! everything after it: at-least-once across reconnects, with the original ids.
 
 use std::sync::Arc;
 
@@ -13,12 +19,14 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::debug;
 
 use fhircast_proto::bus::{ControlAction, Delivery, Envelope, EnvelopeKind};
 use fhircast_proto::channel::{Ack, denial};
 use fhircast_proto::sync_error::SyncFailure;
 use fhircast_proto::{EndpointId, EventName, TopicId};
-use hub_node::topic::{Attachment, DeliveryFailure, DetachReason, instant_at};
+use hub_node::bus::Bus;
+use hub_node::topic::{Attachment, DeliveryFailure, Detach, DetachReason, Position, instant_at};
 
 use super::acks::Acks;
 use super::fanout::{CLOSE_SLOW, Eviction, Registration};
@@ -41,20 +49,58 @@ enum Ending {
     Hub,
 }
 
-pub(crate) struct Session<W> {
-    pub(crate) writer: WebSocketWrite<W>,
-    pub(crate) endpoint: EndpointId,
-    pub(crate) topic: TopicId,
-    pub(crate) events: Vec<EventName>,
-    pub(crate) lease_ends: Instant,
-    pub(crate) snapshot: (u64, u64),
-    pub(crate) acks: Acks,
-    pub(crate) last_delivered: Option<(String, String)>,
-    pub(crate) last_heard: Instant,
-    pub(crate) next_ping: Instant,
+/// On a re-attach, returns the envelopes the subscriber missed (after its resume position,
+/// up to the attach snapshot) when the topic's history still holds all of them; `None`
+/// means the current-context replay must do instead.
+async fn missed_since(
+    bus: &Arc<dyn Bus>,
+    endpoint: &EndpointId,
+    attachment: &Attachment,
+) -> Option<Vec<Arc<Envelope>>> {
+    let resume = attachment.resume?;
+    if resume.epoch != attachment.epoch || resume.seq > attachment.seq {
+        return None;
+    }
+    let topic = attachment.topic.topic_ref();
+    let history = bus.backfill(topic, resume.epoch, resume.seq).await.ok()??;
+    let missed: Vec<Arc<Envelope>> = history
+        .into_iter()
+        .filter(|envelope| envelope.seq <= attachment.seq)
+        .collect();
+    let complete = missed.len() as u64 == attachment.seq - resume.seq;
+    debug!(
+        topic = %topic,
+        endpoint = %endpoint,
+        missed = missed.len(),
+        complete,
+        "re-attach: resending what the subscriber missed"
+    );
+    complete.then_some(missed)
+}
+
+/// What a session needs besides its socket.
+pub(crate) struct SessionContext {
     pub(crate) settings: SocketSettings,
     pub(crate) hub: Arc<dyn HubClient>,
+    pub(crate) bus: Arc<dyn Bus>,
     pub(crate) tracker: TaskTracker,
+}
+
+pub(crate) struct Session<W> {
+    writer: WebSocketWrite<W>,
+    endpoint: EndpointId,
+    topic: TopicId,
+    events: Vec<EventName>,
+    lease_ends: Instant,
+    snapshot: (u64, u64),
+    generation: u64,
+    /// The seq of the last envelope this socket processed (delivered or not for it).
+    high_water: u64,
+    acks: Acks,
+    last_delivered: Option<(String, String)>,
+    last_heard: Instant,
+    next_ping: Instant,
+    context: SessionContext,
 }
 
 impl<W: AsyncWrite + Unpin> Session<W> {
@@ -63,9 +109,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         writer: WebSocketWrite<W>,
         endpoint: EndpointId,
         attachment: &Attachment,
-        settings: SocketSettings,
-        hub: Arc<dyn HubClient>,
-        tracker: TaskTracker,
+        context: SessionContext,
     ) -> Self {
         let now = Instant::now();
         Self {
@@ -75,13 +119,13 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             events: attachment.events.clone(),
             lease_ends: instant_at(attachment.lease_ends),
             snapshot: (attachment.epoch, attachment.seq),
+            generation: attachment.generation,
+            high_water: attachment.seq,
             acks: Acks::default(),
             last_delivered: None,
             last_heard: now,
-            next_ping: now + settings.ping_interval,
-            settings,
-            hub,
-            tracker,
+            next_ping: now + context.settings.ping_interval,
+            context,
         }
     }
 
@@ -104,16 +148,56 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             },
             Ending::Hub => DetachReason::HubClosed,
         };
+        let resume = self
+            .acks
+            .caught_up_through(self.high_water)
+            .map(|seq| Position {
+                epoch: self.snapshot.0,
+                seq,
+            });
+        let detach = Detach {
+            generation: self.generation,
+            reason,
+            resume,
+        };
         // The subscription may already be gone (unsubscribed, expired): nothing to do then.
-        let _ = self.hub.detach(self.endpoint.clone(), reason).await;
+        let _ = self.context.hub.detach(self.endpoint.clone(), detach).await;
     }
 
     async fn start(&mut self, attachment: Attachment) -> Result<(), Ending> {
         self.write_text(&attachment.confirmation).await?;
-        for delivery in &attachment.replay {
-            self.deliver(delivery).await?;
+        let missed = missed_since(&self.context.bus, &self.endpoint, &attachment).await;
+        match missed {
+            Some(missed) => {
+                for envelope in &missed {
+                    self.deliver_missed(envelope).await?;
+                }
+            }
+            None => {
+                for delivery in &attachment.replay {
+                    self.deliver(delivery, None).await?;
+                }
+            }
         }
         self.flush().await
+    }
+
+    /// Delivers an envelope from the topic's history on a re-attach: events meant for
+    /// this subscriber; control envelopes are already reflected in the attachment.
+    async fn deliver_missed(&mut self, envelope: &Envelope) -> Result<(), Ending> {
+        if let EnvelopeKind::Event {
+            deliveries,
+            exclude,
+        } = &envelope.kind
+            && !exclude.contains(&self.endpoint)
+        {
+            for delivery in deliveries {
+                if delivery.is_for(&self.events) {
+                    self.deliver(delivery, Some(envelope.seq)).await?;
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn serve(
@@ -188,11 +272,13 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         let Some(event_name) = self.acks.resolve(&ack.id) else {
             return;
         };
-        // 2-5: 409 and other 4xx mean the subscriber refused; 5xx that it failed.
-        let failure = match ack.status {
-            400..=499 => SyncFailure::Refused(ack.status),
-            500..=599 => SyncFailure::NotDelivered(ack.status),
-            _ => return,
+        if ack.status_implied {
+            debug!(endpoint = %self.endpoint, "leniency: an ack without status counted as 200");
+        }
+        // 2-5: 2xx is success; 409 and other 4xx mean the subscriber refused, 5xx that it
+        // failed, anything else (1xx, 3xx) is a failure too.
+        let Some(failure) = SyncFailure::from_status(ack.status) else {
+            return;
         };
         self.report(DeliveryFailure {
             event_id: ack.id,
@@ -227,22 +313,22 @@ impl<W: AsyncWrite + Unpin> Session<W> {
     }
 
     async fn on_envelope(&mut self, envelope: &Envelope) -> Result<(), Ending> {
+        let (epoch, snapshot_seq) = self.snapshot;
+        if envelope.epoch == epoch && envelope.seq <= snapshot_seq {
+            return Ok(());
+        }
+        self.high_water = self.high_water.max(envelope.seq);
         match &envelope.kind {
             EnvelopeKind::Event {
-                seq,
                 deliveries,
                 exclude,
             } => {
-                let (epoch, snapshot_seq) = self.snapshot;
-                if envelope.epoch == epoch && *seq <= snapshot_seq {
-                    return Ok(());
-                }
-                if exclude.as_ref() == Some(&self.endpoint) {
+                if exclude.contains(&self.endpoint) {
                     return Ok(());
                 }
                 for delivery in deliveries {
                     if delivery.is_for(&self.events) {
-                        self.deliver(delivery).await?;
+                        self.deliver(delivery, Some(envelope.seq)).await?;
                     }
                 }
                 Ok(())
@@ -262,7 +348,9 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                     self.close(1000, "subscription ended").await;
                     Err(Ending::Hub)
                 }
-                ControlAction::Deliver(delivery) => self.deliver(delivery).await,
+                ControlAction::Deliver(delivery) => {
+                    self.deliver(delivery, Some(envelope.seq)).await
+                }
             },
         }
     }
@@ -285,12 +373,12 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             });
         }
         if now >= self.next_ping {
-            if now.duration_since(self.last_heard) >= self.settings.ping_interval * 2 {
+            if now.duration_since(self.last_heard) >= self.context.settings.ping_interval * 2 {
                 // Silent for two intervals: the connection is as good as lost.
                 self.close(1011, "no answer to pings").await;
                 return Err(Ending::Client(1006));
             }
-            self.next_ping = now + self.settings.ping_interval;
+            self.next_ping = now + self.context.settings.ping_interval;
             let ping = Frame::new(true, OpCode::Ping, None, Payload::Borrowed(b"fhircast"));
             self.write_frame(ping).await?;
             self.flush().await?;
@@ -300,21 +388,23 @@ impl<W: AsyncWrite + Unpin> Session<W> {
 
     /// Reports a failure to the topic without holding up the socket.
     fn report(&self, report: DeliveryFailure) {
-        let hub = Arc::clone(&self.hub);
+        let hub = Arc::clone(&self.context.hub);
         let endpoint = self.endpoint.clone();
-        self.tracker.spawn(async move {
+        self.context.tracker.spawn(async move {
             let _ = hub.report_failure(endpoint, report).await;
         });
     }
 
-    async fn deliver(&mut self, delivery: &Delivery) -> Result<(), Ending> {
+    /// Writes a notification and starts waiting for its ack; `seq` is the envelope that
+    /// carried it (`None` for the current-context replay).
+    async fn deliver(&mut self, delivery: &Delivery, seq: Option<u64>) -> Result<(), Ending> {
         self.write_text(&delivery.frame).await?;
         self.last_delivered = Some((delivery.event_id.clone(), delivery.name.to_string()));
         // A SyncError is not itself acknowledged into another SyncError.
         if !delivery.name.is_sync_error() {
-            let deadline = Instant::now() + self.settings.ack_timeout;
+            let deadline = Instant::now() + self.context.settings.ack_timeout;
             self.acks
-                .expect(&delivery.event_id, delivery.name.as_str(), deadline);
+                .expect(&delivery.event_id, delivery.name.as_str(), deadline, seq);
         }
         Ok(())
     }
@@ -327,7 +417,12 @@ impl<W: AsyncWrite + Unpin> Session<W> {
     /// Writes one frame; a write the client does not take within the write timeout ends
     /// the socket as too slow.
     async fn write_frame(&mut self, frame: Frame<'_>) -> Result<(), Ending> {
-        match timeout(self.settings.write_timeout, self.writer.write_frame(frame)).await {
+        match timeout(
+            self.context.settings.write_timeout,
+            self.writer.write_frame(frame),
+        )
+        .await
+        {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(Ending::Client(1006)),
             Err(_) => Err(Ending::Hub),
@@ -336,7 +431,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
 
     /// Flushes buffered frames, bounded like [`Self::write_frame`].
     async fn flush(&mut self) -> Result<(), Ending> {
-        match timeout(self.settings.write_timeout, self.writer.flush()).await {
+        match timeout(self.context.settings.write_timeout, self.writer.flush()).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(Ending::Client(1006)),
             Err(_) => Err(Ending::Hub),

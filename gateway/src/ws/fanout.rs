@@ -5,15 +5,20 @@
 //! (closed 1008) instead of buffered; a gap in the topic's sequence that cannot be
 //! backfilled closes the topic's sockets with 1011 so their clients resubscribe and get the
 //! current context. It never skips silently.
+//!
+//! Sockets are keyed by a registration id of their own, never by endpoint: a handshake
+//! registers before it attaches (so nothing published after the attach snapshot is
+//! missed), and a refused handshake on an endpoint that already has a live socket must
+//! leave that socket's registration untouched.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use fhircast_proto::bus::{Envelope, EnvelopeKind};
 use fhircast_proto::{EndpointId, TopicRef};
@@ -61,25 +66,26 @@ pub(crate) struct Registration {
     /// Set when the fan-out cuts the socket.
     pub(crate) eviction: Arc<Eviction>,
     topic: TopicRef,
-    endpoint: EndpointId,
+    id: u64,
     fanout: Fanout,
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.fanout.unregister(&self.topic, &self.endpoint);
+        self.fanout.unregister(&self.topic, self.id);
     }
 }
 
 enum Command {
     Register {
+        id: u64,
         endpoint: EndpointId,
         outbox: mpsc::Sender<Arc<Envelope>>,
         eviction: Arc<Eviction>,
         ready: oneshot::Sender<()>,
     },
     Unregister {
-        endpoint: EndpointId,
+        id: u64,
     },
 }
 
@@ -93,6 +99,7 @@ pub struct Fanout {
 struct Inner {
     bus: Arc<dyn Bus>,
     topics: Mutex<HashMap<TopicRef, mpsc::UnboundedSender<Command>>>,
+    next_id: AtomicU64,
     tracker: TaskTracker,
     shutdown: CancellationToken,
 }
@@ -104,6 +111,7 @@ impl Fanout {
             inner: Arc::new(Inner {
                 bus,
                 topics: Mutex::new(HashMap::new()),
+                next_id: AtomicU64::new(1),
                 tracker,
                 shutdown,
             }),
@@ -121,7 +129,9 @@ impl Fanout {
         let (outbox_tx, outbox) = mpsc::channel(capacity.max(1));
         let eviction = Arc::new(Eviction::default());
         let (ready_tx, ready) = oneshot::channel();
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let command = Command::Register {
+            id,
             endpoint: endpoint.clone(),
             outbox: outbox_tx,
             eviction: Arc::clone(&eviction),
@@ -143,6 +153,7 @@ impl Fanout {
                     fanout: self.clone(),
                     commands: receiver,
                     sockets: HashMap::new(),
+                    by_endpoint: HashMap::new(),
                     last: None,
                 };
                 self.inner.tracker.spawn(task.run());
@@ -153,16 +164,19 @@ impl Fanout {
             outbox,
             eviction,
             topic: topic.clone(),
-            endpoint: endpoint.clone(),
+            id,
             fanout: self.clone(),
         })
     }
 
-    fn unregister(&self, topic: &TopicRef, endpoint: &EndpointId) {
+    /// Returns the bus the fan-out reads (sockets backfill what they missed from it).
+    pub(crate) fn bus(&self) -> &Arc<dyn Bus> {
+        &self.inner.bus
+    }
+
+    fn unregister(&self, topic: &TopicRef, id: u64) {
         if let Some(sender) = self.lock().get(topic) {
-            let _ = sender.send(Command::Unregister {
-                endpoint: endpoint.clone(),
-            });
+            let _ = sender.send(Command::Unregister { id });
         }
     }
 
@@ -175,6 +189,7 @@ impl Fanout {
 }
 
 struct SocketEntry {
+    endpoint: EndpointId,
     outbox: mpsc::Sender<Arc<Envelope>>,
     eviction: Arc<Eviction>,
 }
@@ -183,8 +198,11 @@ struct TopicFanout {
     topic: TopicRef,
     fanout: Fanout,
     commands: mpsc::UnboundedReceiver<Command>,
-    sockets: HashMap<EndpointId, SocketEntry>,
-    /// The epoch and seq of the last event batch handed out.
+    /// Registered sockets by registration id.
+    sockets: HashMap<u64, SocketEntry>,
+    /// Registration ids by endpoint (a live socket, and briefly a handshake in progress).
+    by_endpoint: HashMap<EndpointId, Vec<u64>>,
+    /// The epoch and seq of the last envelope handed out.
     last: Option<(u64, u64)>,
 }
 
@@ -224,17 +242,38 @@ impl TopicFanout {
     fn apply(&mut self, command: Command) {
         match command {
             Command::Register {
+                id,
                 endpoint,
                 outbox,
                 eviction,
                 ready,
             } => {
-                self.sockets
-                    .insert(endpoint, SocketEntry { outbox, eviction });
+                self.by_endpoint
+                    .entry(endpoint.clone())
+                    .or_default()
+                    .push(id);
+                self.sockets.insert(
+                    id,
+                    SocketEntry {
+                        endpoint,
+                        outbox,
+                        eviction,
+                    },
+                );
                 let _ = ready.send(());
             }
-            Command::Unregister { endpoint } => {
-                self.sockets.remove(&endpoint);
+            Command::Unregister { id } => self.remove(id),
+        }
+    }
+
+    fn remove(&mut self, id: u64) {
+        let Some(socket) = self.sockets.remove(&id) else {
+            return;
+        };
+        if let Some(ids) = self.by_endpoint.get_mut(&socket.endpoint) {
+            ids.retain(|other| *other != id);
+            if ids.is_empty() {
+                self.by_endpoint.remove(&socket.endpoint);
             }
         }
     }
@@ -255,56 +294,70 @@ impl TopicFanout {
     }
 
     async fn dispatch(&mut self, envelope: Arc<Envelope>, bus: &dyn Bus) {
+        let seq = envelope.seq;
+        let last_seen = self.last;
+        match last_seen {
+            Some((epoch, last)) if epoch == envelope.epoch && seq <= last => return,
+            Some((epoch, last))
+                if epoch == envelope.epoch
+                    && seq > last + 1
+                    && !self.backfill(bus, epoch, last).await =>
+            {
+                return;
+            }
+            Some((epoch, _)) if epoch != envelope.epoch => {
+                // The topic's sequence restarted: order can no longer be proven.
+                self.evict_all(CLOSE_GAP);
+            }
+            _ => {}
+        }
+        self.last = Some((envelope.epoch, seq));
+        self.offer(&envelope);
+    }
+
+    /// Hands an envelope to the sockets it concerns: an event to every socket it does not
+    /// exclude, a control envelope to the sockets of its endpoint.
+    fn offer(&mut self, envelope: &Arc<Envelope>) {
         match &envelope.kind {
-            EnvelopeKind::Event { seq, exclude, .. } => {
-                let (seq, exclude) = (*seq, exclude.clone());
-                let last_seen = self.last;
-                match last_seen {
-                    Some((epoch, last)) if epoch == envelope.epoch && seq <= last => return,
-                    Some((epoch, last))
-                        if epoch == envelope.epoch
-                            && seq > last + 1
-                            && !self.backfill(bus, epoch, last).await =>
-                    {
-                        return;
+            EnvelopeKind::Event { exclude, .. } => {
+                let mut evicted = Vec::new();
+                for (id, socket) in &self.sockets {
+                    if !exclude.contains(&socket.endpoint) && !offer(socket, envelope) {
+                        evicted.push(*id);
                     }
-                    Some((epoch, _)) if epoch != envelope.epoch => {
-                        // The topic's sequence restarted: order can no longer be proven.
-                        self.evict_all(CLOSE_GAP);
-                    }
-                    _ => {}
                 }
-                self.last = Some((envelope.epoch, seq));
-                self.offer_to_all(&envelope, exclude.as_ref());
+                for id in evicted {
+                    self.remove(id);
+                }
             }
             EnvelopeKind::Control { endpoint, .. } => {
-                let keep = match self.sockets.get(endpoint) {
-                    Some(socket) => offer(socket, &envelope),
-                    None => true,
-                };
-                if !keep {
-                    self.sockets.remove(endpoint);
+                let ids = self.by_endpoint.get(endpoint).cloned().unwrap_or_default();
+                for id in ids {
+                    let keep = self
+                        .sockets
+                        .get(&id)
+                        .is_none_or(|socket| offer(socket, envelope));
+                    if !keep {
+                        self.remove(id);
+                    }
                 }
             }
         }
     }
 
-    /// Delivers the batches missed after `last`; false (and every socket cut) if they are
-    /// not all available.
+    /// Delivers the envelopes missed after `last`; false (and every socket cut) if they
+    /// are not all available.
     async fn backfill(&mut self, bus: &dyn Bus, epoch: u64, last: u64) -> bool {
         match bus.backfill(&self.topic, epoch, last).await {
             Ok(Some(missing)) => {
                 for envelope in missing {
-                    if let EnvelopeKind::Event { seq, exclude, .. } = &envelope.kind {
-                        self.last = Some((epoch, *seq));
-                        let exclude = exclude.clone();
-                        self.offer_to_all(&envelope, exclude.as_ref());
-                    }
+                    self.last = Some((epoch, envelope.seq));
+                    self.offer(&envelope);
                 }
                 true
             }
             _ => {
-                warn!(topic = %self.topic, "gap in the topic's sequence could not be backfilled");
+                warn!(topic = %self.topic, "gap in the topic's sequence could not be backfilled; closing its sockets (1011)");
                 self.evict_all(CLOSE_GAP);
                 self.last = None;
                 false
@@ -323,17 +376,11 @@ impl TopicFanout {
         Some(renewed)
     }
 
-    /// Offers an event batch to every socket but `exclude`; sockets that cannot take it
-    /// are evicted and dropped from the topic.
-    fn offer_to_all(&mut self, envelope: &Arc<Envelope>, exclude: Option<&EndpointId>) {
-        self.sockets
-            .retain(|endpoint, socket| exclude == Some(endpoint) || offer(socket, envelope));
-    }
-
     fn evict_all(&mut self, code: u16) {
         for (_, socket) in self.sockets.drain() {
             socket.eviction.evict(code);
         }
+        self.by_endpoint.clear();
     }
 }
 
@@ -342,6 +389,11 @@ fn offer(socket: &SocketEntry, envelope: &Arc<Envelope>) -> bool {
     match socket.outbox.try_send(Arc::clone(envelope)) {
         Ok(()) => true,
         Err(mpsc::error::TrySendError::Full(_)) => {
+            info!(
+                topic = %envelope.topic,
+                endpoint = %socket.endpoint,
+                "closing a socket that does not keep up with its notifications (1008)"
+            );
             socket.eviction.evict(CLOSE_SLOW);
             false
         }

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use fhircast_proto::TopicRef;
 use fhircast_proto::bus::Envelope;
 
-pub use memory::MemoryBus;
+pub use memory::{HistoryLimits, MemoryBus};
 
 /// Why the bus failed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

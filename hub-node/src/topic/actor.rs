@@ -8,10 +8,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::command::{Reply, TopicCommand};
-use super::state::{Effects, TopicState, UnixMs};
+use super::state::{Effects, Note, TopicState, UnixMs};
 use crate::error::TopicError;
 use crate::store::{Change, Fence, Store};
 
@@ -135,26 +135,30 @@ impl TopicActor {
 
     async fn handle(&mut self, command: TopicCommand) -> Result<(), ()> {
         let now = unix_now_ms();
+        // Whatever fell due since the last timer (a command may arrive before the timer
+        // fires) is applied first, so every command sees the topic as it is at `now`.
+        let due = self.state.expire(now);
+        self.commit(due).await?;
         match command {
             TopicCommand::Subscribe { command, reply } => {
                 let result = self.state.subscribe(command, now);
                 self.finish(result, reply).await
             }
             TopicCommand::Unsubscribe { endpoint, reply } => {
-                let result = self.state.unsubscribe(&endpoint);
+                let result = self.state.unsubscribe(&endpoint, now);
                 self.finish(result.map(|effects| ((), effects)), reply)
                     .await
             }
             TopicCommand::Attach { endpoint, reply } => {
                 let result = self.state.attach(&endpoint, now);
-                self.finish(
-                    result.map(|attachment| (attachment, Effects::default())),
-                    reply,
-                )
-                .await
+                self.finish(result, reply).await
             }
-            TopicCommand::Publish { event, reply } => {
-                let result = self.state.publish(event);
+            TopicCommand::Publish {
+                event,
+                poster,
+                reply,
+            } => {
+                let result = self.state.publish(event, &poster);
                 self.finish(result, reply).await
             }
             TopicCommand::CurrentContext { reply } => {
@@ -166,15 +170,15 @@ impl TopicActor {
                 report,
                 reply,
             } => {
-                let effects = self.state.report_failure(&endpoint, report);
+                let effects = self.state.report_failure(&endpoint, report, now);
                 self.finish(Ok(((), effects)), reply).await
             }
             TopicCommand::Detach {
                 endpoint,
-                reason,
+                detach,
                 reply,
             } => {
-                let effects = self.state.detach(&endpoint, reason);
+                let effects = self.state.detach(&endpoint, detach, now);
                 self.finish(Ok(((), effects)), reply).await
             }
         }
@@ -205,6 +209,7 @@ impl TopicActor {
 
     async fn commit(&mut self, effects: Effects) -> Result<(), ()> {
         if effects.is_empty() {
+            self.log_notes(&effects.notes);
             return Ok(());
         }
         let change = Change {
@@ -214,8 +219,53 @@ impl TopicActor {
             endpoints_removed: effects.endpoints_removed,
         };
         let topic = self.state.topic().topic_ref().clone();
-        self.store.commit(&topic, self.fence, change).await.map_err(|err| {
-            warn!(topic = %self.state.topic(), error = %err, "commit failed; stopping the topic");
-        })
+        self.store
+            .commit(&topic, self.fence, change)
+            .await
+            .map_err(|err| {
+                warn!(topic = %self.state.topic(), error = %err, "commit failed; stopping the topic");
+            })?;
+        self.log_notes(&effects.notes);
+        Ok(())
+    }
+
+    /// One info line for everything the topic did on its own (an operator must be able to
+    /// tell why a subscriber was cut or a SyncError raised): refs, ids and reasons only.
+    fn log_notes(&self, notes: &[Note]) {
+        let topic = self.state.topic();
+        for note in notes {
+            match note {
+                Note::Ended {
+                    endpoint,
+                    client,
+                    reason,
+                } => info!(
+                    topic = %topic,
+                    endpoint = %endpoint,
+                    client = %client,
+                    reason = reason.label(),
+                    "hub ended a subscription"
+                ),
+                Note::SyncError {
+                    endpoint,
+                    client,
+                    event_name,
+                    failure,
+                } => info!(
+                    topic = %topic,
+                    endpoint = %endpoint,
+                    client = %client,
+                    event = %event_name,
+                    failure = failure.label(),
+                    "hub raised a SyncError"
+                ),
+                Note::Forgotten { endpoint, client } => info!(
+                    topic = %topic,
+                    endpoint = %endpoint,
+                    client = %client,
+                    "forgot an ended endpoint early to stay within the per-topic bounds"
+                ),
+            }
+        }
     }
 }

@@ -7,7 +7,7 @@ use fhircast_proto::EndpointId;
 use fhircast_proto::event::EventRequest;
 
 use super::context::CurrentContext;
-use super::state::{Attachment, DeliveryFailure, DetachReason, Published, SubscribeCommand};
+use super::state::{AttachOutcome, DeliveryFailure, Detach, Owner, Published, SubscribeCommand};
 use crate::error::TopicError;
 
 /// The reply channel of a command.
@@ -26,10 +26,11 @@ pub(crate) enum TopicCommand {
     },
     Attach {
         endpoint: EndpointId,
-        reply: Reply<Attachment>,
+        reply: Reply<AttachOutcome>,
     },
     Publish {
         event: EventRequest,
+        poster: Owner,
         reply: Reply<Published>,
     },
     CurrentContext {
@@ -42,7 +43,7 @@ pub(crate) enum TopicCommand {
     },
     Detach {
         endpoint: EndpointId,
-        reason: DetachReason,
+        detach: Detach,
         reply: Reply<()>,
     },
 }

@@ -7,6 +7,12 @@
 //! current anchor leaves *no* current context even if older anchors stay open; closing
 //! another anchor only removes it; `Home-open` leaves no clinical context. Every change of
 //! the current context, and every accepted update, assigns a fresh version.
+//!
+//! Bounded: at most `max_open` anchors stay open; opening one more forgets the oldest
+//! anchor that is not current (it is no longer replayed; no close event is sent). Lookups
+//! by anchor are O(1) and the replay set costs O(types · log n).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::{Value, json};
 
@@ -34,6 +40,8 @@ pub(crate) struct OpenContext {
     pub(crate) suppressed_by: Vec<EventName>,
     /// The batch (seq) that opened it; a source and its derived opens share one.
     pub(crate) opened_seq: u64,
+    /// When it was opened, relative to the others (unique; set by [`Contexts::open`]).
+    pub(crate) order: u64,
     pub(crate) version_id: String,
     /// Shared content, in the order resources were first added.
     pub(crate) content: Vec<ContentEntry>,
@@ -80,11 +88,17 @@ impl CurrentContext {
 }
 
 /// Every open anchor of a topic and which one is current.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Contexts {
-    opens: Vec<OpenContext>,
+    opens: HashMap<AnchorKey, OpenContext>,
+    /// Open anchors by `order`, oldest first.
+    by_order: BTreeMap<u64, AnchorKey>,
+    /// Per resource type: (opened_seq, order) of its open anchors.
+    by_type: HashMap<String, BTreeSet<(u64, u64)>>,
+    next_order: u64,
     current: Option<AnchorKey>,
     empty_version: String,
+    max_open: usize,
 }
 
 /// Why an update was refused.
@@ -98,11 +112,15 @@ pub(crate) enum UpdateRefusal {
 }
 
 impl Contexts {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(max_open: usize) -> Self {
         Self {
-            opens: Vec::new(),
+            opens: HashMap::new(),
+            by_order: BTreeMap::new(),
+            by_type: HashMap::new(),
+            next_order: 0,
             current: None,
             empty_version: new_version(),
+            max_open: max_open.max(1),
         }
     }
 
@@ -110,28 +128,71 @@ impl Contexts {
         self.opens.is_empty()
     }
 
+    pub(crate) fn len(&self) -> usize {
+        self.opens.len()
+    }
+
     /// Records an open; returns the version assigned. `make_current` is false for derived
     /// opens, which never move the current context.
     pub(crate) fn open(&mut self, mut entry: OpenContext, make_current: bool) -> String {
-        if let Some(index) = self.position(&entry.anchor) {
+        if let Some(previous) = self.remove(&entry.anchor) {
             // Re-opening an open anchor (a tab switch) keeps its content.
-            entry.content = self.opens.remove(index).content;
+            entry.content = previous.content;
         }
         entry.version_id = new_version();
+        entry.order = self.next_order;
+        self.next_order += 1;
         let version = entry.version_id.clone();
         if make_current {
             self.current = Some(entry.anchor.clone());
         }
-        self.opens.push(entry);
+        self.insert(entry);
+        self.forget_beyond_capacity();
         version
+    }
+
+    fn insert(&mut self, entry: OpenContext) {
+        self.by_order.insert(entry.order, entry.anchor.clone());
+        self.by_type
+            .entry(entry.anchor.resource_type.clone())
+            .or_default()
+            .insert((entry.opened_seq, entry.order));
+        self.opens.insert(entry.anchor.clone(), entry);
+    }
+
+    fn remove(&mut self, anchor: &AnchorKey) -> Option<OpenContext> {
+        let entry = self.opens.remove(anchor)?;
+        self.by_order.remove(&entry.order);
+        if let Some(of_type) = self.by_type.get_mut(&anchor.resource_type) {
+            of_type.remove(&(entry.opened_seq, entry.order));
+            if of_type.is_empty() {
+                self.by_type.remove(&anchor.resource_type);
+            }
+        }
+        Some(entry)
+    }
+
+    /// Forgets the oldest anchors that are not current until at most `max_open` remain.
+    fn forget_beyond_capacity(&mut self) {
+        while self.opens.len() > self.max_open {
+            let oldest = self
+                .by_order
+                .values()
+                .find(|anchor| self.current.as_ref() != Some(*anchor))
+                .cloned();
+            match oldest {
+                Some(anchor) => {
+                    self.remove(&anchor);
+                }
+                None => break,
+            }
+        }
     }
 
     /// Records a close; content of the anchor is discarded (2-10: "the Hub should discard
     /// that anchor's content"). Closing an anchor that is not open changes nothing.
     pub(crate) fn close(&mut self, anchor: &AnchorKey) {
-        if let Some(index) = self.position(anchor) {
-            self.opens.remove(index);
-        }
+        self.remove(anchor);
         if self.current.as_ref() == Some(anchor) {
             self.leave_current();
         }
@@ -152,11 +213,10 @@ impl Contexts {
         changes: &[ContentChange],
         allow_non_current: bool,
     ) -> Result<String, UpdateRefusal> {
-        let index = self.position(anchor).ok_or(UpdateRefusal::NotOpen)?;
+        let entry = self.opens.get(anchor).ok_or(UpdateRefusal::NotOpen)?;
         if !allow_non_current && self.current.as_ref() != Some(anchor) {
             return Err(UpdateRefusal::NotCurrent);
         }
-        let entry = &self.opens[index];
         if entry.version_id != base_version {
             return Err(UpdateRefusal::StaleVersion);
         }
@@ -190,7 +250,7 @@ impl Contexts {
                 }
             }
         }
-        let entry = &mut self.opens[index];
+        let entry = self.opens.get_mut(anchor).ok_or(UpdateRefusal::NotOpen)?;
         entry.content = content;
         entry.version_id = new_version();
         Ok(entry.version_id.clone())
@@ -198,7 +258,7 @@ impl Contexts {
 
     /// Returns the current context with its content Bundle.
     pub(crate) fn current(&self) -> CurrentContext {
-        let Some(entry) = self.current.as_ref().and_then(|a| self.find(a)) else {
+        let Some(entry) = self.current.as_ref().and_then(|a| self.opens.get(a)) else {
             return CurrentContext {
                 event_name: None,
                 version_id: self.empty_version.clone(),
@@ -226,30 +286,22 @@ impl Contexts {
     }
 
     /// Returns the replay set (2-4: the most recent unclosed `*-open` per anchor type), in
-    /// the order the opens happened. Derived opens of one batch share their source's seq.
+    /// the order the opens happened. Derived opens of one batch share their source's seq,
+    /// so a batch that opened two studies replays both.
     pub(crate) fn replay_set(&self) -> Vec<&OpenContext> {
         let mut latest: Vec<&OpenContext> = Vec::new();
-        for entry in &self.opens {
-            let newest_of_type = self
-                .opens
-                .iter()
-                .filter(|other| other.anchor.resource_type == entry.anchor.resource_type)
-                .map(|other| other.opened_seq)
-                .max();
-            if newest_of_type == Some(entry.opened_seq) {
-                latest.push(entry);
+        for of_type in self.by_type.values() {
+            let Some(&(newest_seq, _)) = of_type.last() else {
+                continue;
+            };
+            for &(_, order) in of_type.range((newest_seq, 0)..=(newest_seq, u64::MAX)) {
+                if let Some(entry) = self.by_order.get(&order).and_then(|a| self.opens.get(a)) {
+                    latest.push(entry);
+                }
             }
         }
-        latest.sort_by_key(|entry| entry.opened_seq);
+        latest.sort_by_key(|entry| (entry.opened_seq, entry.order));
         latest
-    }
-
-    fn position(&self, anchor: &AnchorKey) -> Option<usize> {
-        self.opens.iter().position(|entry| entry.anchor == *anchor)
-    }
-
-    fn find(&self, anchor: &AnchorKey) -> Option<&OpenContext> {
-        self.opens.iter().find(|entry| entry.anchor == *anchor)
     }
 }
 

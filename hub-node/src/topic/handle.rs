@@ -9,7 +9,7 @@ use fhircast_proto::{EndpointId, TopicId};
 
 use super::command::{Reply, TopicCommand};
 use super::context::CurrentContext;
-use super::state::{Attachment, DeliveryFailure, DetachReason, Published, SubscribeCommand};
+use super::state::{AttachOutcome, DeliveryFailure, Detach, Owner, Published, SubscribeCommand};
 use crate::error::TopicError;
 
 /// A cloneable handle to a running topic actor.
@@ -46,16 +46,24 @@ impl TopicHandle {
             .await
     }
 
-    /// Attaches a socket to an endpoint.
-    pub async fn attach(&self, endpoint: EndpointId) -> Result<Attachment, TopicError> {
+    /// Attaches a socket to an endpoint (or learns that its subscription ended).
+    pub async fn attach(&self, endpoint: EndpointId) -> Result<AttachOutcome, TopicError> {
         self.call(|reply| TopicCommand::Attach { endpoint, reply })
             .await
     }
 
-    /// Publishes an event; returns after the change is committed.
-    pub async fn publish(&self, event: EventRequest) -> Result<Published, TopicError> {
-        self.call(|reply| TopicCommand::Publish { event, reply })
-            .await
+    /// Publishes an event from `poster`; returns after the change is committed.
+    pub async fn publish(
+        &self,
+        event: EventRequest,
+        poster: Owner,
+    ) -> Result<Published, TopicError> {
+        self.call(|reply| TopicCommand::Publish {
+            event,
+            poster,
+            reply,
+        })
+        .await
     }
 
     /// Returns the current context.
@@ -79,14 +87,10 @@ impl TopicHandle {
     }
 
     /// Reports that a socket went away.
-    pub async fn detach(
-        &self,
-        endpoint: EndpointId,
-        reason: DetachReason,
-    ) -> Result<(), TopicError> {
+    pub async fn detach(&self, endpoint: EndpointId, detach: Detach) -> Result<(), TopicError> {
         self.call(|reply| TopicCommand::Detach {
             endpoint,
-            reason,
+            detach,
             reply,
         })
         .await

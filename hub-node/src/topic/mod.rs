@@ -14,6 +14,7 @@ pub use context::CurrentContext;
 pub use handle::TopicHandle;
 pub use settings::TopicSettings;
 pub use state::{
-    Attachment, DeliveryFailure, DetachReason, Effects, Published, SubscribeCommand, Subscription,
-    TopicState, UnixMs,
+    AttachOutcome, Attachment, DeliveryFailure, Detach, DetachReason, Effects, EndReason, Link,
+    LostConnection, Note, Owner, Position, Published, SubscribeCommand, Subscription, TopicState,
+    UnixMs,
 };

@@ -5,6 +5,12 @@
 pub struct TopicSettings {
     /// How long a new endpoint may wait to be connected.
     pub attach_window_ms: u64,
+    /// How long after its socket closed an endpoint may be attached again (never beyond
+    /// the lease); 0 makes endpoints single-use.
+    pub reattach_window_ms: u64,
+    /// How long after an abnormal close the subscriber may reconnect before the hub
+    /// raises the SyncError about it.
+    pub reconnect_grace_ms: u64,
     /// How long after its lease an attached subscription is dropped if no gateway
     /// reported its close (the gateway closes the socket at lease end itself).
     pub lease_grace_ms: u64,
@@ -16,8 +22,14 @@ pub struct TopicSettings {
     pub unresponsive_threshold: u32,
     /// How many accepted event ids a topic remembers for idempotency.
     pub idempotency_capacity: usize,
-    /// Most unattached endpoints one topic holds.
+    /// Most unattached subscriptions one topic holds (all clients together).
     pub max_pending_attach: usize,
+    /// Most unattached subscriptions plus remembered endpoints one client holds on a topic.
+    pub max_unattached_per_client: usize,
+    /// Most ended endpoints a topic remembers.
+    pub max_remembered_endpoints: usize,
+    /// Most anchors open at once; opening one more forgets the oldest that is not current.
+    pub max_open_contexts: usize,
     /// Most subscriptions one topic holds.
     pub max_subscriptions: usize,
     /// Capacity of a topic's mailbox.
@@ -33,12 +45,17 @@ impl Default for TopicSettings {
     fn default() -> Self {
         Self {
             attach_window_ms: 30_000,
+            reattach_window_ms: 300_000,
+            reconnect_grace_ms: 10_000,
             lease_grace_ms: 5_000,
             derived_events: true,
             non_current_context_updates: false,
             unresponsive_threshold: 1,
             idempotency_capacity: 10_000,
-            max_pending_attach: 256,
+            max_pending_attach: 1024,
+            max_unattached_per_client: 32,
+            max_remembered_endpoints: 1024,
+            max_open_contexts: 64,
             max_subscriptions: 10_000,
             mailbox_capacity: 1024,
             idle_stop_ms: 60_000,

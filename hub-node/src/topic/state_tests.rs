@@ -234,15 +234,12 @@ fn deliveries(envelope: &Envelope) -> &[Delivery] {
 }
 
 fn envelope_seq(envelope: &Envelope) -> u64 {
-    match &envelope.kind {
-        EnvelopeKind::Event { seq, .. } => *seq,
-        EnvelopeKind::Control { .. } => panic!("expected an event envelope"),
-    }
+    envelope.seq
 }
 
-fn envelope_exclude(envelope: &Envelope) -> Option<&EndpointId> {
+fn envelope_exclude(envelope: &Envelope) -> &[EndpointId] {
     match &envelope.kind {
-        EnvelopeKind::Event { exclude, .. } => exclude.as_ref(),
+        EnvelopeKind::Event { exclude, .. } => exclude,
         EnvelopeKind::Control { .. } => panic!("expected an event envelope"),
     }
 }
@@ -259,7 +256,7 @@ fn frames_for(envelope: &Envelope, granted: &[&str]) -> Vec<Value> {
 
 /// Publishes an event that must be accepted; returns its single envelope.
 fn accept(state: &mut TopicState, event: EventRequest) -> Envelope {
-    let (published, effects) = state.publish(event).expect("event accepted");
+    let (published, effects) = state.publish(event, &poster()).expect("event accepted");
     assert!(matches!(published, Published::Accepted { seq } if seq == state.seq()));
     assert_eq!(effects.envelopes.len(), 1, "one batch per accepted event");
     effects.envelopes.into_iter().next().expect("one envelope")
@@ -271,7 +268,7 @@ fn accept(state: &mut TopicState, event: EventRequest) -> Envelope {
 fn refuse(state: &mut TopicState, event: EventRequest) -> ErrorCode {
     let before = state.current_context();
     let seq = state.seq();
-    let code = match state.publish(event) {
+    let code = match state.publish(event, &poster()) {
         Err(TopicError::Rejected(err)) => err.code(),
         other => panic!("expected a rejection, got {other:?}"),
     };
@@ -292,6 +289,18 @@ fn version_of(envelope: &Envelope) -> String {
         .to_owned()
 }
 
+/// The app that publishes in these tests (it holds no subscription).
+fn poster() -> Owner {
+    owner("publisher")
+}
+
+fn owner(client: &str) -> Owner {
+    Owner {
+        client_id: Some(client.to_owned()),
+        subject: Some("user-1".to_owned()),
+    }
+}
+
 fn subscribe_command(events: &[&str]) -> SubscribeCommand {
     SubscribeCommand {
         events: names(events),
@@ -299,6 +308,7 @@ fn subscribe_command(events: &[&str]) -> SubscribeCommand {
         token_expires: NOW + DAY_MS,
         subscriber_name: Some("Test app".to_owned()),
         endpoint: None,
+        owner: owner("viewer"),
     }
 }
 
@@ -310,8 +320,19 @@ fn subscriber(state: &mut TopicState, events: &[&str]) -> (EndpointId, Attachmen
 fn subscriber_with(state: &mut TopicState, command: SubscribeCommand) -> (EndpointId, Attachment) {
     let (endpoint, effects) = state.subscribe(command, NOW).expect("subscribed");
     assert_eq!(effects.endpoints_added, vec![endpoint.clone()]);
-    let attachment = state.attach(&endpoint, NOW + 1).expect("attached");
+    let attachment = attached(state, &endpoint, NOW + 1);
     (endpoint, attachment)
+}
+
+/// Attaches `endpoint` at `now`, which must succeed with no effects.
+fn attached(state: &mut TopicState, endpoint: &EndpointId, now: UnixMs) -> Attachment {
+    match state.attach(endpoint, now).expect("attach answered") {
+        (AttachOutcome::Attached(attachment), effects) => {
+            assert!(effects.is_empty(), "an attach changed more than the link");
+            attachment
+        }
+        (AttachOutcome::Ended { reason, .. }, _) => panic!("endpoint ended: {reason:?}"),
+    }
 }
 
 fn replay_frames(attachment: &Attachment) -> Vec<Value> {
@@ -946,6 +967,66 @@ fn select_is_relayed_without_a_version() {
     assert_eq!(state.current_context(), before);
 }
 
+#[test]
+fn open_anchors_are_capped_and_the_oldest_not_current_goes_first() {
+    let mut state = state_with(TopicSettings {
+        max_open_contexts: 3,
+        ..TopicSettings::default()
+    });
+    for n in 1..=5 {
+        accept(&mut state, patient_open(&format!("e{n}"), &format!("p{n}")));
+    }
+    assert_eq!(state.open_contexts(), 3);
+    assert_eq!(current_anchor(&state).as_deref(), Some("p5"));
+    // p1 and p2 were forgotten: closing p5 leaves p3 and p4 open, replay names p4.
+    accept(&mut state, patient_close("c5", "p5"));
+    let (_, attachment) = subscriber(&mut state, &["Patient-open"]);
+    assert_eq!(
+        replay_summary(&attachment),
+        [("Patient-open".to_owned(), "p4".to_owned())]
+    );
+
+    // The current anchor is never the one forgotten, even when derived opens overflow.
+    let mut state = state_with(TopicSettings {
+        max_open_contexts: 2,
+        ..TopicSettings::default()
+    });
+    accept(
+        &mut state,
+        diagnostic_report_open("r-open", "r1", "p1", &["s1", "s2", "s3"]),
+    );
+    assert_eq!(state.open_contexts(), 2);
+    assert_eq!(
+        state.current_context().event_name,
+        Some(name("DiagnosticReport-open"))
+    );
+}
+
+#[test]
+fn twenty_thousand_opens_leave_the_topic_bounded() {
+    let mut state = state();
+    let cap = TopicSettings::default().max_open_contexts;
+    for n in 0..20_000 {
+        let event = if n % 2 == 0 {
+            patient_open(&format!("p-{n}"), &format!("patient-{n}"))
+        } else {
+            study_open(&format!("s-{n}"), &format!("study-{n}"))
+        };
+        accept(&mut state, event);
+    }
+    assert!(
+        state.open_contexts() <= cap,
+        "{} open",
+        state.open_contexts()
+    );
+    let (_, attachment) = subscriber(&mut state, &["Patient-open", "ImagingStudy-open"]);
+    assert_eq!(
+        attachment.replay.len(),
+        2,
+        "one latest open per anchor type"
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // Replay
 // ---------------------------------------------------------------------------------------
@@ -1180,7 +1261,7 @@ fn same_id_and_same_event_is_a_duplicate_without_envelope() {
     let seq = state.seq();
     let before = state.current_context();
     let (published, effects) = state
-        .publish(patient_open("e1", "p1"))
+        .publish(patient_open("e1", "p1"), &poster())
         .expect("duplicate is ok");
     assert_eq!(published, Published::Duplicate);
     assert!(effects.is_empty());
@@ -1229,10 +1310,12 @@ fn ids_are_forgotten_after_the_idempotency_capacity() {
     accept(&mut state, patient_open("b", "p2"));
     accept(&mut state, patient_open("c", "p3"));
     // "c" is still remembered; "a" was evicted and is accepted anew.
-    let (published, _) = state.publish(patient_open("c", "p3")).expect("duplicate");
+    let (published, _) = state
+        .publish(patient_open("c", "p3"), &poster())
+        .expect("duplicate");
     assert_eq!(published, Published::Duplicate);
     let (published, effects) = state
-        .publish(patient_open("a", "p1"))
+        .publish(patient_open("a", "p1"), &poster())
         .expect("accepted again");
     assert_eq!(published, Published::Accepted { seq: 4 });
     assert_eq!(effects.envelopes.len(), 1);
@@ -1260,357 +1343,26 @@ fn refused_event_ids_are_not_remembered() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Subscriptions
+// seq
 // ---------------------------------------------------------------------------------------
 
-#[test]
-fn resubscribing_an_attached_endpoint_replaces_events_and_confirms() {
-    let mut state = state();
-    let (endpoint, _) = subscriber(&mut state, &["Patient-open"]);
-    let command = SubscribeCommand {
-        endpoint: Some(endpoint.clone()),
-        subscriber_name: None,
-        ..subscribe_command(&["Encounter-open", "SyncError"])
-    };
-    let (same, effects) = state.subscribe(command, NOW + 10).expect("re-subscribed");
-    assert_eq!(same, endpoint);
-    assert!(effects.endpoints_added.is_empty());
-    assert_eq!(effects.envelopes.len(), 1);
-    let EnvelopeKind::Control {
-        endpoint: addressed,
-        action:
-            ControlAction::Confirm {
-                events,
-                lease_ends_unix_ms,
-                frame,
-            },
-    } = &effects.envelopes[0].kind
-    else {
-        panic!("expected a Confirm control envelope");
-    };
-    assert_eq!(addressed, &endpoint);
-    assert_eq!(events, &names(&["Encounter-open", "SyncError"]));
-    assert_eq!(*lease_ends_unix_ms, NOW + 10 + 3_600_000);
-    let confirmation = decode(frame);
-    assert_eq!(confirmation["hub.mode"], "subscribe");
-    assert_eq!(confirmation["hub.events"], "Encounter-open,SyncError");
-    assert_eq!(confirmation["hub.lease_seconds"], 3600);
-
-    let subscription = state.subscription(&endpoint).expect("still subscribed");
-    assert_eq!(subscription.events, names(&["Encounter-open", "SyncError"]));
-    assert_eq!(subscription.subscriber_name.as_deref(), Some("Test app"));
-}
-
-#[test]
-fn resubscribing_an_unattached_endpoint_replaces_events_without_a_control() {
-    let mut state = state();
-    let (endpoint, _) = state
-        .subscribe(subscribe_command(&["Patient-open"]), NOW)
-        .expect("subscribed");
-    let command = SubscribeCommand {
-        endpoint: Some(endpoint.clone()),
-        ..subscribe_command(&["Encounter-open"])
-    };
-    let (_, effects) = state.subscribe(command, NOW + 10).expect("re-subscribed");
-    assert!(effects.is_empty());
-    let attachment = state.attach(&endpoint, NOW + 20).expect("attached");
-    assert_eq!(attachment.events, names(&["Encounter-open"]));
-}
-
-#[test]
-fn resubscribing_or_unsubscribing_an_unknown_endpoint_is_unknown_endpoint() {
-    let mut state = state();
-    let command = SubscribeCommand {
-        endpoint: Some(EndpointId::generate()),
-        ..subscribe_command(&["Patient-open"])
-    };
-    assert_eq!(
-        state.subscribe(command, NOW).err(),
-        Some(TopicError::UnknownEndpoint)
-    );
-    assert_eq!(
-        state.unsubscribe(&EndpointId::generate()).err(),
-        Some(TopicError::UnknownEndpoint)
-    );
-    assert!(state.is_idle());
-}
-
-#[test]
-fn attaching_twice_is_refused() {
-    let mut state = state();
-    let (endpoint, _) = subscriber(&mut state, &["Patient-open"]);
-    assert_eq!(
-        state.attach(&endpoint, NOW + 2).err().map(|e| e.code()),
-        Some(ErrorCode::NotFound)
-    );
-    assert!(matches!(
-        state.attach(&endpoint, NOW + 3),
-        Err(TopicError::UnknownEndpoint)
-    ));
-}
-
-#[test]
-fn attaching_after_the_window_is_refused() {
-    let mut state = state();
-    let window = TopicSettings::default().attach_window_ms;
-    let (endpoint, _) = state
-        .subscribe(subscribe_command(&["Patient-open"]), NOW)
-        .expect("subscribed");
-    assert!(matches!(
-        state.attach(&endpoint, NOW + window + 1),
-        Err(TopicError::UnknownEndpoint)
-    ));
-}
-
-#[test]
-fn attaching_within_the_window_is_accepted() {
-    let mut state = state();
-    let window = TopicSettings::default().attach_window_ms;
-    let (endpoint, _) = state
-        .subscribe(subscribe_command(&["Patient-open"]), NOW)
-        .expect("subscribed");
-    let attachment = state.attach(&endpoint, NOW + window - 1).expect("attached");
-    assert_eq!(attachment.lease_ends, NOW + window - 1 + 3_600_000);
-    let subscription = state.subscription(&endpoint).expect("subscribed");
-    assert_eq!(subscription.attach_deadline, None);
-    assert_eq!(subscription.lease_ends, Some(attachment.lease_ends));
-}
-
-#[test]
-fn lease_is_capped_by_the_token_lifetime() {
-    let mut state = state();
-    let token_expires = NOW + 1 + 90_000;
-    let (_, attachment) = subscriber_with(
-        &mut state,
-        SubscribeCommand {
-            lease_seconds: 3600,
-            token_expires,
-            ..subscribe_command(&["Patient-open"])
-        },
-    );
-    assert_eq!(attachment.lease_ends, token_expires);
-    let confirmation = decode(&attachment.confirmation);
-    let lease_seconds = confirmation["hub.lease_seconds"]
-        .as_u64()
-        .expect("numeric lease");
-    assert_eq!(lease_seconds, 90);
-    assert!(lease_seconds * 1000 <= token_expires - (NOW + 1));
-}
-
-#[test]
-fn unsubscribing_an_attached_subscription_denies_and_removes_it() {
-    let mut state = state();
-    let (endpoint, _) = subscriber(&mut state, &["Patient-open", "SyncError"]);
-    let effects = state.unsubscribe(&endpoint).expect("unsubscribed");
-    assert_eq!(effects.endpoints_removed, vec![endpoint.clone()]);
-    assert_eq!(effects.envelopes.len(), 1);
-    assert!(is_deny_for(&effects.envelopes[0], &endpoint));
-    let denial = &frames(&effects.envelopes[0])[0];
-    assert_eq!(denial["hub.mode"], "denied");
-    assert_eq!(denial["hub.topic"], TOPIC);
-    assert_eq!(denial["hub.events"], "Patient-open,SyncError");
-    assert!(state.subscription(&endpoint).is_none());
-    assert!(matches!(
-        state.attach(&endpoint, NOW + 2),
-        Err(TopicError::UnknownEndpoint)
-    ));
-}
-
-#[test]
-fn unsubscribing_an_unattached_endpoint_removes_it_without_a_denial() {
-    let mut state = state();
-    let (endpoint, _) = state
-        .subscribe(subscribe_command(&["Patient-open"]), NOW)
-        .expect("subscribed");
-    let effects = state.unsubscribe(&endpoint).expect("unsubscribed");
-    assert!(effects.envelopes.is_empty());
-    assert_eq!(effects.endpoints_removed, vec![endpoint.clone()]);
-    assert!(matches!(
-        state.attach(&endpoint, NOW + 1),
-        Err(TopicError::UnknownEndpoint)
-    ));
-}
-
-#[test]
-fn expire_removes_unattached_endpoints_past_the_window() {
-    let mut state = state();
-    let window = TopicSettings::default().attach_window_ms;
-    let (pending, _) = state
-        .subscribe(subscribe_command(&["Patient-open"]), NOW)
-        .expect("subscribed");
-    let (attached, _) = subscriber(&mut state, &["Patient-open"]);
-    assert_eq!(state.next_expiry(), Some(NOW + window));
-
-    assert!(state.expire(NOW + window - 1).is_empty());
-    let effects = state.expire(NOW + window);
-    assert_eq!(effects.endpoints_removed, vec![pending.clone()]);
-    assert!(
-        effects.envelopes.is_empty(),
-        "an unattached endpoint gets no denial"
-    );
-    assert!(state.subscription(&pending).is_none());
-    assert!(state.subscription(&attached).is_some());
-    assert!(matches!(
-        state.attach(&pending, NOW + window),
-        Err(TopicError::UnknownEndpoint)
-    ));
-}
-
-#[test]
-fn expire_denies_subscriptions_past_lease_and_grace() {
-    let mut state = state();
-    let (endpoint, attachment) = subscriber(&mut state, &["Patient-open"]);
-    let grace = TopicSettings::default().lease_grace_ms;
-    assert_eq!(state.next_expiry(), Some(attachment.lease_ends + grace));
-    assert!(state.expire(attachment.lease_ends + grace - 1).is_empty());
-    let effects = state.expire(attachment.lease_ends + grace);
-    assert_eq!(effects.endpoints_removed, vec![endpoint.clone()]);
-    assert_eq!(effects.envelopes.len(), 1);
-    assert!(is_deny_for(&effects.envelopes[0], &endpoint));
-    assert!(state.is_idle());
-}
-
-// ---------------------------------------------------------------------------------------
-// SyncError
-// ---------------------------------------------------------------------------------------
-
-#[test]
-fn refused_delivery_raises_a_sync_error_excluding_the_failing_subscriber() {
-    let mut state = state();
-    let (failing, _) = subscriber_with(
-        &mut state,
-        SubscribeCommand {
-            subscriber_name: Some("Failing viewer".to_owned()),
-            ..subscribe_command(&["Patient-open"])
-        },
-    );
-    let (other, _) = subscriber(&mut state, &["SyncError"]);
-    let seq = state.seq();
-
-    let effects = state.report_failure(&failing, failure("e1", SyncFailure::Refused(409), 0));
-    assert_eq!(effects.envelopes.len(), 1);
-    assert!(effects.endpoints_removed.is_empty());
-    let envelope = &effects.envelopes[0];
-    assert_eq!(envelope_exclude(envelope), Some(&failing));
-    assert_eq!(envelope_seq(envelope), seq + 1);
-    assert_eq!(state.seq(), seq + 1);
-    let sync_errors = deliveries(envelope);
-    assert_eq!(sync_errors.len(), 1);
-    assert_eq!(sync_errors[0].name, name("SyncError"));
-    assert!(sync_errors[0].is_for(&state.subscription(&other).expect("other").events));
-
-    let frame = decode(&sync_errors[0].frame);
-    assert_eq!(frame["id"], json!(sync_errors[0].event_id));
-    let codings = sync_error_codings(&frame);
-    assert!(codings.contains(&(EVENT_ID_SYSTEM.to_owned(), "e1".to_owned())));
-    assert!(codings.contains(&(EVENT_NAME_SYSTEM.to_owned(), "Patient-open".to_owned())));
-    assert!(codings.contains(&(
-        SUBSCRIBER_NAME_SYSTEM.to_owned(),
-        "Failing viewer".to_owned()
-    )));
-    let issue = &frame["event"]["context"][0]["resource"]["issue"][0];
-    assert_eq!(issue["severity"], "warning");
-    assert_eq!(issue["code"], "processing");
-    // A refusal does not end the subscription.
-    assert!(state.subscription(&failing).is_some());
-}
-
-#[test]
-fn unresponsive_subscriber_is_unsubscribed_at_the_timeout_threshold() {
-    let mut state = state();
-    let (failing, _) = subscriber(&mut state, &["Patient-open"]);
-    let effects = state.report_failure(&failing, failure("e1", SyncFailure::Timeout, 1));
-    assert_eq!(effects.envelopes.len(), 2);
-    assert_eq!(envelope_exclude(&effects.envelopes[0]), Some(&failing));
-    assert_eq!(deliveries(&effects.envelopes[0])[0].name, name("SyncError"));
-    assert!(is_deny_for(&effects.envelopes[1], &failing));
-    assert_eq!(frames(&effects.envelopes[1])[0]["hub.mode"], "denied");
-    assert_eq!(effects.endpoints_removed, vec![failing.clone()]);
-    assert!(state.subscription(&failing).is_none());
-}
-
-#[test]
-fn timeouts_below_the_threshold_keep_the_subscription() {
-    let mut state = state_with(TopicSettings {
-        unresponsive_threshold: 3,
-        ..TopicSettings::default()
-    });
-    let (failing, _) = subscriber(&mut state, &["Patient-open"]);
-    let effects = state.report_failure(&failing, failure("e1", SyncFailure::Timeout, 2));
-    assert_eq!(effects.envelopes.len(), 1, "a SyncError but no denial");
-    assert!(effects.endpoints_removed.is_empty());
-    assert!(state.subscription(&failing).is_some());
-    let effects = state.report_failure(&failing, failure("e2", SyncFailure::Timeout, 3));
-    assert_eq!(effects.endpoints_removed, vec![failing.clone()]);
-}
-
-#[test]
-fn normal_client_close_raises_no_sync_error() {
-    let mut state = state();
-    for code in [1000, 1001] {
-        let (endpoint, _) = subscriber(&mut state, &["Patient-open"]);
-        let seq = state.seq();
-        let effects = state.detach(
-            &endpoint,
-            DetachReason::ClientClosed {
-                code,
-                last_event: Some(("e1".to_owned(), "Patient-open".to_owned())),
-            },
-        );
-        assert!(effects.envelopes.is_empty(), "close code {code}");
-        assert_eq!(effects.endpoints_removed, vec![endpoint.clone()]);
-        assert!(state.subscription(&endpoint).is_none());
-        assert_eq!(state.seq(), seq);
+/// The attach generation of an attached endpoint.
+fn attachment_generation(state: &TopicState, endpoint: &EndpointId) -> u64 {
+    match state.subscription(endpoint).map(|s| &s.link) {
+        Some(Link::Attached { generation }) => *generation,
+        other => panic!("not attached: {other:?}"),
     }
 }
 
 #[test]
-fn abnormal_client_close_raises_a_sync_error() {
-    let mut state = state();
-    let (endpoint, _) = subscriber_with(
-        &mut state,
-        SubscribeCommand {
-            subscriber_name: Some("Lost app".to_owned()),
-            ..subscribe_command(&["Patient-open"])
-        },
-    );
-    let effects = state.detach(
-        &endpoint,
-        DetachReason::ClientClosed {
-            code: 1006,
-            last_event: Some(("e9".to_owned(), "Patient-open".to_owned())),
-        },
-    );
-    assert_eq!(effects.endpoints_removed, vec![endpoint.clone()]);
-    assert_eq!(effects.envelopes.len(), 1);
-    let envelope = &effects.envelopes[0];
-    assert_eq!(envelope_exclude(envelope), Some(&endpoint));
-    let frame = &frames(envelope)[0];
-    let codings = sync_error_codings(frame);
-    assert!(codings.contains(&(EVENT_ID_SYSTEM.to_owned(), "e9".to_owned())));
-    assert!(codings.contains(&(SUBSCRIBER_NAME_SYSTEM.to_owned(), "Lost app".to_owned())));
-}
-
-#[test]
-fn hub_close_raises_no_sync_error() {
-    let mut state = state();
-    let (endpoint, _) = subscriber(&mut state, &["Patient-open"]);
-    let seq = state.seq();
-    let effects = state.detach(&endpoint, DetachReason::HubClosed);
-    assert!(effects.envelopes.is_empty());
-    assert_eq!(effects.endpoints_removed, vec![endpoint.clone()]);
-    assert_eq!(state.seq(), seq);
-}
-
-// ---------------------------------------------------------------------------------------
-// seq
-// ---------------------------------------------------------------------------------------
-
-#[test]
-fn every_accepted_batch_increments_seq_by_exactly_one() {
-    let mut state = state();
+fn every_envelope_takes_the_next_seq_events_and_controls_alike() {
+    let mut state = state_with(TopicSettings {
+        reconnect_grace_ms: 0,
+        ..TopicSettings::default()
+    });
     assert_eq!(state.seq(), 0);
     let (endpoint, _) = subscriber(&mut state, &["Patient-open", "SyncError"]);
+    let (other, _) = subscriber(&mut state, &["Patient-open"]);
     let mut seqs = Vec::new();
 
     let opened = accept(
@@ -1634,20 +1386,33 @@ fn every_accepted_batch_increments_seq_by_exactly_one() {
     for step in steps {
         seqs.push(envelope_seq(&accept(&mut state, step)));
     }
-    let effects = state.report_failure(&endpoint, failure("e2", SyncFailure::NotDelivered(500), 0));
+    let effects = state.report_failure(
+        &endpoint,
+        failure("e2", SyncFailure::NotDelivered(500), 0),
+        NOW + 2,
+    );
     seqs.push(envelope_seq(&effects.envelopes[0]));
     let effects = state.detach(
         &endpoint,
-        DetachReason::ClientClosed {
-            code: 1011,
-            last_event: None,
+        Detach {
+            generation: attachment_generation(&state, &endpoint),
+            reason: DetachReason::ClientClosed {
+                code: 1011,
+                last_event: None,
+            },
+            resume: None,
         },
+        NOW + 3,
     );
     seqs.push(envelope_seq(&effects.envelopes[0]));
+    // A control envelope (the denial of an unsubscribe) takes the next seq too.
+    let effects = state.unsubscribe(&other, NOW + 4).expect("unsubscribed");
+    assert!(is_deny_for(&effects.envelopes[0], &other));
+    seqs.push(envelope_seq(&effects.envelopes[0]));
 
-    let expected: Vec<u64> = (1..=8).collect();
+    let expected: Vec<u64> = (1..=9).collect();
     assert_eq!(seqs, expected);
-    assert_eq!(state.seq(), 8);
+    assert_eq!(state.seq(), 9);
 }
 
 #[test]
@@ -1681,7 +1446,7 @@ fn refusals_and_duplicates_do_not_advance_seq() {
     );
     refuse(&mut state, patient_open("e1", "p-other"));
     let (published, _) = state
-        .publish(diagnostic_report_open("e1", "r1", "p1", &[]))
+        .publish(diagnostic_report_open("e1", "r1", "p1", &[]), &poster())
         .expect("duplicate");
     assert_eq!(published, Published::Duplicate);
     assert!(
@@ -1701,19 +1466,5 @@ fn refusals_and_duplicates_do_not_advance_seq() {
     assert_eq!(envelope_seq(&envelope), 3, "no gap after refusals");
 }
 
-#[test]
-fn resubscribing_an_expired_unattached_endpoint_is_unknown_endpoint() {
-    let mut state = state();
-    let window = TopicSettings::default().attach_window_ms;
-    let (endpoint, _) = state
-        .subscribe(subscribe_command(&["Patient-open"]), NOW)
-        .expect("subscribed");
-    let command = SubscribeCommand {
-        endpoint: Some(endpoint.clone()),
-        ..subscribe_command(&["Encounter-open"])
-    };
-    assert_eq!(
-        state.subscribe(command, NOW + window + 1).err(),
-        Some(TopicError::UnknownEndpoint)
-    );
-}
+#[path = "subscription_tests.rs"]
+mod subscriptions;

@@ -10,15 +10,23 @@ use fhircast_proto::ids::new_event_id;
 use fhircast_proto::validate::{AnchorKey, anchor_of};
 use fhircast_proto::{EventKind, EventName, ValidationError};
 
+use fhircast_proto::EndpointId;
+use fhircast_proto::sync_error::SUBSCRIBER_NAME_SYSTEM;
+use serde_json::Value;
+
 use super::idempotency::fingerprint;
-use super::{Effects, Published, TopicState};
+use super::{Effects, Owner, Published, TopicState};
 use crate::error::TopicError;
 use crate::topic::context::{OpenContext, UpdateRefusal};
 
 impl TopicState {
-    /// Accepts or refuses an event; see the module docs of [`super::context`] for the
-    /// context rules.
-    pub fn publish(&mut self, event: EventRequest) -> Result<(Published, Effects), TopicError> {
+    /// Accepts or refuses an event from `poster`; see the module docs of
+    /// [`super::context`] for the context rules.
+    pub fn publish(
+        &mut self,
+        event: EventRequest,
+        poster: &Owner,
+    ) -> Result<(Published, Effects), TopicError> {
         let fingerprint = fingerprint(&event);
         match self.accepted_ids.get(&event.id) {
             Some(seen) if seen == fingerprint => {
@@ -33,6 +41,7 @@ impl TopicState {
             None => {}
         }
         let seq = self.seq + 1;
+        let mut exclude = Vec::new();
         let deliveries = match event.name.kind() {
             EventKind::Open => self.apply_open(&event, seq),
             EventKind::Close => {
@@ -46,15 +55,20 @@ impl TopicState {
                 self.contexts.leave_current();
                 vec![self.relay(&event, None, None)]
             }
+            EventKind::SyncError => {
+                // 2-5: a SyncError a subscriber posts goes to the *other* subscribers.
+                exclude = self.poster_endpoints(poster, &event.context);
+                vec![self.relay(&event, None, None)]
+            }
             EventKind::Select
-            | EventKind::SyncError
             | EventKind::UserLogout
             | EventKind::UserHibernate
             | EventKind::Proprietary => vec![self.relay(&event, None, None)],
         };
-        self.seq = seq;
+        self.last_event = Some((event.id.clone(), event.name.as_str().to_owned()));
         self.accepted_ids.insert(event.id, fingerprint);
-        let envelope = self.batch(deliveries, None);
+        let envelope = self.batch(deliveries, exclude);
+        debug_assert_eq!(envelope.seq, seq);
         Ok((
             Published::Accepted { seq },
             Effects {
@@ -78,6 +92,7 @@ impl TopicState {
                 suppressed_by: Vec::new(),
                 opened_seq: seq,
                 version_id: String::new(),
+                order: 0,
                 content: Vec::new(),
             },
             true,
@@ -103,6 +118,7 @@ impl TopicState {
                     suppressed_by: suppressed_by.clone(),
                     opened_seq: seq,
                     version_id: String::new(),
+                    order: 0,
                     content: Vec::new(),
                 },
                 false,
@@ -150,6 +166,31 @@ impl TopicState {
                 ValidationError::conflict(update_refusal_reason(&anchor, &refusal))
             })?;
         Ok(self.relay(event, Some(&new_version), Some(base_version)))
+    }
+
+    /// Returns the endpoints of the app that posted a SyncError: its owner's
+    /// subscriptions, narrowed to those whose `subscriber.name` the SyncError names when
+    /// it names one of them. Only the poster's own subscriptions can be excluded.
+    fn poster_endpoints(&self, poster: &Owner, context: &[Value]) -> Vec<EndpointId> {
+        let own: Vec<(&EndpointId, Option<&str>)> = self
+            .subscriptions
+            .iter()
+            .filter(|(_, subscription)| subscription.owner == *poster)
+            .map(|(endpoint, subscription)| (endpoint, subscription.subscriber_name.as_deref()))
+            .collect();
+        let named = named_subscriber(context);
+        let by_name: Vec<EndpointId> = own
+            .iter()
+            .filter(|(_, name)| named.is_some() && *name == named)
+            .map(|(endpoint, _)| (*endpoint).clone())
+            .collect();
+        if by_name.is_empty() {
+            own.into_iter()
+                .map(|(endpoint, _)| endpoint.clone())
+                .collect()
+        } else {
+            by_name
+        }
     }
 
     pub(super) fn replay_for(&self, granted: &[EventName]) -> Vec<Delivery> {
@@ -207,22 +248,44 @@ impl TopicState {
     }
 }
 
+/// Returns the subscriber name a SyncError's OperationOutcome names (the
+/// `subscribername` coding, or the example's `.../subscriber` spelling).
+fn named_subscriber(context: &[Value]) -> Option<&str> {
+    let legacy = SUBSCRIBER_NAME_SYSTEM.trim_end_matches("name");
+    context
+        .iter()
+        .filter_map(|item| item.pointer("/resource/issue")?.as_array())
+        .flatten()
+        .filter_map(|issue| issue.pointer("/details/coding")?.as_array())
+        .flatten()
+        .find(|coding| {
+            coding
+                .get("system")
+                .and_then(Value::as_str)
+                .is_some_and(|system| system == SUBSCRIBER_NAME_SYSTEM || system == legacy)
+        })?
+        .get("code")?
+        .as_str()
+}
+
+/// Explains a refused update. Reasons name resource types, never resource ids: they are
+/// logged, and an id can be an identifier of a patient.
 fn update_refusal_reason(anchor: &AnchorKey, refusal: &UpdateRefusal) -> String {
-    let anchor = format!("{}/{}", anchor.resource_type, anchor.id);
+    let anchor = &anchor.resource_type;
     match refusal {
-        UpdateRefusal::NotOpen => format!("{anchor} is not an open context of this topic"),
+        UpdateRefusal::NotOpen => format!("the {anchor} is not an open context of this topic"),
         UpdateRefusal::NotCurrent => format!(
-            "{anchor} is not the current context (updates outside the current context are not enabled)"
+            "the {anchor} is not the current context (updates outside the current context are not enabled)"
         ),
         UpdateRefusal::StaleVersion => {
             "context.versionId is not the anchor's current version: get the current context and retry".to_owned()
         }
         UpdateRefusal::DeletesOriginal(key) => format!(
-            "{}/{} belongs to the context the anchor was opened with and cannot be deleted",
-            key.resource_type, key.id
+            "a {} of the update belongs to the context the anchor was opened with and cannot be deleted",
+            key.resource_type
         ),
         UpdateRefusal::DeletesUnknown(key) => {
-            format!("{}/{} is not in the anchor's content", key.resource_type, key.id)
+            format!("a {} the update deletes is not in the anchor's content", key.resource_type)
         }
     }
 }

@@ -1,15 +1,20 @@
-//! Subscriptions of a topic: subscribe and re-subscribe (2-4), unsubscribe, attach (single
-//! use, within the attach window), and how they end: unresponsive subscribers after a
-//! SyncError, sockets that went away, and expiry.
+//! Subscriptions of a topic: subscribe and re-subscribe (2-4), unsubscribe, attach and
+//! re-attach, detach, delivery failures.
+//!
+//! The subscription, not the socket, is the unit (STU3: a subscriber that shuts down
+//! unsubscribes over HTTP). An endpoint holds one socket at a time; after that socket
+//! closes, for any reason, the endpoint may be attached again within the re-attach window
+//! (never beyond the lease). A handshake on an endpoint with a live socket is refused and
+//! changes nothing. Each client has a bounded share of the topic's unattached slots.
 
-use fhircast_proto::EndpointId;
 use fhircast_proto::bus::ControlAction;
-use fhircast_proto::channel::confirmation;
+use fhircast_proto::channel::{confirmation, denial};
 use fhircast_proto::sync_error::SyncFailure;
+use fhircast_proto::{EndpointId, ErrorCode, ValidationError};
 
 use super::{
-    Attachment, DeliveryFailure, DetachReason, Effects, SubscribeCommand, Subscription, TopicState,
-    UnixMs, lease_end, seconds_until,
+    AttachOutcome, Attachment, DeliveryFailure, Detach, Effects, EndReason, Link, LostConnection,
+    Note, Owner, SubscribeCommand, Subscription, TopicState, UnixMs, lease_end, seconds_until,
 };
 use crate::error::TopicError;
 
@@ -21,43 +26,45 @@ impl TopicState {
         command: SubscribeCommand,
         now: UnixMs,
     ) -> Result<(EndpointId, Effects), TopicError> {
-        let mut effects = Effects::default();
-        if let Some(endpoint) = command.endpoint {
-            let topic = self.topic.clone();
-            let subscription = self
-                .subscriptions
-                .get_mut(&endpoint)
-                .filter(|s| s.attach_deadline.is_none_or(|deadline| deadline > now))
-                .ok_or(TopicError::UnknownEndpoint)?;
-            subscription.events = command.events;
-            subscription.lease_seconds = command.lease_seconds;
-            subscription.token_expires = command.token_expires;
-            if command.subscriber_name.is_some() {
-                subscription.subscriber_name = command.subscriber_name;
-            }
-            if subscription.attach_deadline.is_none() {
-                let lease_ends = lease_end(now, command.lease_seconds, command.token_expires);
-                subscription.lease_ends = Some(lease_ends);
-                let events = subscription.events.clone();
-                let frame = confirmation(topic.expose(), &events, seconds_until(lease_ends, now));
-                let action = ControlAction::Confirm {
-                    events,
-                    lease_ends_unix_ms: lease_ends,
-                    frame,
-                };
-                effects.envelopes.push(self.control(&endpoint, action));
-            }
+        if let Some(endpoint) = command.endpoint.clone() {
+            let effects = self.resubscribe(&endpoint, command, now)?;
             return Ok((endpoint, effects));
         }
-        let pending = self
+        let unattached_total = self
             .subscriptions
             .values()
-            .filter(|s| s.attach_deadline.is_some())
+            .filter(|s| !s.is_attached())
             .count();
-        if pending >= self.settings.max_pending_attach
+        if unattached_total >= self.settings.max_pending_attach
             || self.subscriptions.len() >= self.settings.max_subscriptions
         {
             return Err(TopicError::Overloaded);
+        }
+        let own_unattached = self.unattached_of(&command.owner);
+        let share = self.settings.max_unattached_per_client;
+        if own_unattached >= share {
+            return Err(ValidationError::with_code(
+                ErrorCode::Overloaded,
+                format!(
+                    "this client already holds {own_unattached} unconnected subscriptions on \
+                     this topic (at most {share}): connect or unsubscribe them first"
+                ),
+            )
+            .into());
+        }
+        let mut effects = Effects::default();
+        // Remembered endpoints share the client's slots; the oldest make room first.
+        let mut remembered = self.ended.count_of(&command.owner);
+        while own_unattached + remembered >= share {
+            let Some((forgotten, ended)) = self.ended.forget_oldest(Some(&command.owner)) else {
+                break;
+            };
+            effects.notes.push(Note::Forgotten {
+                endpoint: forgotten.clone(),
+                client: ended.owner.log_label().to_owned(),
+            });
+            effects.endpoints_removed.push(forgotten);
+            remembered -= 1;
         }
         let endpoint = EndpointId::generate();
         self.subscriptions.insert(
@@ -67,47 +74,132 @@ impl TopicState {
                 lease_seconds: command.lease_seconds,
                 token_expires: command.token_expires,
                 lease_ends: None,
-                attach_deadline: Some(now + self.settings.attach_window_ms),
                 subscriber_name: command.subscriber_name,
+                owner: command.owner,
+                link: Link::Pending {
+                    deadline: now + self.settings.attach_window_ms,
+                },
             },
         );
+        self.retime(&endpoint);
         effects.endpoints_added.push(endpoint.clone());
         Ok((endpoint, effects))
     }
 
-    /// Cancels a subscription; an attached socket gets a denial and is closed (2-4).
-    pub fn unsubscribe(&mut self, endpoint: &EndpointId) -> Result<Effects, TopicError> {
-        let subscription = self
-            .subscriptions
-            .remove(endpoint)
-            .ok_or(TopicError::UnknownEndpoint)?;
+    fn resubscribe(
+        &mut self,
+        endpoint: &EndpointId,
+        command: SubscribeCommand,
+        now: UnixMs,
+    ) -> Result<Effects, TopicError> {
         let mut effects = Effects::default();
-        effects.endpoints_removed.push(endpoint.clone());
-        if subscription.attach_deadline.is_none() {
-            effects
-                .envelopes
-                .push(self.deny(endpoint, &subscription.events, "unsubscribed"));
-        }
-        Ok(effects)
-    }
-
-    /// Attaches a socket to an endpoint: once, within the attach window.
-    pub fn attach(&mut self, endpoint: &EndpointId, now: UnixMs) -> Result<Attachment, TopicError> {
+        let topic = self.topic.clone();
         let subscription = self
             .subscriptions
             .get_mut(endpoint)
+            .filter(|s| !link_is_over(&s.link, now))
             .ok_or(TopicError::UnknownEndpoint)?;
-        match subscription.attach_deadline {
-            Some(deadline) if deadline > now => {}
-            _ => return Err(TopicError::UnknownEndpoint),
+        subscription.events = command.events;
+        subscription.lease_seconds = command.lease_seconds;
+        subscription.token_expires = command.token_expires;
+        if command.subscriber_name.is_some() {
+            subscription.subscriber_name = command.subscriber_name;
         }
-        subscription.attach_deadline = None;
-        let lease_ends = lease_end(now, subscription.lease_seconds, subscription.token_expires);
-        subscription.lease_ends = Some(lease_ends);
-        let events = subscription.events.clone();
+        let lease_ends = lease_end(now, command.lease_seconds, command.token_expires);
+        match &mut subscription.link {
+            // The lease starts at the first confirmation.
+            Link::Pending { .. } => {}
+            Link::Detached { deadline, .. } => {
+                subscription.lease_ends = Some(lease_ends);
+                *deadline = (*deadline).min(lease_ends);
+            }
+            Link::Attached { .. } => {
+                subscription.lease_ends = Some(lease_ends);
+                let events = subscription.events.clone();
+                let frame = confirmation(topic.expose(), &events, seconds_until(lease_ends, now));
+                let action = ControlAction::Confirm {
+                    events,
+                    lease_ends_unix_ms: lease_ends,
+                    frame,
+                };
+                let envelope = self.control(endpoint, action);
+                effects.envelopes.push(envelope);
+            }
+        }
+        self.retime(endpoint);
+        Ok(effects)
+    }
+
+    /// Cancels a subscription; an attached socket gets a denial and is closed (2-4). An
+    /// endpoint whose subscription already ended is accepted again and changes nothing.
+    pub fn unsubscribe(
+        &mut self,
+        endpoint: &EndpointId,
+        now: UnixMs,
+    ) -> Result<Effects, TopicError> {
+        if self.ended.get(endpoint).is_some() {
+            return Ok(Effects::default());
+        }
+        if !self.subscriptions.contains_key(endpoint) {
+            return Err(TopicError::UnknownEndpoint);
+        }
+        let mut effects = Effects::default();
+        self.end_subscription(endpoint, EndReason::Unsubscribed, now, &mut effects);
+        Ok(effects)
+    }
+
+    /// Attaches a socket to an endpoint: the first time within the attach window, again
+    /// within the re-attach window after a socket closed. A remembered endpoint whose
+    /// subscription ended gets its denial instead.
+    pub fn attach(
+        &mut self,
+        endpoint: &EndpointId,
+        now: UnixMs,
+    ) -> Result<(AttachOutcome, Effects), TopicError> {
+        let mut effects = Effects::default();
+        if let Some(ended) = self.ended.get(endpoint) {
+            return Ok((self.ended_outcome(endpoint, ended.reason), effects));
+        }
+        let subscription = self
+            .subscriptions
+            .get(endpoint)
+            .ok_or(TopicError::UnknownEndpoint)?;
+        let overdue = match &subscription.link {
+            Link::Attached { .. } => return Err(TopicError::EndpointInUse),
+            Link::Pending { deadline } if *deadline <= now => Some(EndReason::AttachWindowPassed),
+            Link::Detached { .. } if subscription.lease_ends.is_some_and(|ends| ends <= now) => {
+                Some(EndReason::LeaseExpired)
+            }
+            Link::Detached { deadline, .. } if *deadline <= now => {
+                Some(EndReason::ReattachWindowPassed)
+            }
+            Link::Pending { .. } | Link::Detached { .. } => None,
+        };
+        if let Some(reason) = overdue {
+            self.end_subscription(endpoint, reason, now, &mut effects);
+            return Ok((self.ended_outcome(endpoint, reason), effects));
+        }
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        let (events, lease_ends, resume) = {
+            let Some(subscription) = self.subscriptions.get_mut(endpoint) else {
+                return Err(TopicError::UnknownEndpoint);
+            };
+            let resume = match &subscription.link {
+                Link::Detached { resume, .. } => *resume,
+                Link::Pending { .. } | Link::Attached { .. } => None,
+            };
+            // A reconnect within the grace cancels the lost connection's SyncError.
+            let lease_ends = *subscription.lease_ends.get_or_insert_with(|| {
+                lease_end(now, subscription.lease_seconds, subscription.token_expires)
+            });
+            subscription.link = Link::Attached { generation };
+            (subscription.events.clone(), lease_ends, resume)
+        };
+        self.retime(endpoint);
         let confirmation =
             confirmation(self.topic.expose(), &events, seconds_until(lease_ends, now));
-        Ok(Attachment {
+        let attachment = Attachment {
             topic: self.topic.clone(),
             replay: self.replay_for(&events),
             events,
@@ -115,83 +207,222 @@ impl TopicState {
             confirmation,
             epoch: self.epoch,
             seq: self.seq,
-        })
+            generation,
+            resume,
+        };
+        Ok((AttachOutcome::Attached(attachment), effects))
+    }
+
+    fn ended_outcome(&self, endpoint: &EndpointId, reason: EndReason) -> AttachOutcome {
+        let events = self
+            .ended
+            .get(endpoint)
+            .map(|ended| ended.events.as_slice())
+            .unwrap_or_default();
+        AttachOutcome::Ended {
+            denial: denial(self.topic.expose(), events, reason.denial_reason()),
+            reason,
+        }
+    }
+
+    /// Notes that a socket went away. The subscription stays for the re-attach window
+    /// (0: it ends now); an abnormal client close raises its SyncError only if nobody
+    /// attaches again within the reconnect grace (2-5: never for 1000 or 1001; ours: never
+    /// for 1005 or a close the hub made). A report from an earlier socket is ignored.
+    pub fn detach(&mut self, endpoint: &EndpointId, detach: Detach, now: UnixMs) -> Effects {
+        let mut effects = Effects::default();
+        let Some(subscription) = self.subscriptions.get(endpoint) else {
+            return effects;
+        };
+        if subscription.link
+            != (Link::Attached {
+                generation: detach.generation,
+            })
+        {
+            return effects;
+        }
+        let lost_event = match &detach.reason {
+            super::DetachReason::ClientClosed { last_event, .. } => last_event.clone(),
+            super::DetachReason::HubClosed => None,
+        };
+        let code = match &detach.reason {
+            super::DetachReason::ClientClosed { code, .. } => *code,
+            super::DetachReason::HubClosed => 1000,
+        };
+        let abnormal = detach.reason.is_abnormal();
+        let lease_ends = subscription.lease_ends.unwrap_or(now);
+        let window = self.settings.reattach_window_ms;
+        if window == 0 || lease_ends <= now {
+            // The socket is gone: no denial to send it.
+            if let Some(subscription) = self.subscriptions.get_mut(endpoint) {
+                subscription.link = Link::Detached {
+                    deadline: now,
+                    resume: None,
+                    lost: None,
+                };
+            }
+            if abnormal {
+                self.raise_lost_connection(&mut effects, endpoint, code, lost_event);
+            }
+            let reason = if lease_ends <= now {
+                EndReason::LeaseExpired
+            } else {
+                EndReason::ConnectionClosed
+            };
+            self.end_subscription(endpoint, reason, now, &mut effects);
+            return effects;
+        }
+        let grace = self.settings.reconnect_grace_ms;
+        let lost = if abnormal && grace == 0 {
+            self.raise_lost_connection(&mut effects, endpoint, code, lost_event);
+            None
+        } else {
+            abnormal.then(|| LostConnection {
+                grace_ends: now + grace,
+                code,
+                event: lost_event,
+            })
+        };
+        if let Some(subscription) = self.subscriptions.get_mut(endpoint) {
+            subscription.link = Link::Detached {
+                deadline: now.saturating_add(window).min(lease_ends),
+                resume: detach.resume,
+                lost,
+            };
+        }
+        self.retime(endpoint);
+        effects
     }
 
     /// Turns a delivery failure into a SyncError to the other SyncError subscribers
     /// (2-5), and ends the subscription of an unresponsive subscriber.
-    pub fn report_failure(&mut self, endpoint: &EndpointId, report: DeliveryFailure) -> Effects {
+    pub fn report_failure(
+        &mut self,
+        endpoint: &EndpointId,
+        report: DeliveryFailure,
+        now: UnixMs,
+    ) -> Effects {
         let mut effects = Effects::default();
-        let name = self.subscriber_label(endpoint);
-        effects.envelopes.push(self.sync_error(
+        if !self.subscriptions.contains_key(endpoint) || report.event_id.is_empty() {
+            return effects;
+        }
+        self.raise_sync_error(
+            &mut effects,
             endpoint,
-            &report.event_id,
-            &report.event_name,
-            &name,
+            (&report.event_id, &report.event_name),
             report.failure,
-        ));
+        );
         let unresponsive = report.failure == SyncFailure::Timeout
             && report.consecutive_timeouts >= self.settings.unresponsive_threshold;
-        if unresponsive && let Some(subscription) = self.subscriptions.remove(endpoint) {
-            effects.endpoints_removed.push(endpoint.clone());
-            effects.envelopes.push(self.deny(
-                endpoint,
-                &subscription.events,
-                "the subscriber did not acknowledge events in time",
-            ));
+        if unresponsive {
+            self.end_subscription(endpoint, EndReason::Unresponsive, now, &mut effects);
         }
         effects
     }
 
-    /// Forgets the subscription of a socket that went away; an abnormal client close
-    /// raises a SyncError (2-5: never for 1000 or 1001, never for closes the hub made).
-    pub fn detach(&mut self, endpoint: &EndpointId, reason: DetachReason) -> Effects {
-        let mut effects = Effects::default();
-        let name = self.subscriber_label(endpoint);
-        if self.subscriptions.remove(endpoint).is_some() {
-            effects.endpoints_removed.push(endpoint.clone());
-        }
-        if let DetachReason::ClientClosed { code, last_event } = reason
-            && !matches!(code, 1000 | 1001)
-        {
-            let (event_id, event_name) = last_event.unwrap_or_default();
-            effects.envelopes.push(self.sync_error(
+    /// Raises the SyncError of a connection that was lost and not resumed: about the
+    /// notification named, else the topic's last event. A topic that never carried an
+    /// event has nothing its subscribers could be out of step with: no SyncError then.
+    pub(super) fn raise_lost_connection(
+        &mut self,
+        effects: &mut Effects,
+        endpoint: &EndpointId,
+        code: u16,
+        event: Option<(String, String)>,
+    ) {
+        let event = event
+            .filter(|(id, name)| !id.is_empty() && !name.is_empty())
+            .or_else(|| self.last_event.clone());
+        if let Some((event_id, event_name)) = event {
+            self.raise_sync_error(
+                effects,
                 endpoint,
-                &event_id,
-                &event_name,
-                &name,
+                (&event_id, &event_name),
                 SyncFailure::ConnectionLost(code),
-            ));
+            );
         }
-        effects
     }
 
-    /// Drops endpoints never attached within the window, and subscriptions whose lease
-    /// ended (their gateway closes the socket itself; this is the backstop).
-    pub fn expire(&mut self, now: UnixMs) -> Effects {
-        let mut effects = Effects::default();
-        let expired: Vec<EndpointId> = self
-            .subscriptions
-            .iter()
-            .filter(|(_, s)| {
-                s.attach_deadline.is_some_and(|deadline| deadline <= now)
-                    || s.lease_ends
-                        .is_some_and(|ends| ends + self.settings.lease_grace_ms <= now)
-            })
-            .map(|(endpoint, _)| endpoint.clone())
-            .collect();
-        for endpoint in expired {
-            if let Some(subscription) = self.subscriptions.remove(&endpoint) {
-                if subscription.attach_deadline.is_none() {
-                    effects.envelopes.push(self.deny(
-                        &endpoint,
-                        &subscription.events,
-                        "the lease expired",
-                    ));
-                }
-                effects.endpoints_removed.push(endpoint);
-            }
+    /// Ends a subscription: its socket (if any) gets a denial, a SyncError still waiting
+    /// for the reconnect grace is raised, and the endpoint is remembered until its lease
+    /// would have ended (at least the re-attach window).
+    pub(super) fn end_subscription(
+        &mut self,
+        endpoint: &EndpointId,
+        reason: EndReason,
+        now: UnixMs,
+        effects: &mut Effects,
+    ) {
+        if let Some(Link::Detached {
+            lost: Some(lost), ..
+        }) = self.subscriptions.get(endpoint).map(|s| s.link.clone())
+        {
+            self.raise_lost_connection(effects, endpoint, lost.code, lost.event);
         }
-        effects
+        self.untime(endpoint);
+        let Some(subscription) = self.subscriptions.remove(endpoint) else {
+            return;
+        };
+        if subscription.is_attached() {
+            let envelope = self.deny(endpoint, &subscription.events, reason.denial_reason());
+            effects.envelopes.push(envelope);
+        }
+        if reason != EndReason::Unsubscribed {
+            effects.notes.push(Note::Ended {
+                endpoint: endpoint.clone(),
+                client: subscription.owner.log_label().to_owned(),
+                reason,
+            });
+        }
+        let lease_would_end = subscription.lease_ends.unwrap_or_else(|| {
+            let start = match subscription.link {
+                Link::Pending { deadline } => deadline,
+                Link::Attached { .. } | Link::Detached { .. } => now,
+            };
+            lease_end(
+                start,
+                subscription.lease_seconds,
+                subscription.token_expires,
+            )
+        });
+        let floor = self
+            .settings
+            .reattach_window_ms
+            .max(self.settings.attach_window_ms);
+        let forget_at = lease_would_end.max(now.saturating_add(floor));
+        self.ended.insert(
+            endpoint.clone(),
+            subscription.events,
+            reason,
+            subscription.owner,
+            forget_at,
+        );
+        while self.ended.len() > self.settings.max_remembered_endpoints {
+            let Some((forgotten, ended)) = self.ended.forget_oldest(None) else {
+                break;
+            };
+            effects.notes.push(Note::Forgotten {
+                endpoint: forgotten.clone(),
+                client: ended.owner.log_label().to_owned(),
+            });
+            effects.endpoints_removed.push(forgotten);
+        }
+    }
+
+    /// Returns how many of `owner`'s subscriptions have no socket.
+    fn unattached_of(&self, owner: &Owner) -> usize {
+        self.subscriptions
+            .values()
+            .filter(|s| !s.is_attached() && s.owner == *owner)
+            .count()
+    }
+}
+
+/// Returns true when an unattached subscription's window has passed (the expiry timer
+/// will end it; nothing may revive it meanwhile).
+fn link_is_over(link: &Link, now: UnixMs) -> bool {
+    match link {
+        Link::Pending { deadline } | Link::Detached { deadline, .. } => *deadline <= now,
+        Link::Attached { .. } => false,
     }
 }

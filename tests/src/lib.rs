@@ -8,6 +8,7 @@
 //! - [`issuer`]: an in-process ES256 issuer with a JWKS endpoint; good and bad tokens.
 //! - [`token`]: where the conformance suite gets tokens (issuer, token URL, command).
 //! - [`client`], [`subscriber`], [`payloads`]: the FHIRcast client used by every test.
+//! - [`proxy`]: a TCP proxy that drops connections the way a network blip does.
 //! - [`conformance`]: one check per fhircast-spec.md §15 item, and its runner.
 //! - `scenarios` (tests only): cross-process scenarios, one file per behaviour.
 
@@ -18,6 +19,7 @@ pub mod gateway;
 pub mod issuer;
 pub mod payloads;
 pub mod process;
+pub mod proxy;
 pub mod subscriber;
 pub mod token;
 

@@ -31,16 +31,18 @@ impl Process {
     /// Spawns `program` with `args`, stdout and stderr going to log files in a fresh
     /// temporary directory.
     pub fn spawn(name: &str, program: &Path, args: &[String]) -> Result<Self> {
-        Self::spawn_without_env(name, program, args, None)
+        Self::spawn_with_env(name, program, args, None, &[])
     }
 
     /// Like [`Process::spawn`], removing inherited environment variables whose names start
-    /// with `env_prefix` (so a developer's `FHIRCAST_*` settings never leak into a test).
-    pub fn spawn_without_env(
+    /// with `env_prefix` (so a developer's `FHIRCAST_*` settings never leak into a test),
+    /// then setting `env`.
+    pub fn spawn_with_env(
         name: &str,
         program: &Path,
         args: &[String],
         env_prefix: Option<&str>,
+        env: &[(String, String)],
     ) -> Result<Self> {
         let dir = std::env::temp_dir().join(format!(
             "hub-tests-{name}-{}-{}",
@@ -61,6 +63,7 @@ impl Process {
             }
         }
         let child = command
+            .envs(env.iter().map(|(key, value)| (key, value)))
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::from(stdout))
@@ -82,6 +85,17 @@ impl Process {
     /// Returns the process id.
     pub fn pid(&self) -> u32 {
         self.pid
+    }
+
+    /// Returns the resident set size in KiB (`VmRSS` of `/proc/<pid>/status`).
+    pub fn rss_kib(&self) -> Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
+            .with_context(|| format!("reading /proc/{}/status", self.pid))?;
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            .context("no VmRSS line")
     }
 
     /// Returns the directory holding this process's logs.

@@ -11,8 +11,10 @@ use super::AuthError;
 pub const DEFAULT_TOPIC_CLAIM: &str = "hub.topic";
 /// Default clock leeway for `exp`, `nbf` and `iat`.
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
-/// Default minimum time between two JWKS fetches caused by unknown key ids.
-pub const DEFAULT_REFRESH_MIN_INTERVAL: Duration = Duration::from_secs(10);
+/// Default minimum time between two JWKS fetches caused by unknown key ids: short enough
+/// that a key rotation is picked up within a second, long enough that random key ids cost
+/// the issuer at most one fetch a second.
+pub const DEFAULT_REFRESH_MIN_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Largest leeway accepted: more would make `exp` meaningless.
 const MAX_LEEWAY: Duration = Duration::from_secs(300);

@@ -1,8 +1,11 @@
 //! The issuer's JWKS, fetched over HTTP and cached in memory.
 //!
 //! - A lookup miss (unknown `kid`, or no keys yet) refetches at most once per
-//!   `refresh_min_interval`, single-flight: concurrent callers wait for the same fetch and
-//!   then look again. Hostile key ids therefore cost at most one fetch per interval.
+//!   `refresh_min_interval` (1 s by default), single-flight: concurrent callers wait for
+//!   the same fetch and then look again. A miss inside the interval waits for the interval
+//!   to end and then fetches, instead of failing: hostile key ids cost the issuer at most
+//!   one fetch per interval, and cannot starve a real rotation, which is picked up within
+//!   one interval.
 //! - Keys older than [`REVALIDATE_AFTER`] are refetched in the background, so removed keys
 //!   stop verifying within that time; while the issuer is down, cached keys keep verifying
 //!   for up to [`MAX_STALE`] (TOK-15).
@@ -116,14 +119,13 @@ impl JwksCache {
             // Another caller refreshed while this one waited.
             return Ok(current);
         }
-        if state
-            .last_miss_fetch
-            .is_some_and(|at| at.elapsed() < self.min_interval)
-        {
-            return Err(state
-                .last_error
-                .clone()
-                .unwrap_or_else(|| "jwks was refetched recently".to_owned()));
+        if let Some(at) = state.last_miss_fetch {
+            let next_allowed = at + self.min_interval;
+            if next_allowed > Instant::now() {
+                // Wait out the interval holding the lock: callers behind us find the
+                // fetch done and look again without fetching.
+                tokio::time::sleep_until(next_allowed.into()).await;
+            }
         }
         state.last_miss_fetch = Some(Instant::now());
         self.fetch_and_store(&mut state).await

@@ -80,9 +80,13 @@ async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "no such route")
 }
 
+/// CORS for browser apps. Origins grant nothing (tokens do), so with the default `*` the
+/// request's origin is echoed and credentials mode is allowed: the hub sets and reads no
+/// cookies, and browser SDKs (Medplum's sends `credentials: 'include'`, `X-Medplum` and
+/// `Cache-Control`) are refused by the browser otherwise.
 fn cors_layer(origins: &[String]) -> CorsLayer {
     let allow_origin = if origins.iter().any(|origin| origin == "*") {
-        AllowOrigin::any()
+        AllowOrigin::mirror_request()
     } else {
         AllowOrigin::list(
             origins
@@ -92,10 +96,13 @@ fn cors_layer(origins: &[String]) -> CorsLayer {
     };
     CorsLayer::new()
         .allow_origin(allow_origin)
+        .allow_credentials(true)
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
         .allow_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
+            header::CACHE_CONTROL,
             HeaderName::from_static("x-request-id"),
+            HeaderName::from_static("x-medplum"),
         ])
 }

@@ -48,7 +48,10 @@ pub(crate) async fn log_refusals(request: Request, next: Next) -> Response {
 
 /// Records the caller's client id in the current request's span.
 pub(crate) fn note_client(principal: &Principal) {
-    Span::current().record("client", principal.client_id.as_deref().unwrap_or("-"));
+    Span::current().record(
+        "client",
+        tracing::field::display(principal.client_id.as_deref().unwrap_or("-")),
+    );
 }
 
 /// Records the topic's ref in the current request's span.

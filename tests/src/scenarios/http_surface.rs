@@ -108,15 +108,16 @@ async fn json_subscription_requests_are_accepted() -> Result<()> {
 }
 
 #[tokio::test]
-async fn cors_preflight_allows_bearer_requests() -> Result<()> {
+async fn cors_preflight_allows_bearer_requests_from_browser_sdks() -> Result<()> {
     let rig = Rig::start().await?;
+    // What the Medplum SDK's fetch (credentials: 'include') makes a browser ask.
     let response = reqwest::Client::new()
         .request(reqwest::Method::OPTIONS, rig.gateway.hub_url())
         .header("Origin", "https://viewer.example.org")
         .header("Access-Control-Request-Method", "POST")
         .header(
             "Access-Control-Request-Headers",
-            "authorization,content-type",
+            "authorization,content-type,cache-control,x-medplum",
         )
         .send()
         .await?;
@@ -133,11 +134,27 @@ async fn cors_preflight_allows_bearer_requests() -> Result<()> {
             .unwrap_or_default()
             .to_ascii_lowercase()
     };
-    ensure!(header("access-control-allow-origin") == "*", "allow-origin");
     ensure!(
-        header("access-control-allow-headers").contains("authorization"),
-        "allow-headers"
+        header("access-control-allow-origin") == "https://viewer.example.org",
+        "allow-origin echoes the origin: {}",
+        header("access-control-allow-origin")
     );
+    ensure!(
+        header("access-control-allow-credentials") == "true",
+        "allow-credentials"
+    );
+    for requested in [
+        "authorization",
+        "content-type",
+        "cache-control",
+        "x-medplum",
+    ] {
+        ensure!(
+            header("access-control-allow-headers").contains(requested),
+            "allow-headers lacks {requested}: {}",
+            header("access-control-allow-headers")
+        );
+    }
     ensure!(
         header("access-control-allow-methods").contains("post"),
         "allow-methods"

@@ -1,6 +1,7 @@
 //! Keepalive and expiry on live sockets: the hub pings, a client that answers stays
-//! connected, a silent one is cut after two ping intervals with a SyncError (catalogue
-//! DOS-03), and a socket ends with a denial when its token expires (AUZ-09).
+//! connected, a silent one is cut after two ping intervals and, once it has not come back
+//! within the reconnect grace, a SyncError names it (catalogue DOS-03); a socket ends with
+//! a denial when its token expires (AUZ-09).
 
 use std::time::Duration;
 
@@ -55,9 +56,18 @@ async fn dos_03_a_client_that_answers_pings_stays_connected() -> Result<()> {
 
 #[tokio::test]
 async fn dos_03_a_silent_client_is_cut_with_a_sync_error() -> Result<()> {
-    let rig = Rig::start_with(|builder| builder.arg("--ping-interval-ms").arg(PING_MS)).await?;
+    let rig = Rig::start_with(|builder| {
+        builder
+            .arg("--ping-interval-ms")
+            .arg(PING_MS)
+            .reconnect_grace(Duration::from_millis(300))
+    })
+    .await?;
     let client = rig.client(&random_topic())?;
     let mut watcher = rig.subscriber(&client, "SyncError").await?;
+    // An open context: the silent client gets it replayed and never acknowledges it.
+    let open = patient_open(client.topic(), "p-unheard");
+    client.publish_ok(&open).await?;
     let reply = client
         .subscribe_with("Patient-open", &[("subscriber.name", "Silent Viewer")])
         .await?;
@@ -79,6 +89,12 @@ async fn dos_03_a_silent_client_is_cut_with_a_sync_error() -> Result<()> {
     ensure!(
         sync_error.to_string().contains("Silent Viewer"),
         "the SyncError does not name the silent subscriber: {sync_error}"
+    );
+    ensure!(
+        sync_error
+            .to_string()
+            .contains(open["id"].as_str().unwrap_or("-")),
+        "the SyncError is not about the unacknowledged event: {sync_error}"
     );
     drop(silent);
     rig.gateway.stop().await

@@ -19,13 +19,19 @@ use crate::token::ALL_SCOPES;
 mod bad_frames;
 mod bad_input;
 mod bad_tokens;
+mod bounds;
 mod conformance;
 mod dev_issuer;
 mod graceful_shutdown;
 mod http_surface;
 mod hub_closes;
 mod idempotency;
+mod interop_medplum;
 mod keepalive;
+mod leniency;
+mod operator_log;
+mod reattach;
+mod second_handshake;
 mod slow_consumer;
 mod topic_binding;
 mod walkthrough;
@@ -57,6 +63,14 @@ impl Rig {
 
     fn client(&self, topic: &str) -> Result<HubClient> {
         let token = self.issuer.mint(topic, ALL_SCOPES, 3600)?;
+        Ok(HubClient::new(&self.gateway.hub_url(), topic, Some(token)))
+    }
+
+    /// A client whose token names another app (`client_id`).
+    fn client_as(&self, topic: &str, client_id: &str) -> Result<HubClient> {
+        let mut claims = self.issuer.claims(topic, ALL_SCOPES, 3600);
+        claims["client_id"] = serde_json::json!(client_id);
+        let token = self.issuer.sign(&claims)?;
         Ok(HubClient::new(&self.gateway.hub_url(), topic, Some(token)))
     }
 

@@ -21,6 +21,9 @@ use serde_json::{Value, json};
 
 use crate::auth::{Verifier, VerifierConfig};
 
+/// The JWKS refresh interval of test verifiers: short, so tests that wait for it stay fast.
+pub(super) const REFRESH_INTERVAL: Duration = Duration::from_millis(300);
+
 pub(super) const ISSUER: &str = "https://issuer.example/tenant-a";
 pub(super) const AUDIENCE: &str = "https://hub.example/api/hub";
 pub(super) const TOPIC: &str = "TopicAbcdefghij0123456789";
@@ -242,6 +245,8 @@ impl JwksServer {
     }
 
     /// A verifier for [`ISSUER`] and [`AUDIENCE`] accepting ES256 and RS256.
+    /// Returns a verifier of this server's keys, refetching on a miss at most every
+    /// [`REFRESH_INTERVAL`].
     pub(super) fn verifier(&self) -> Verifier {
         self.verifier_with(|_| {})
     }
@@ -253,7 +258,7 @@ impl JwksServer {
             AUDIENCE,
             vec![Algorithm::ES256, Algorithm::RS256],
         );
-        config.refresh_min_interval = Duration::from_secs(60);
+        config.refresh_min_interval = REFRESH_INTERVAL;
         adjust(&mut config);
         Verifier::new(config, http()).expect("valid verifier config")
     }

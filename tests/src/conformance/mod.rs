@@ -87,6 +87,9 @@ pub struct Ctx {
     pub ack_timeout: Duration,
     /// The hub's attach window (30 s by default).
     pub attach_window: Duration,
+    /// How long the hub waits for a subscriber whose connection closed abnormally to
+    /// re-attach before it raises a SyncError about it (10 s by default).
+    pub reconnect_grace: Duration,
 }
 
 impl Ctx {
@@ -97,6 +100,7 @@ impl Ctx {
             tokens,
             ack_timeout: Duration::from_secs(10),
             attach_window: Duration::from_secs(30),
+            reconnect_grace: Duration::from_secs(10),
         }
     }
 
@@ -104,6 +108,12 @@ impl Ctx {
     pub fn with_timing(mut self, ack_timeout: Duration, attach_window: Duration) -> Self {
         self.ack_timeout = ack_timeout;
         self.attach_window = attach_window;
+        self
+    }
+
+    /// Sets the reconnect grace the hub was configured with.
+    pub fn with_reconnect_grace(mut self, reconnect_grace: Duration) -> Self {
+        self.reconnect_grace = reconnect_grace;
         self
     }
 

@@ -3,7 +3,7 @@
 use anyhow::{Context as _, Result, bail, ensure};
 use serde_json::Value;
 
-use crate::subscriber::Subscriber;
+use crate::subscriber::{ConnectError, Subscriber};
 
 use super::MSG;
 
@@ -186,4 +186,32 @@ pub(crate) async fn expect_denial_then_close(
         bail!("socket closed with {code:?} after the denial, expected 1000");
     }
     Ok(denial)
+}
+
+/// Asserts `endpoint` (of a subscription on `topic`) is dead: the handshake is refused with
+/// 404, 403 or 410; or it is upgraded, the first message is a denial for `topic` and a close
+/// follows. Never a confirmation, never an event.
+pub(crate) async fn expect_dead_endpoint(endpoint: &str, topic: &str, what: &str) -> Result<()> {
+    match Subscriber::try_connect(endpoint).await {
+        Err(ConnectError::Refused(status)) => {
+            ensure!(
+                matches!(status, 403 | 404 | 410),
+                "{what}: handshake refused with {status}, expected 404, 403 or 410"
+            );
+            Ok(())
+        }
+        Err(ConnectError::Other(error)) => Err(error.context(format!("{what}: handshake"))),
+        Ok(mut socket) => {
+            let first = socket
+                .next_message(MSG)
+                .await
+                .with_context(|| format!("{what}: upgraded; waiting for its denial"))?;
+            ensure_denial(&first, topic).with_context(|| format!("{what}: upgraded"))?;
+            socket
+                .expect_close(MSG)
+                .await
+                .with_context(|| format!("{what}: after the denial"))?;
+            Ok(())
+        }
+    }
 }

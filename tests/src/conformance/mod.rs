@@ -35,6 +35,8 @@ mod unsubscribe;
 pub(crate) const MSG: Duration = Duration::from_secs(5);
 /// How long a check waits to show that nothing arrives.
 pub(crate) const SILENCE: Duration = Duration::from_millis(400);
+/// What a check adds to a hub timer before it counts on the timer having fired.
+pub(crate) const TIMER_SLACK: Duration = Duration::from_millis(500);
 /// Lifetime of the tokens checks use by default.
 const TOKEN_LIFETIME: u64 = 3600;
 
@@ -115,6 +117,12 @@ impl Ctx {
     pub fn with_reconnect_grace(mut self, reconnect_grace: Duration) -> Self {
         self.reconnect_grace = reconnect_grace;
         self
+    }
+
+    /// Waits until any SyncError the hub may raise after its reconnect grace for something
+    /// that already happened would have been raised, so a marker sent afterwards follows it.
+    pub(crate) async fn wait_out_reconnect_grace(&self) {
+        tokio::time::sleep(self.reconnect_grace + TIMER_SLACK).await;
     }
 
     /// Returns `hub.url`.

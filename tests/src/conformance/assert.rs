@@ -3,6 +3,8 @@
 use anyhow::{Context as _, Result, bail, ensure};
 use serde_json::Value;
 
+use crate::client::HubClient;
+use crate::payloads::{patient_close, patient_open};
 use crate::subscriber::{ConnectError, Subscriber};
 
 use super::MSG;
@@ -214,4 +216,36 @@ pub(crate) async fn expect_dead_endpoint(endpoint: &str, topic: &str, what: &str
             Ok(())
         }
     }
+}
+
+/// Asserts a live `Patient-open` subscription is as it was after refused requests that
+/// would have changed it: publishes a Patient-close (outside its events) and a Patient-open;
+/// the Patient-open must be the socket's next message (no confirmation, no denial, no close,
+/// not the Patient-close).
+pub(crate) async fn expect_patient_open_subscription_unchanged(
+    client: &HubClient,
+    subscriber: &mut Subscriber,
+    what: &str,
+) -> Result<()> {
+    client
+        .publish_ok(&patient_close(client.topic(), "p-unchanged"))
+        .await?;
+    let open = patient_open(client.topic(), "p-unchanged");
+    expect_marker_next(client, subscriber, &open, what).await
+}
+
+/// Publishes `marker` and asserts it is `subscriber`'s next message: whatever the actions
+/// before it caused on the topic (and must not have: `unwanted` says what) would have come
+/// first, since the hub delivers in topic order.
+pub(crate) async fn expect_marker_next(
+    client: &HubClient,
+    subscriber: &mut Subscriber,
+    marker: &Value,
+    unwanted: &str,
+) -> Result<()> {
+    client.publish_ok(marker).await?;
+    expect_echo(subscriber, marker)
+        .await
+        .with_context(|| unwanted.to_owned())?;
+    Ok(())
 }

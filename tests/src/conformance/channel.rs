@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
 use super::assert::{
-    ensure_denial, expect_dead_endpoint, expect_denial_then_close, expect_echo, expect_event, id_of,
+    ensure_denial, expect_dead_endpoint, expect_denial_then_close, expect_echo, expect_event,
+    expect_marker_next, id_of,
 };
 use super::{Check, Ctx, MSG, check};
 use crate::payloads::{imaging_study_open, patient_open, random_topic};
@@ -191,11 +192,13 @@ async fn c15_25_replay_only_granted_events(ctx: Ctx) -> Result<()> {
     let replayed = expect_event(&mut subscriber, "Patient-open", Some(id_of(&patient))).await?;
     ensure_replay_of(&replayed, &patient)?;
     let marker = patient_open(&topic, "p25-marker");
-    client.publish_ok(&marker).await?;
-    expect_echo(&mut subscriber, &marker)
-        .await
-        .context("an ungranted event was replayed")?;
-    Ok(())
+    expect_marker_next(
+        &client,
+        &mut subscriber,
+        &marker,
+        "an ungranted event was replayed",
+    )
+    .await
 }
 
 /// 15.26: with no context open, nothing follows the confirmation: the next message is a
@@ -207,11 +210,13 @@ async fn c15_26_no_replay_without_context(ctx: Ctx) -> Result<()> {
         .subscriber(&client, "Patient-open,ImagingStudy-open")
         .await?;
     let marker = patient_open(&topic, "p26-marker");
-    client.publish_ok(&marker).await?;
-    expect_echo(&mut subscriber, &marker)
-        .await
-        .context("something was replayed on an empty topic")?;
-    Ok(())
+    expect_marker_next(
+        &client,
+        &mut subscriber,
+        &marker,
+        "something was replayed on an empty topic",
+    )
+    .await
 }
 
 /// 15.27: a denial is JSON with `hub.mode:"denied"`, `hub.topic`, `hub.events` and a reason.

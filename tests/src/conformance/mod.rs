@@ -33,8 +33,6 @@ mod unsubscribe;
 
 /// How long a check waits for a message it expects.
 pub(crate) const MSG: Duration = Duration::from_secs(5);
-/// How long a check waits to show that nothing arrives.
-pub(crate) const SILENCE: Duration = Duration::from_millis(400);
 /// What a check adds to a hub timer before it counts on the timer having fired.
 pub(crate) const TIMER_SLACK: Duration = Duration::from_millis(500);
 /// Lifetime of the tokens checks use by default.

@@ -356,8 +356,8 @@ async fn c15_95_unattached_endpoint_expires(ctx: Ctx) -> Result<()> {
 /// 15.96: events published concurrently by four clients (15 each, each client its own
 /// token) reach three subscribers exactly once each, all in one identical order that keeps
 /// each publisher's own order (a marker published last is the next message after them).
-/// Verified to fail when a socket writes a batch of queued envelopes after the first one
-/// in reverse (`on_outbox` in `gateway/src/ws/connection.rs`).
+/// Verified to fail when a socket writes the envelopes queued behind a batch's first one
+/// before it (`on_outbox` in `gateway/src/ws/connection.rs`).
 async fn c15_96_per_topic_order_is_preserved(ctx: Ctx) -> Result<()> {
     const PUBLISHERS: usize = 4;
     const EACH: usize = 15;

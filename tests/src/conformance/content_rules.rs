@@ -192,7 +192,7 @@ async fn expect_select_relay(socket: &mut Subscriber, sent: &Value, who: &str) -
 /// 15.88: select is relayed to select subscribers, the sender included, unchanged (same id
 /// and context) and with no `context.versionId`; a subscriber of the report without select
 /// does not get it (its next message is the report's close, the marker). Verified to fail
-/// when the hub relays select with the anchor's version (`publish` in
+/// when the hub relays select with a `context.versionId` (`publish` in
 /// `hub-node/src/topic/state/publish.rs`).
 async fn c15_88_select_relayed_without_version(ctx: Ctx) -> Result<()> {
     let mut rig = rig(&ctx).await?;

@@ -62,8 +62,9 @@ const MAX_SHARED_PREFIX: usize = 8;
 
 /// 15.08: endpoints are distinct and unguessable: 48 subscriptions get 48 different
 /// endpoints whose ids (last path segment) carry an estimated ≥ 122 random bits (see
-/// [`estimated_bits`]) and share no long prefix. Verified to fail when the hub numbers
-/// endpoints with a counter (`EndpointId::generate` in `proto/src/`).
+/// [`estimated_bits`]) and share no long prefix. Verified to fail when endpoint ids
+/// keep only 15 random characters, zero-padded to 43 (`EndpointId::generate` in
+/// `proto/src/ids.rs`), which an id-length check accepts.
 async fn c15_08_endpoints_are_distinct_and_unguessable(ctx: Ctx) -> Result<()> {
     let mut endpoints = Vec::with_capacity(ENDPOINT_SAMPLE);
     for _ in 0..2 {

@@ -20,6 +20,10 @@ use hub_tests::token::TokenSource;
 /// Timing the embedded gateway is started with, so the suite is fast.
 const EMBEDDED_ACK_TIMEOUT: Duration = Duration::from_millis(1000);
 const EMBEDDED_ATTACH_WINDOW: Duration = Duration::from_millis(2000);
+const EMBEDDED_RECONNECT_GRACE_MS: u64 = 1000;
+/// The gateway's own default reconnect grace: not passed on the command line, so a gateway
+/// that predates the option can still be started (`--reconnect-grace-ms 10000`).
+const GATEWAY_DEFAULT_RECONNECT_GRACE_MS: u64 = 10_000;
 
 #[derive(Debug, Parser)]
 #[command(about = "FHIRcast STU3 hub conformance suite (fhircast-spec.md §15)")]
@@ -45,6 +49,11 @@ struct Args {
     /// The hub's attach window in milliseconds (external hubs).
     #[arg(long, default_value_t = 30_000, conflicts_with = "embedded")]
     attach_window_ms: u64,
+    /// The hub's reconnect grace in milliseconds: how long after an abnormal close it waits
+    /// for a re-attach before raising a SyncError (default: 10000 for an external hub;
+    /// with `--embedded`, the gateway is started with it, 1000 by default).
+    #[arg(long)]
+    reconnect_grace_ms: Option<u64>,
     /// Run one item only, e.g. `15.22` or `22`.
     #[arg(long, value_parser = parse_item)]
     only: Option<u8>,
@@ -86,7 +95,10 @@ async fn run(args: Args) -> Result<Report> {
         ..Options::default()
     };
     if args.embedded {
-        return run_embedded(args.gateway_bin, &options).await;
+        let grace_ms = args
+            .reconnect_grace_ms
+            .unwrap_or(EMBEDDED_RECONNECT_GRACE_MS);
+        return run_embedded(args.gateway_bin, grace_ms, &options).await;
     }
     let hub_url = args.hub_url.context("--hub-url is required")?;
     let tokens = match (args.token_url, args.token_cmd) {
@@ -94,25 +106,40 @@ async fn run(args: Args) -> Result<Report> {
         (None, Some(command)) => TokenSource::Command(command),
         _ => bail!("give exactly one of --token-url or --token-cmd (or use --embedded)"),
     };
-    let ctx = Ctx::new(&hub_url, tokens).with_timing(
-        Duration::from_millis(args.ack_timeout_ms),
-        Duration::from_millis(args.attach_window_ms),
-    );
+    let grace_ms = args
+        .reconnect_grace_ms
+        .unwrap_or(GATEWAY_DEFAULT_RECONNECT_GRACE_MS);
+    let ctx = Ctx::new(&hub_url, tokens)
+        .with_timing(
+            Duration::from_millis(args.ack_timeout_ms),
+            Duration::from_millis(args.attach_window_ms),
+        )
+        .with_reconnect_grace(Duration::from_millis(grace_ms));
     runner::run(ctx, &options).await
 }
 
-async fn run_embedded(gateway_bin: Option<String>, options: &Options) -> Result<Report> {
+async fn run_embedded(
+    gateway_bin: Option<String>,
+    grace_ms: u64,
+    options: &Options,
+) -> Result<Report> {
     let issuer = Arc::new(TestIssuer::start().await?);
     let mut builder = GatewayBuilder::new()
         .issuer(&issuer)
         .ack_timeout(EMBEDDED_ACK_TIMEOUT)
         .attach_window(EMBEDDED_ATTACH_WINDOW);
+    if grace_ms != GATEWAY_DEFAULT_RECONNECT_GRACE_MS {
+        builder = builder
+            .arg("--reconnect-grace-ms")
+            .arg(grace_ms.to_string());
+    }
     if let Some(path) = gateway_bin {
         builder = builder.binary(path);
     }
     let gateway = builder.start().await?;
     let ctx = Ctx::new(&gateway.hub_url(), TokenSource::Issuer(issuer))
-        .with_timing(EMBEDDED_ACK_TIMEOUT, EMBEDDED_ATTACH_WINDOW);
+        .with_timing(EMBEDDED_ACK_TIMEOUT, EMBEDDED_ATTACH_WINDOW)
+        .with_reconnect_grace(Duration::from_millis(grace_ms));
     let report = runner::run(ctx, options).await;
     // Stop by pid with SIGTERM whatever the outcome, and report an unclean exit.
     let stopped = gateway.stop().await;

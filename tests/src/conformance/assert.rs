@@ -3,7 +3,9 @@
 use anyhow::{Context as _, Result, bail, ensure};
 use serde_json::Value;
 
-use crate::subscriber::Subscriber;
+use crate::client::HubClient;
+use crate::payloads::{patient_close, patient_open};
+use crate::subscriber::{ConnectError, Subscriber};
 
 use super::MSG;
 
@@ -186,4 +188,64 @@ pub(crate) async fn expect_denial_then_close(
         bail!("socket closed with {code:?} after the denial, expected 1000");
     }
     Ok(denial)
+}
+
+/// Asserts `endpoint` (of a subscription on `topic`) is dead: the handshake is refused with
+/// 404, 403 or 410; or it is upgraded, the first message is a denial for `topic` and a close
+/// follows. Never a confirmation, never an event.
+pub(crate) async fn expect_dead_endpoint(endpoint: &str, topic: &str, what: &str) -> Result<()> {
+    match Subscriber::try_connect(endpoint).await {
+        Err(ConnectError::Refused(status)) => {
+            ensure!(
+                matches!(status, 403 | 404 | 410),
+                "{what}: handshake refused with {status}, expected 404, 403 or 410"
+            );
+            Ok(())
+        }
+        Err(ConnectError::Other(error)) => Err(error.context(format!("{what}: handshake"))),
+        Ok(mut socket) => {
+            let first = socket
+                .next_message(MSG)
+                .await
+                .with_context(|| format!("{what}: upgraded; waiting for its denial"))?;
+            ensure_denial(&first, topic).with_context(|| format!("{what}: upgraded"))?;
+            socket
+                .expect_close(MSG)
+                .await
+                .with_context(|| format!("{what}: after the denial"))?;
+            Ok(())
+        }
+    }
+}
+
+/// Asserts a live `Patient-open` subscription is as it was after refused requests that
+/// would have changed it: publishes a Patient-close (outside its events) and a Patient-open;
+/// the Patient-open must be the socket's next message (no confirmation, no denial, no close,
+/// not the Patient-close).
+pub(crate) async fn expect_patient_open_subscription_unchanged(
+    client: &HubClient,
+    subscriber: &mut Subscriber,
+    what: &str,
+) -> Result<()> {
+    client
+        .publish_ok(&patient_close(client.topic(), "p-unchanged"))
+        .await?;
+    let open = patient_open(client.topic(), "p-unchanged");
+    expect_marker_next(client, subscriber, &open, what).await
+}
+
+/// Publishes `marker` and asserts it is `subscriber`'s next message: whatever the actions
+/// before it caused on the topic (and must not have: `unwanted` says what) would have come
+/// first, since the hub delivers in topic order.
+pub(crate) async fn expect_marker_next(
+    client: &HubClient,
+    subscriber: &mut Subscriber,
+    marker: &Value,
+    unwanted: &str,
+) -> Result<()> {
+    client.publish_ok(marker).await?;
+    expect_echo(subscriber, marker)
+        .await
+        .with_context(|| unwanted.to_owned())?;
+    Ok(())
 }

@@ -11,6 +11,7 @@ use crate::payloads::{
     delete_entry, diagnostic_report, diagnostic_report_close, diagnostic_report_select,
     observation, put_entry,
 };
+use crate::subscriber::Subscriber;
 
 pub(super) fn checks() -> Vec<Check> {
     vec![
@@ -174,11 +175,32 @@ async fn c15_87_oversized_update_413(ctx: Ctx) -> Result<()> {
     rig.refuse(413, &update, "oversized update").await
 }
 
-/// 15.88: select is relayed to select subscribers, the sender included, with no version.
+/// Asserts `received` is the relay of select `sent`: same id and context, no version.
+async fn expect_select_relay(socket: &mut Subscriber, sent: &Value, who: &str) -> Result<()> {
+    let received = expect_echo(socket, sent).await.context(who.to_owned())?;
+    ensure!(
+        version_of(&received).is_none() && received["event"].get("context.versionId").is_none(),
+        "{who}: the relayed select carries context.versionId: {received}"
+    );
+    ensure!(
+        received["event"].get("context.priorVersionId").is_none(),
+        "{who}: the relayed select carries context.priorVersionId: {received}"
+    );
+    Ok(())
+}
+
+/// 15.88: select is relayed to select subscribers, the sender included, unchanged (same id
+/// and context) and with no `context.versionId`; a subscriber of the report without select
+/// does not get it (its next message is the report's close, the marker). Verified to fail
+/// when the hub relays select with a `context.versionId` (`publish` in
+/// `hub-node/src/topic/state/publish.rs`).
 async fn c15_88_select_relayed_without_version(ctx: Ctx) -> Result<()> {
     let mut rig = rig(&ctx).await?;
     let mut other = ctx
         .subscriber(&ctx.client(&rig.topic).await?, "DiagnosticReport-select")
+        .await?;
+    let mut bystander = ctx
+        .subscriber(&ctx.client(&rig.topic).await?, "DiagnosticReport-close")
         .await?;
     let select = diagnostic_report_select(&rig.topic, "r1", &["ImagingStudy/s1"]);
     ensure!(
@@ -186,12 +208,13 @@ async fn c15_88_select_relayed_without_version(ctx: Ctx) -> Result<()> {
         "test bug: select carries a version"
     );
     rig.client.publish_ok(&select).await?;
-    expect_echo(&mut rig.socket, &select)
+    expect_select_relay(&mut rig.socket, &select, "the sender").await?;
+    expect_select_relay(&mut other, &select, "another select subscriber").await?;
+    let close = diagnostic_report_close(&rig.topic, "r1", PATIENT, &["s1"]);
+    rig.client.publish_ok(&close).await?;
+    expect_echo(&mut bystander, &close)
         .await
-        .context("the sender")?;
-    expect_echo(&mut other, &select)
-        .await
-        .context("another select subscriber")?;
+        .context("a subscriber without DiagnosticReport-select got the select")?;
     Ok(())
 }
 

@@ -6,11 +6,11 @@ use anyhow::{Context as _, Result, ensure};
 use serde_json::Value;
 
 use super::assert::{expect_echo, expect_event, id_of, item, version_of};
-use super::{Check, Ctx, SILENCE, check};
+use super::{Check, Ctx, check};
 use crate::client::HubClient;
 use crate::payloads::{
-    delete_entry, diagnostic_report_open, diagnostic_report_update, observation, put_entry,
-    random_topic, transaction,
+    delete_entry, diagnostic_report_open, diagnostic_report_select, diagnostic_report_update,
+    observation, put_entry, random_topic, transaction,
 };
 use crate::subscriber::Subscriber;
 
@@ -92,10 +92,18 @@ impl Rig {
             .publish(update)
             .await?
             .expect_error(status, what)?;
-        self.socket
-            .expect_silence(SILENCE)
+        self.expect_marker_next()
             .await
             .with_context(|| format!("{what} was broadcast"))
+    }
+
+    /// Publishes a select in r1 (which changes no content and no version) and asserts it is
+    /// the socket's next message: anything broadcast before it would have come first.
+    pub(super) async fn expect_marker_next(&mut self) -> Result<()> {
+        let marker = diagnostic_report_select(&self.topic, "r1", &["ImagingStudy/s1"]);
+        self.client.publish_ok(&marker).await?;
+        expect_echo(&mut self.socket, &marker).await?;
+        Ok(())
     }
 }
 
@@ -283,8 +291,7 @@ async fn c15_79_concurrent_updates_one_wins(ctx: Ctx) -> Result<()> {
         "statuses {statuses:?}, expected one 2xx and one 409"
     );
     expect_event(&mut rig.socket, "DiagnosticReport-update", None).await?;
-    rig.socket
-        .expect_silence(SILENCE)
+    rig.expect_marker_next()
         .await
         .context("both updates were broadcast")
 }

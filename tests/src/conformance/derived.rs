@@ -4,9 +4,14 @@
 use anyhow::{Context as _, Result, ensure};
 use serde_json::Value;
 
-use super::assert::{count_items, expect_echo, expect_event, id_of, item, resource_id};
-use super::{Check, Ctx, SILENCE, check};
-use crate::payloads::{diagnostic_report_open, encounter_open, patient_close, random_topic};
+use super::assert::{
+    count_items, expect_echo, expect_event, expect_marker_next, id_of, item, resource_id,
+};
+use super::{Check, Ctx, check};
+use crate::payloads::{
+    diagnostic_report_open, encounter_open, imaging_study_open, patient_close, patient_open,
+    random_topic,
+};
 
 pub(super) fn checks() -> Vec<Check> {
     vec![
@@ -60,7 +65,8 @@ async fn c15_60_encounter_open_distributed_as_is(ctx: Ctx) -> Result<()> {
         received["timestamp"] == open["timestamp"],
         "timestamp changed"
     );
-    subscriber.expect_silence(SILENCE).await
+    let marker = encounter_open(&topic, "p60", "e60-marker");
+    expect_marker_next(&client, &mut subscriber, &marker, "an extra event arrived").await
 }
 
 /// 15.61 (and 15.35): a Patient-open-only subscriber gets a derived Patient-open keyed
@@ -78,7 +84,8 @@ async fn c15_61_encounter_open_derives_patient_open(ctx: Ctx) -> Result<()> {
         item(&derived, "encounter").is_none(),
         "derived Patient-open carries the encounter: {derived}"
     );
-    patients.expect_silence(SILENCE).await?;
+    let marker = patient_open(&topic, "p61-marker");
+    expect_marker_next(&client, &mut patients, &marker, "a second derived event").await?;
     let close = patient_close(&topic, "p61");
     client.publish_ok(&close).await?;
     expect_echo(&mut closes, &close)
@@ -97,9 +104,14 @@ async fn c15_62_no_duplicate_derived_patient_open(ctx: Ctx) -> Result<()> {
     let open = encounter_open(&topic, "p62", "e62");
     client.publish_ok(&open).await?;
     expect_echo(&mut both, &open).await?;
-    both.expect_silence(SILENCE)
-        .await
-        .context("a duplicate derived Patient-open arrived")
+    let marker = patient_open(&topic, "p62-marker");
+    expect_marker_next(
+        &client,
+        &mut both,
+        &marker,
+        "a duplicate derived Patient-open arrived",
+    )
+    .await
 }
 
 /// 15.63: `DiagnosticReport-open` with two studies gives an ImagingStudy-open-only
@@ -129,7 +141,8 @@ async fn c15_63_report_open_derives_imaging_study_open(ctx: Ctx) -> Result<()> {
     }
     seen.sort();
     ensure!(seen == ["s63-a", "s63-b"], "derived studies {seen:?}");
-    studies.expect_silence(SILENCE).await
+    let marker = imaging_study_open(&topic, Some("p63"), "s63-marker");
+    expect_marker_next(&client, &mut studies, &marker, "a third derived study").await
 }
 
 /// 15.64: `DiagnosticReport-open` gives a Patient-open-only subscriber a derived Patient-open.
@@ -141,5 +154,6 @@ async fn c15_64_report_open_derives_patient_open(ctx: Ctx) -> Result<()> {
     client.publish_ok(&open).await?;
     let derived = expect_event(&mut patients, "Patient-open", None).await?;
     ensure_derived(&derived, &open, "patient", "p64")?;
-    patients.expect_silence(SILENCE).await
+    let marker = patient_open(&topic, "p64-marker");
+    expect_marker_next(&client, &mut patients, &marker, "a second derived event").await
 }

@@ -33,8 +33,8 @@ mod unsubscribe;
 
 /// How long a check waits for a message it expects.
 pub(crate) const MSG: Duration = Duration::from_secs(5);
-/// How long a check waits to show that nothing arrives.
-pub(crate) const SILENCE: Duration = Duration::from_millis(400);
+/// What a check adds to a hub timer before it counts on the timer having fired.
+pub(crate) const TIMER_SLACK: Duration = Duration::from_millis(500);
 /// Lifetime of the tokens checks use by default.
 const TOKEN_LIFETIME: u64 = 3600;
 
@@ -87,6 +87,9 @@ pub struct Ctx {
     pub ack_timeout: Duration,
     /// The hub's attach window (30 s by default).
     pub attach_window: Duration,
+    /// How long the hub waits for a subscriber whose connection closed abnormally to
+    /// re-attach before it raises a SyncError about it (10 s by default).
+    pub reconnect_grace: Duration,
 }
 
 impl Ctx {
@@ -97,6 +100,7 @@ impl Ctx {
             tokens,
             ack_timeout: Duration::from_secs(10),
             attach_window: Duration::from_secs(30),
+            reconnect_grace: Duration::from_secs(10),
         }
     }
 
@@ -105,6 +109,18 @@ impl Ctx {
         self.ack_timeout = ack_timeout;
         self.attach_window = attach_window;
         self
+    }
+
+    /// Sets the reconnect grace the hub was configured with.
+    pub fn with_reconnect_grace(mut self, reconnect_grace: Duration) -> Self {
+        self.reconnect_grace = reconnect_grace;
+        self
+    }
+
+    /// Waits until any SyncError the hub may raise after its reconnect grace for something
+    /// that already happened would have been raised, so a marker sent afterwards follows it.
+    pub(crate) async fn wait_out_reconnect_grace(&self) {
+        tokio::time::sleep(self.reconnect_grace + TIMER_SLACK).await;
     }
 
     /// Returns `hub.url`.

@@ -131,11 +131,13 @@ async fn run_checks(ctx: Ctx, checks: Vec<Check>, options: &Options) -> Vec<Outc
     let permits = Arc::new(Semaphore::new(options.concurrency.max(1)));
     let mut tasks = JoinSet::new();
     for check in &checks {
-        // Checks that wait out the attach window or the ack timeout need longer than that.
+        // Checks that wait out the attach window, the ack timeout or the reconnect grace
+        // need longer than that (a few wait out the grace and then a SyncError after it).
         let deadline = options
             .per_check_timeout
             .max(ctx.attach_window + Duration::from_secs(15))
-            .max(ctx.ack_timeout + Duration::from_secs(15));
+            .max(ctx.ack_timeout + Duration::from_secs(15))
+            .max(ctx.reconnect_grace * 2 + Duration::from_secs(15));
         let (ctx, permits, check) = (ctx.clone(), Arc::clone(&permits), *check);
         tasks.spawn(async move {
             let _permit = permits.acquire_owned().await;

@@ -1,5 +1,5 @@
 //! The whole conformance suite, in-process, against a freshly spawned gateway with short
-//! ack timeout and attach window.
+//! ack timeout, attach window and reconnect grace.
 
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ use crate::token::TokenSource;
 
 const ACK_TIMEOUT: Duration = Duration::from_millis(1000);
 const ATTACH_WINDOW: Duration = Duration::from_millis(2000);
+const RECONNECT_GRACE: Duration = Duration::from_millis(1000);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_suite_passes_against_embedded_hub() -> Result<()> {
@@ -19,13 +20,15 @@ async fn conformance_suite_passes_against_embedded_hub() -> Result<()> {
         builder
             .ack_timeout(ACK_TIMEOUT)
             .attach_window(ATTACH_WINDOW)
+            .reconnect_grace(RECONNECT_GRACE)
     })
     .await?;
     let ctx = Ctx::new(
         &rig.gateway.hub_url(),
         TokenSource::Issuer(rig.issuer.clone()),
     )
-    .with_timing(ACK_TIMEOUT, ATTACH_WINDOW);
+    .with_timing(ACK_TIMEOUT, ATTACH_WINDOW)
+    .with_reconnect_grace(RECONNECT_GRACE);
     let report = runner::run(ctx, &Options::default()).await?;
     println!("{}", report.render());
     let failed = report.failed();

@@ -62,6 +62,7 @@ async fn dos_large_events_leave_memory_bounded() -> Result<()> {
     }
     let after = rig.gateway.process().rss_kib()?;
     let grown_mib = after.saturating_sub(before) / 1024;
+    println!("RSS {before} → {after} KiB over 80 MiB of events");
     // The topic's history keeps at most 4 MiB; allow for allocator slack, not for 80 MiB.
     ensure!(
         grown_mib <= 32,
@@ -107,6 +108,7 @@ async fn dos_many_opens_leave_an_attach_with_one_replay_per_anchor_type() -> Res
         live["id"] == next["id"],
         "more than one open was replayed: {live}"
     );
+    println!("attach with replay after 1201 opens: {attach:?}");
     ensure!(attach < Duration::from_secs(3), "attach took {attach:?}");
     drop(subscriber);
     rig.gateway.stop().await

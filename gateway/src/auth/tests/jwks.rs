@@ -69,7 +69,7 @@ async fn tok_06_random_kids_cannot_starve_a_real_rotation() {
         .await
         .expect("the rotated key is picked up despite the flood");
     assert!(
-        rotated.elapsed() <= REFRESH_INTERVAL * 3,
+        rotated.elapsed() <= REFRESH_INTERVAL * 5,
         "rotation took {:?}",
         rotated.elapsed()
     );

@@ -45,7 +45,9 @@ pub struct ListenerSettings {
 
 /// A connection's slot under the connection cap; released when the last holder drops it.
 #[derive(Clone, Debug)]
-pub struct ConnectionPermit(#[allow(dead_code)] Arc<OwnedSemaphorePermit>);
+pub struct ConnectionPermit {
+    _slot: Arc<OwnedSemaphorePermit>,
+}
 
 /// Serves `router` on `listener` until `shutdown` is cancelled; then stops accepting and
 /// asks open connections to finish, waiting at most `grace` for them.
@@ -82,7 +84,9 @@ pub async fn serve(
             tokio::spawn(refuse(stream));
             continue;
         };
-        let permit = ConnectionPermit(Arc::new(permit));
+        let permit = ConnectionPermit {
+            _slot: Arc::new(permit),
+        };
         let router = router.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             request.extensions_mut().insert(permit.clone());

@@ -110,9 +110,9 @@ impl TopicActor {
         }
     }
 
-    /// How long without commands stops this topic; never while someone is subscribed.
+    /// How long without commands stops this topic; never while it holds endpoints.
     fn stop_after(&self) -> Option<Duration> {
-        if self.state.has_subscriptions() {
+        if self.state.holds_endpoints() {
             None
         } else if self.state.is_idle() {
             Some(self.idle_stop)

@@ -387,14 +387,15 @@ impl TopicState {
         self.contexts.len()
     }
 
-    /// Returns true while a subscription or a remembered endpoint keeps the topic needed.
-    pub fn has_subscriptions(&self) -> bool {
+    /// Returns true while the topic has subscriptions or remembers ended endpoints: either
+    /// must keep resolving, so the topic stays in memory.
+    pub fn holds_endpoints(&self) -> bool {
         !self.subscriptions.is_empty() || self.ended.len() > 0
     }
 
     /// Returns true when the topic holds nothing worth keeping in memory.
     pub fn is_idle(&self) -> bool {
-        !self.has_subscriptions() && self.contexts.is_empty()
+        !self.holds_endpoints() && self.contexts.is_empty()
     }
 
     /// Returns the current context (2-9).

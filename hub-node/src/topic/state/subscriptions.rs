@@ -13,8 +13,9 @@ use fhircast_proto::sync_error::SyncFailure;
 use fhircast_proto::{EndpointId, ErrorCode, ValidationError};
 
 use super::{
-    AttachOutcome, Attachment, DeliveryFailure, Detach, Effects, EndReason, Link, LostConnection,
-    Note, Owner, SubscribeCommand, Subscription, TopicState, UnixMs, lease_end, seconds_until,
+    AttachOutcome, Attachment, DeliveryFailure, Detach, DetachReason, Effects, EndReason, Link,
+    LostConnection, Note, Owner, SubscribeCommand, Subscription, TopicState, UnixMs, lease_end,
+    seconds_until,
 };
 use crate::error::TopicError;
 
@@ -241,13 +242,9 @@ impl TopicState {
         {
             return effects;
         }
-        let lost_event = match &detach.reason {
-            super::DetachReason::ClientClosed { last_event, .. } => last_event.clone(),
-            super::DetachReason::HubClosed => None,
-        };
-        let code = match &detach.reason {
-            super::DetachReason::ClientClosed { code, .. } => *code,
-            super::DetachReason::HubClosed => 1000,
+        let (code, lost_event) = match &detach.reason {
+            DetachReason::ClientClosed { code, last_event } => (*code, last_event.clone()),
+            DetachReason::HubClosed => (1000, None),
         };
         let abnormal = detach.reason.is_abnormal();
         let lease_ends = subscription.lease_ends.unwrap_or(now);

@@ -99,6 +99,8 @@ async fn run_line(line: &str, node: PathBuf) -> Result<()> {
             rig.gateway.process().logs_tail()
         );
     }
+    // The steps' figures (reconnect time, close codes) for the test log.
+    println!("Medplum {line}.x on Node {major}:\n{stdout}");
     ensure!(
         stdout.contains("\"step\":\"done\",\"ok\":true"),
         "the scenario did not finish:\n{stdout}"

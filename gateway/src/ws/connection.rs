@@ -185,16 +185,29 @@ impl<W: AsyncWrite + Unpin> Session<W> {
     /// Delivers an envelope from the topic's history on a re-attach: events meant for
     /// this subscriber; control envelopes are already reflected in the attachment.
     async fn deliver_missed(&mut self, envelope: &Envelope) -> Result<(), Ending> {
-        if let EnvelopeKind::Event {
-            deliveries,
-            exclude,
-        } = &envelope.kind
-            && !exclude.contains(&self.endpoint)
-        {
-            for delivery in deliveries {
-                if delivery.is_for(&self.events) {
-                    self.deliver(delivery, Some(envelope.seq)).await?;
-                }
+        match &envelope.kind {
+            EnvelopeKind::Event {
+                deliveries,
+                exclude,
+            } => self.deliver_event(deliveries, exclude, envelope.seq).await,
+            EnvelopeKind::Control { .. } => Ok(()),
+        }
+    }
+
+    /// Delivers the notifications of event envelope `seq` this subscriber is granted,
+    /// unless the envelope excludes it.
+    async fn deliver_event(
+        &mut self,
+        deliveries: &[Delivery],
+        exclude: &[EndpointId],
+        seq: u64,
+    ) -> Result<(), Ending> {
+        if exclude.contains(&self.endpoint) {
+            return Ok(());
+        }
+        for delivery in deliveries {
+            if delivery.is_for(&self.events) {
+                self.deliver(delivery, Some(seq)).await?;
             }
         }
         Ok(())
@@ -322,17 +335,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             EnvelopeKind::Event {
                 deliveries,
                 exclude,
-            } => {
-                if exclude.contains(&self.endpoint) {
-                    return Ok(());
-                }
-                for delivery in deliveries {
-                    if delivery.is_for(&self.events) {
-                        self.deliver(delivery, Some(envelope.seq)).await?;
-                    }
-                }
-                Ok(())
-            }
+            } => self.deliver_event(deliveries, exclude, envelope.seq).await,
             EnvelopeKind::Control { action, .. } => match action {
                 ControlAction::Confirm {
                     events,

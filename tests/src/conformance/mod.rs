@@ -17,7 +17,7 @@ use crate::client::{HubClient, endpoint_of};
 use crate::subscriber::Subscriber;
 use crate::token::{ALL_SCOPES, TokenSource};
 
-mod assert;
+pub(crate) mod assert;
 mod auth;
 mod channel;
 mod content_rules;

@@ -64,11 +64,6 @@ async fn run_line(line: &str, node: PathBuf) -> Result<()> {
     })
     .await?;
     let topic = random_topic();
-    let token = |client: &str| -> Result<String> {
-        let mut claims = rig.issuer.claims(&topic, crate::token::ALL_SCOPES, 3600);
-        claims["client_id"] = serde_json::json!(client);
-        rig.issuer.sign(&claims)
-    };
     let mut command = Command::new(&node);
     if major < 22 {
         // Node 20 has a WebSocket client only behind this flag; the SDK needs a global one.
@@ -79,8 +74,8 @@ async fn run_line(line: &str, node: PathBuf) -> Result<()> {
         .current_dir(&sdk_dir)
         .env("HUB_BASE_URL", format!("{}/", rig.gateway.base_url()))
         .env("TOPIC", &topic)
-        .env("TOKEN_A", token("medplum-app-a")?)
-        .env("TOKEN_B", token("medplum-app-b")?)
+        .env("TOKEN_A", rig.token_as(&topic, "medplum-app-a")?)
+        .env("TOKEN_B", rig.token_as(&topic, "medplum-app-b")?)
         .env("SDK_LINE", line)
         .env("ACK_TIMEOUT_MS", "1500")
         .stdin(Stdio::null())

@@ -66,11 +66,16 @@ impl Rig {
         Ok(HubClient::new(&self.gateway.hub_url(), topic, Some(token)))
     }
 
-    /// A client whose token names another app (`client_id`).
-    fn client_as(&self, topic: &str, client_id: &str) -> Result<HubClient> {
+    /// A token for `topic` that names another app (`client_id`).
+    fn token_as(&self, topic: &str, client_id: &str) -> Result<String> {
         let mut claims = self.issuer.claims(topic, ALL_SCOPES, 3600);
         claims["client_id"] = serde_json::json!(client_id);
-        let token = self.issuer.sign(&claims)?;
+        self.issuer.sign(&claims)
+    }
+
+    /// A client whose token names another app (`client_id`).
+    fn client_as(&self, topic: &str, client_id: &str) -> Result<HubClient> {
+        let token = self.token_as(topic, client_id)?;
         Ok(HubClient::new(&self.gateway.hub_url(), topic, Some(token)))
     }
 

@@ -15,6 +15,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::{MSG, Rig};
 use crate::client::HubClient;
+use crate::conformance::assert::{expect_denial_then_close, expect_event};
 use crate::eventually::eventually;
 use crate::payloads::{envelope, new_id, patient_open, random_topic};
 use crate::proxy::TcpProxy;
@@ -34,14 +35,11 @@ async fn publish(client: &HubClient, label: &str) -> Result<String> {
     Ok(event["id"].as_str().unwrap_or_default().to_owned())
 }
 
-/// Reads the next event and asserts its id.
+/// Reads the next event and asserts it is the Patient-open `id`.
 async fn expect_id(subscriber: &mut Subscriber, id: &str, what: &str) -> Result<Value> {
-    let message = subscriber
-        .next_event(MSG)
+    expect_event(subscriber, "Patient-open", Some(id))
         .await
-        .with_context(|| format!("waiting for {what}"))?;
-    ensure!(message["id"] == id, "{what}: expected {id}, got {message}");
-    Ok(message)
+        .with_context(|| what.to_owned())
 }
 
 /// Makes a subscriber refuse a marker event (409) and asserts the SyncError about it is
@@ -53,7 +51,7 @@ async fn marker_sync_error(rig: &Rig, client: &HubClient, watcher: &mut Subscrib
     let marker = envelope(client.topic(), "org.example.marker", Vec::new());
     client.publish_ok(&marker).await?;
     let id = marker["id"].as_str().unwrap_or_default().to_owned();
-    expect_id(&mut refuser, &id, "the marker event").await?;
+    expect_event(&mut refuser, "org.example.marker", Some(&id)).await?;
     let next = watcher
         .next_event(MSG)
         .await
@@ -65,23 +63,17 @@ async fn marker_sync_error(rig: &Rig, client: &HubClient, watcher: &mut Subscrib
     Ok(())
 }
 
-/// Asserts a handshake on `endpoint` is upgraded, sent a denial whose reason contains
-/// `reason`, and closed with 1000.
-async fn expect_denied(endpoint: &str, reason: &str) -> Result<()> {
+/// Asserts a handshake on `endpoint` is upgraded, sent a denial for `topic` whose reason
+/// contains `reason`, and closed with 1000.
+async fn expect_denied(endpoint: &str, topic: &str, reason: &str) -> Result<()> {
     let mut socket = Subscriber::connect(endpoint).await?;
-    let denial = socket.next_message(MSG).await?;
-    ensure!(
-        denial["hub.mode"] == "denied",
-        "expected a denial, got {denial}"
-    );
+    let denial = expect_denial_then_close(&mut socket, topic, MSG).await?;
     ensure!(
         denial["hub.reason"]
             .as_str()
             .is_some_and(|text| text.contains(reason)),
         "denial reason: {denial}"
     );
-    let code = socket.expect_close(MSG).await?;
-    ensure!(code == Some(1000), "closed with {code:?} after the denial");
     Ok(())
 }
 
@@ -163,9 +155,9 @@ async fn reattach_after_the_window_gets_a_denial_and_a_normal_close() -> Result<
     app.drop_connection();
     // Deliberately time-based: the window passing is the behaviour under test.
     tokio::time::sleep(window * 3).await;
-    expect_denied(&endpoint, "not resumed in time").await?;
+    expect_denied(&endpoint, client.topic(), "not resumed in time").await?;
     // A client that keeps retrying keeps getting the denial, never a 404.
-    expect_denied(&endpoint, "not resumed in time").await?;
+    expect_denied(&endpoint, client.topic(), "not resumed in time").await?;
     rig.gateway.stop().await
 }
 
@@ -181,7 +173,7 @@ async fn reconnecting_to_an_ended_endpoint_gets_its_denial_and_unknown_ids_404()
     let denial = app.next_message(MSG).await?;
     ensure!(denial["hub.mode"] == "denied", "{denial}");
     for _ in 0..3 {
-        expect_denied(app.endpoint(), "unsubscribed").await?;
+        expect_denied(app.endpoint(), client.topic(), "unsubscribed").await?;
     }
     let (base, _) = app.endpoint().rsplit_once('/').unwrap_or_default();
     match Subscriber::try_connect(&format!("{base}/{}", random_topic())).await {

@@ -8,6 +8,21 @@ use fhircast_proto::EndpointId;
 
 use super::{EndReason, Link, Subscription, TopicState, UnixMs};
 
+/// Returns why an unattached subscription is over at `now`, if it is: never connected
+/// within the attach window, lease ended while detached, or re-attach window passed.
+pub(super) fn overdue(subscription: &Subscription, now: UnixMs) -> Option<EndReason> {
+    match &subscription.link {
+        Link::Attached { .. } => None,
+        Link::Pending { deadline } => (*deadline <= now).then_some(EndReason::AttachWindowPassed),
+        Link::Detached { .. } if subscription.lease_ends.is_some_and(|ends| ends <= now) => {
+            Some(EndReason::LeaseExpired)
+        }
+        Link::Detached { deadline, .. } => {
+            (*deadline <= now).then_some(EndReason::ReattachWindowPassed)
+        }
+    }
+}
+
 impl TopicState {
     /// Returns the earliest time `expire` has work to do.
     pub fn next_expiry(&self) -> Option<UnixMs> {
@@ -29,44 +44,31 @@ impl TopicState {
             let Some(subscription) = self.subscriptions.get(&endpoint) else {
                 continue;
             };
-            let lease_over = subscription.lease_ends.is_some_and(|ends| ends <= now);
-            match subscription.link.clone() {
-                Link::Pending { .. } => {
-                    self.end_subscription(
-                        &endpoint,
-                        EndReason::AttachWindowPassed,
-                        now,
-                        &mut effects,
-                    );
-                }
-                Link::Attached { .. } => {
-                    self.end_subscription(&endpoint, EndReason::LeaseExpired, now, &mut effects);
-                }
-                Link::Detached { .. } if lease_over => {
-                    self.end_subscription(&endpoint, EndReason::LeaseExpired, now, &mut effects);
-                }
-                Link::Detached { deadline, .. } if deadline <= now => {
-                    self.end_subscription(
-                        &endpoint,
-                        EndReason::ReattachWindowPassed,
-                        now,
-                        &mut effects,
-                    );
-                }
-                Link::Detached { lost, .. } => {
-                    if let Some(lost) = lost.filter(|lost| lost.grace_ends <= now) {
-                        self.raise_lost_connection(&mut effects, &endpoint, lost.code, lost.event);
-                        if let Some(Link::Detached { lost, .. }) = self
-                            .subscriptions
-                            .get_mut(&endpoint)
-                            .map(|subscription| &mut subscription.link)
-                        {
-                            *lost = None;
-                        }
-                    }
-                    self.retime(&endpoint);
+            let link = subscription.link.clone();
+            if let Link::Attached { .. } = link {
+                // The timer of an attached subscription is its lease end plus the grace.
+                self.end_subscription(&endpoint, EndReason::LeaseExpired, now, &mut effects);
+                continue;
+            }
+            if let Some(reason) = overdue(subscription, now) {
+                self.end_subscription(&endpoint, reason, now, &mut effects);
+                continue;
+            }
+            if let Link::Detached {
+                lost: Some(lost), ..
+            } = link
+                && lost.grace_ends <= now
+            {
+                self.raise_lost_connection(&mut effects, &endpoint, lost.code, lost.event);
+                if let Some(Link::Detached { lost, .. }) = self
+                    .subscriptions
+                    .get_mut(&endpoint)
+                    .map(|subscription| &mut subscription.link)
+                {
+                    *lost = None;
                 }
             }
+            self.retime(&endpoint);
         }
         for forgotten in self.ended.forget_due(now) {
             effects.endpoints_removed.push(forgotten);

@@ -12,6 +12,7 @@ use fhircast_proto::channel::{confirmation, denial};
 use fhircast_proto::sync_error::SyncFailure;
 use fhircast_proto::{EndpointId, ErrorCode, ValidationError};
 
+use super::expiry::overdue;
 use super::{
     AttachOutcome, Attachment, DeliveryFailure, Detach, DetachReason, Effects, EndReason, Link,
     LostConnection, Note, Owner, SubscribeCommand, Subscription, TopicState, UnixMs, lease_end,
@@ -98,7 +99,7 @@ impl TopicState {
         let subscription = self
             .subscriptions
             .get_mut(endpoint)
-            .filter(|s| !link_is_over(&s.link, now))
+            .filter(|s| overdue(s, now).is_none())
             .ok_or(TopicError::UnknownEndpoint)?;
         subscription.events = command.events;
         subscription.lease_seconds = command.lease_seconds;
@@ -165,17 +166,10 @@ impl TopicState {
             .subscriptions
             .get(endpoint)
             .ok_or(TopicError::UnknownEndpoint)?;
-        let overdue = match &subscription.link {
-            Link::Attached { .. } => return Err(TopicError::EndpointInUse),
-            Link::Pending { deadline } if *deadline <= now => Some(EndReason::AttachWindowPassed),
-            Link::Detached { .. } if subscription.lease_ends.is_some_and(|ends| ends <= now) => {
-                Some(EndReason::LeaseExpired)
-            }
-            Link::Detached { deadline, .. } if *deadline <= now => {
-                Some(EndReason::ReattachWindowPassed)
-            }
-            Link::Pending { .. } | Link::Detached { .. } => None,
-        };
+        if let Link::Attached { .. } = subscription.link {
+            return Err(TopicError::EndpointInUse);
+        }
+        let overdue = overdue(subscription, now);
         if let Some(reason) = overdue {
             self.end_subscription(endpoint, reason, now, &mut effects);
             return Ok((self.ended_outcome(endpoint, reason), effects));
@@ -412,14 +406,5 @@ impl TopicState {
             .values()
             .filter(|s| !s.is_attached() && s.owner == *owner)
             .count()
-    }
-}
-
-/// Returns true when an unattached subscription's window has passed (the expiry timer
-/// will end it; nothing may revive it meanwhile).
-fn link_is_over(link: &Link, now: UnixMs) -> bool {
-    match link {
-        Link::Pending { deadline } | Link::Detached { deadline, .. } => *deadline <= now,
-        Link::Attached { .. } => false,
     }
 }

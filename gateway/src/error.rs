@@ -5,8 +5,8 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use fhircast_proto::hub::TopicError;
 use fhircast_proto::{ErrorCode, ValidationError};
-use hub_node::TopicError;
 
 use crate::auth::AuthError;
 

@@ -8,13 +8,15 @@
 //! - [`listener`]: the accept loop (header timeout, connection cap, graceful close).
 //! - [`http`]: the route table and handlers; [`ws`]: handshake, fan-out, socket tasks.
 //! - [`auth`]: JWKS-backed token verification; [`dev_issuer`]: the dev-only issuer.
-//! - [`hub_client`]: the seam to the topics; [`state`]: what handlers share.
+//! - [`hub_client`]: the seam to the topics; [`embedded`]: the in-process hub behind it.
+//! - [`state`]: what handlers share.
 //! - [`error`]: HTTP error answers; [`shutdown`], [`telemetry`]; [`walkthrough`]: what
 //!   `make run` prints.
 
 pub mod auth;
 pub mod config;
 pub mod dev_issuer;
+pub mod embedded;
 pub mod error;
 pub mod http;
 pub mod hub_client;
@@ -40,15 +42,13 @@ use tracing::{info, warn};
 
 use fhircast_proto::TopicKey;
 use fhircast_proto::discovery::{Capabilities, discovery_document};
-use hub_node::Registry;
-use hub_node::bus::{Bus, HistoryLimits, MemoryBus};
-use hub_node::store::MemoryStore;
+use hub_node::bus::HistoryLimits;
 use hub_node::topic::TopicSettings;
 
 use crate::auth::{Verifier, VerifierConfig};
 use crate::config::Config;
 use crate::dev_issuer::DevIssuer;
-use crate::hub_client::LocalHubClient;
+use crate::embedded::EmbeddedHub;
 use crate::listener::ListenerSettings;
 use crate::state::{AppState, Settings, SocketSettings};
 use crate::ws::Fanout;
@@ -79,11 +79,6 @@ pub async fn run(
 
     let hub_tracker = TaskTracker::new();
     let hub_shutdown = CancellationToken::new();
-    let bus = Arc::new(MemoryBus::with_limits(HistoryLimits {
-        max_bytes: config.topic_history_bytes,
-        ..HistoryLimits::default()
-    }));
-    let store = Arc::new(MemoryStore::new(Arc::clone(&bus)));
     let topic_settings = TopicSettings {
         attach_window_ms: config.attach_window_ms,
         reattach_window_ms: config.reattach_window_ms,
@@ -96,9 +91,13 @@ pub async fn run(
         retention_ms: config.topic_retention_seconds.saturating_mul(1000),
         ..TopicSettings::default()
     };
-    let registry = Registry::new(
-        store,
+    let history = HistoryLimits {
+        max_bytes: config.topic_history_bytes,
+        ..HistoryLimits::default()
+    };
+    let embedded = EmbeddedHub::start(
         topic_settings,
+        history,
         hub_tracker.clone(),
         hub_shutdown.clone(),
     );
@@ -108,10 +107,10 @@ pub async fn run(
     let socket_tracker = TaskTracker::new();
     let socket_shutdown = shutdown.child_token();
     let state = AppState {
-        hub: Arc::new(LocalHubClient::new(registry)),
+        hub: embedded.hub,
         verifier: verifier.clone(),
         fanout: Fanout::new(
-            bus as Arc<dyn Bus>,
+            embedded.bus,
             socket_tracker.clone(),
             socket_shutdown.clone(),
         ),

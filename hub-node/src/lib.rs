@@ -12,13 +12,11 @@
 //! - [`registry`]: topic ref → running actor; spawn on demand, respawn when stopped.
 //! - [`store`]: the system-of-record seam and its in-memory implementation.
 //! - [`bus`]: the fan-out seam and its in-process implementation.
-//! - [`error`]: why a topic refused or failed a command.
 
 pub mod bus;
-pub mod error;
 pub mod registry;
 pub mod store;
 pub mod topic;
 
-pub use error::TopicError;
+pub use fhircast_proto::hub::TopicError;
 pub use registry::Registry;

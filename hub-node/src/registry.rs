@@ -14,9 +14,9 @@ use tracing::Instrument;
 use fhircast_proto::ids::random_bytes;
 use fhircast_proto::{EndpointId, TopicId, TopicRef};
 
-use crate::error::TopicError;
 use crate::store::Store;
 use crate::topic::{TopicActor, TopicHandle, TopicSettings, TopicState};
+use fhircast_proto::hub::TopicError;
 
 /// Live topics of this process.
 #[derive(Clone, Debug)]

@@ -15,7 +15,8 @@ use fhircast_proto::{EventName, TopicId, TopicKey};
 use super::*;
 use crate::bus::MemoryBus;
 use crate::store::MemoryStore;
-use crate::topic::{Owner, SubscribeCommand, TopicSettings, unix_now_ms};
+use crate::topic::TopicSettings;
+use fhircast_proto::hub::{Owner, SubscribeCommand, unix_now_ms};
 
 const IDLE: Duration = Duration::from_secs(60);
 const RETENTION: Duration = Duration::from_secs(600);

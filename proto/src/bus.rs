@@ -5,8 +5,18 @@
 //!
 //! Frames are encoded once by the topic and shared (`Bytes`) by every socket that
 //! delivers them.
+//!
+//! The [`Bus`] trait is the seam gateways subscribe through: in-process for the embedded
+//! hub, Redis pub/sub (with the topic stream for backfill) for the cluster. A subscriber
+//! that falls too far behind loses its subscription (its receiver ends) and recovers with
+//! [`Bus::backfill`] or, failing that, by closing its sockets so their clients
+//! resubscribe.
+
+use std::fmt;
+use std::sync::Arc;
 
 use bytes::Bytes;
+use tokio::sync::mpsc;
 
 use crate::event_name::EventName;
 use crate::ids::{EndpointId, TopicRef};
@@ -101,4 +111,38 @@ pub enum ControlAction {
     },
     /// Deliver this notification to this socket only (a SyncError for one requester).
     Deliver(Delivery),
+}
+
+/// Why the bus failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BusError {
+    /// The bus cannot be reached.
+    #[error("the bus is unavailable")]
+    Unavailable,
+}
+
+/// A live subscription to one topic's envelopes, in publish order. The receiver ending
+/// means the subscription was lost (the subscriber fell behind, or the bus went away).
+#[derive(Debug)]
+pub struct BusSubscription {
+    /// The envelopes.
+    pub receiver: mpsc::Receiver<Arc<Envelope>>,
+}
+
+/// Where topics publish and gateways subscribe.
+#[async_trait::async_trait]
+pub trait Bus: Send + Sync + fmt::Debug + 'static {
+    /// Subscribes to a topic's envelopes; everything published after this returns is
+    /// received.
+    async fn subscribe(&self, topic: &TopicRef) -> Result<BusSubscription, BusError>;
+
+    /// Returns the event envelopes of `epoch` with a seq greater than `after_seq`, in
+    /// order, or `None` when they are no longer all available (trimmed, or the epoch
+    /// changed).
+    async fn backfill(
+        &self,
+        topic: &TopicRef,
+        epoch: u64,
+        after_seq: u64,
+    ) -> Result<Option<Vec<Arc<Envelope>>>, BusError>;
 }

@@ -15,6 +15,7 @@
 //! - [`scope`]: SMART `fhircast/` scopes; [`discovery`]: the `.well-known` document.
 //! - [`ids`]: topics, topic refs and endpoint ids; [`json`]: strict JSON parsing.
 //! - [`bus`]: the envelope topics publish for gateways; [`error`]: error codes.
+//! - [`hub`]: the `HubClient` vocabulary: what gateways ask of a topic's owner.
 
 pub mod bundle;
 pub mod bus;
@@ -25,6 +26,7 @@ pub mod error;
 pub mod event;
 pub mod event_name;
 pub mod fhir;
+pub mod hub;
 pub mod ids;
 pub mod json;
 pub mod scope;

@@ -9,10 +9,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tracing::debug;
 
+use fhircast_proto::hub::{Owner, SubscribeCommand, unix_ms};
 use fhircast_proto::scope::Access;
 use fhircast_proto::subscription::{Mode, SubscriptionRequest};
 use fhircast_proto::{EndpointId, EventName, TopicId};
-use hub_node::topic::{Owner, SubscribeCommand, unix_ms};
 
 use super::request_log::note_topic;
 use crate::auth::Principal;

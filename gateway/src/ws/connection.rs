@@ -21,12 +21,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
 
+use fhircast_proto::bus::Bus;
 use fhircast_proto::bus::{ControlAction, Delivery, Envelope, EnvelopeKind};
 use fhircast_proto::channel::{Ack, denial};
+use fhircast_proto::hub::{
+    Attachment, DeliveryFailure, Detach, DetachReason, Position, instant_at,
+};
 use fhircast_proto::sync_error::SyncFailure;
 use fhircast_proto::{EndpointId, EventName, TopicId};
-use hub_node::bus::Bus;
-use hub_node::topic::{Attachment, DeliveryFailure, Detach, DetachReason, Position, instant_at};
 
 use super::acks::Acks;
 use super::fanout::{CLOSE_SLOW, Eviction, Registration};

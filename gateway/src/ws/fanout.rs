@@ -20,9 +20,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
+use fhircast_proto::bus::{Bus, BusSubscription};
 use fhircast_proto::bus::{Envelope, EnvelopeKind};
 use fhircast_proto::{EndpointId, TopicRef};
-use hub_node::bus::{Bus, BusSubscription};
 
 /// Close code for a socket that does not keep up with its queue.
 pub(crate) const CLOSE_SLOW: u16 = 1008;

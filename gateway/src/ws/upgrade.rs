@@ -25,9 +25,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
+use fhircast_proto::hub::TopicError;
+use fhircast_proto::hub::{AttachOutcome, Attachment, Detach, DetachReason, EndReason};
 use fhircast_proto::{EndpointId, TopicRef};
-use hub_node::TopicError;
-use hub_node::topic::{AttachOutcome, Attachment, Detach, DetachReason, EndReason};
 
 use super::connection::{Session, SessionContext};
 use super::fanout::Registration;

@@ -3,7 +3,7 @@
 //! total), commits each change before replying, and never awaits another actor or a socket.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
@@ -11,9 +11,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::command::{Reply, TopicCommand};
-use super::state::{Effects, Note, TopicState, UnixMs};
-use crate::error::TopicError;
+use fhircast_proto::hub::{instant_at, unix_now_ms};
+
+use super::state::{Effects, Note, TopicState};
 use crate::store::{Change, Fence, Store};
+use fhircast_proto::hub::TopicError;
 
 /// Why an actor ended, logged once when it does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,24 +42,6 @@ pub(crate) struct TopicActor {
     pub(crate) shutdown: CancellationToken,
     pub(crate) idle_stop: Duration,
     pub(crate) retention: Duration,
-}
-
-/// Returns a wall-clock time in milliseconds since the Unix epoch (leases and attach
-/// deadlines are wall-clock instants shared across processes).
-pub fn unix_ms(at: SystemTime) -> UnixMs {
-    at.duration_since(UNIX_EPOCH).map_or(0, |elapsed| {
-        u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
-    })
-}
-
-/// Returns the wall clock now, in milliseconds since the Unix epoch.
-pub fn unix_now_ms() -> UnixMs {
-    unix_ms(SystemTime::now())
-}
-
-/// Returns the tokio instant of a wall-clock deadline (now, if it has passed), for timers.
-pub fn instant_at(deadline: UnixMs) -> Instant {
-    Instant::now() + Duration::from_millis(deadline.saturating_sub(unix_now_ms()))
 }
 
 impl TopicActor {

@@ -6,9 +6,10 @@ use tokio::sync::oneshot;
 use fhircast_proto::EndpointId;
 use fhircast_proto::event::EventRequest;
 
-use super::context::CurrentContext;
-use super::state::{AttachOutcome, DeliveryFailure, Detach, Owner, Published, SubscribeCommand};
-use crate::error::TopicError;
+use fhircast_proto::hub::TopicError;
+use fhircast_proto::hub::{
+    AttachOutcome, CurrentContext, DeliveryFailure, Detach, Owner, Published, SubscribeCommand,
+};
 
 /// The reply channel of a command.
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, TopicError>>;

@@ -8,9 +8,10 @@ use fhircast_proto::event::EventRequest;
 use fhircast_proto::{EndpointId, TopicId};
 
 use super::command::{Reply, TopicCommand};
-use super::context::CurrentContext;
-use super::state::{AttachOutcome, DeliveryFailure, Detach, Owner, Published, SubscribeCommand};
-use crate::error::TopicError;
+use fhircast_proto::hub::TopicError;
+use fhircast_proto::hub::{
+    AttachOutcome, CurrentContext, DeliveryFailure, Detach, Owner, Published, SubscribeCommand,
+};
 
 /// A cloneable handle to a running topic actor.
 #[derive(Clone, Debug)]

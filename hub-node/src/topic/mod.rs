@@ -9,12 +9,7 @@ mod settings;
 mod state;
 
 pub(crate) use actor::TopicActor;
-pub use actor::{TopicExit, instant_at, unix_ms, unix_now_ms};
-pub use context::CurrentContext;
+pub use actor::TopicExit;
 pub use handle::TopicHandle;
 pub use settings::TopicSettings;
-pub use state::{
-    AttachOutcome, Attachment, DeliveryFailure, Detach, DetachReason, Effects, EndReason, Link,
-    LostConnection, Note, Owner, Position, Published, SubscribeCommand, Subscription, TopicState,
-    UnixMs,
-};
+pub use state::{Effects, Link, LostConnection, Note, Subscription, TopicState};

@@ -11,7 +11,7 @@ use fhircast_proto::sync_error::{EVENT_ID_SYSTEM, EVENT_NAME_SYSTEM, SUBSCRIBER_
 use fhircast_proto::{ErrorCode, TopicKey};
 
 use super::*;
-use crate::error::TopicError;
+use fhircast_proto::hub::TopicError;
 
 // ---------------------------------------------------------------------------------------
 // Helpers

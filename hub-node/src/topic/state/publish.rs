@@ -16,8 +16,8 @@ use serde_json::Value;
 
 use super::idempotency::fingerprint;
 use super::{Effects, Owner, Published, TopicState};
-use crate::error::TopicError;
 use crate::topic::context::{OpenContext, UpdateRefusal};
+use fhircast_proto::hub::TopicError;
 
 impl TopicState {
     /// Accepts or refuses an event from `poster`; see the module docs of

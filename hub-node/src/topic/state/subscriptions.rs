@@ -18,7 +18,7 @@ use super::{
     LostConnection, Note, Owner, SubscribeCommand, Subscription, TopicState, UnixMs, lease_end,
     seconds_until,
 };
-use crate::error::TopicError;
+use fhircast_proto::hub::TopicError;
 
 impl TopicState {
     /// Creates a subscription, or replaces the events and lease of an existing one

@@ -1,6 +1,6 @@
-//! Why a topic refused or failed a command.
+//! Why a topic refused or failed a command: what every `HubClient` call can answer.
 
-use fhircast_proto::{ErrorCode, ValidationError};
+use crate::error::{ErrorCode, ValidationError};
 
 /// A topic command's failure.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

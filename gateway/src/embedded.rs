@@ -1,0 +1,135 @@
+//! The embedded hub: topics, store and bus of the hub-node library in this process, behind
+//! the same seams the cluster fills over gRPC and Redis. This is the only place the
+//! gateway touches `hub-node`.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use fhircast_proto::bus::Bus;
+use fhircast_proto::event::EventRequest;
+use fhircast_proto::hub::{
+    AttachOutcome, CurrentContext, DeliveryFailure, Detach, Owner, Published, SubscribeCommand,
+    TopicError,
+};
+use fhircast_proto::{EndpointId, TopicId, TopicRef};
+use hub_node::Registry;
+use hub_node::bus::{HistoryLimits, MemoryBus};
+use hub_node::store::MemoryStore;
+use hub_node::topic::TopicSettings;
+
+use crate::hub_client::HubClient;
+
+/// The topics of an embedded hub and the bus their envelopes travel on.
+#[derive(Debug)]
+pub struct EmbeddedHub {
+    /// The topics, as handlers reach them.
+    pub hub: Arc<dyn HubClient>,
+    /// Where gateways' fan-out subscribes.
+    pub bus: Arc<dyn Bus>,
+}
+
+impl EmbeddedHub {
+    /// Starts the in-memory store, bus and registry; topic actors run on `tracker` and stop
+    /// when `shutdown` is cancelled.
+    pub fn start(
+        settings: TopicSettings,
+        history: HistoryLimits,
+        tracker: TaskTracker,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let bus = Arc::new(MemoryBus::with_limits(history));
+        let store = Arc::new(MemoryStore::new(Arc::clone(&bus)));
+        let registry = Registry::new(store, settings, tracker, shutdown);
+        Self {
+            hub: Arc::new(LocalHubClient::new(registry)),
+            bus,
+        }
+    }
+}
+
+/// The embedded implementation: topics live in this process.
+#[derive(Clone, Debug)]
+pub struct LocalHubClient {
+    registry: Registry,
+}
+
+impl LocalHubClient {
+    /// Wraps a registry.
+    pub fn new(registry: Registry) -> Self {
+        Self { registry }
+    }
+}
+
+#[async_trait::async_trait]
+impl HubClient for LocalHubClient {
+    async fn subscribe(
+        &self,
+        topic: &TopicId,
+        command: SubscribeCommand,
+    ) -> Result<EndpointId, TopicError> {
+        self.registry
+            .with_topic(topic, |handle| {
+                let command = command.clone();
+                async move { handle.subscribe(command).await }
+            })
+            .await
+    }
+
+    async fn unsubscribe(&self, topic: &TopicId, endpoint: EndpointId) -> Result<(), TopicError> {
+        self.registry
+            .with_topic(topic, |handle| {
+                let endpoint = endpoint.clone();
+                async move { handle.unsubscribe(endpoint).await }
+            })
+            .await
+    }
+
+    async fn resolve_endpoint(&self, endpoint: &EndpointId) -> Result<TopicRef, TopicError> {
+        let handle = self.registry.topic_of_endpoint(endpoint).await?;
+        Ok(handle.topic().topic_ref().clone())
+    }
+
+    async fn attach(&self, endpoint: EndpointId) -> Result<AttachOutcome, TopicError> {
+        let handle = self.registry.topic_of_endpoint(&endpoint).await?;
+        handle.attach(endpoint).await
+    }
+
+    async fn publish(
+        &self,
+        topic: &TopicId,
+        event: EventRequest,
+        poster: Owner,
+    ) -> Result<Published, TopicError> {
+        self.registry
+            .with_topic(topic, |handle| {
+                let (event, poster) = (event.clone(), poster.clone());
+                async move { handle.publish(event, poster).await }
+            })
+            .await
+    }
+
+    async fn current_context(&self, topic: &TopicId) -> Result<CurrentContext, TopicError> {
+        self.registry
+            .with_topic(
+                topic,
+                |handle| async move { handle.current_context().await },
+            )
+            .await
+    }
+
+    async fn report_failure(
+        &self,
+        endpoint: EndpointId,
+        report: DeliveryFailure,
+    ) -> Result<(), TopicError> {
+        let handle = self.registry.topic_of_endpoint(&endpoint).await?;
+        handle.report_failure(endpoint, report).await
+    }
+
+    async fn detach(&self, endpoint: EndpointId, detach: Detach) -> Result<(), TopicError> {
+        let handle = self.registry.topic_of_endpoint(&endpoint).await?;
+        handle.detach(endpoint, detach).await
+    }
+}

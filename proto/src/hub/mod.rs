@@ -1,0 +1,24 @@
+//! The vocabulary of the `HubClient` seam (DESIGN §3): what a gateway asks of a topic's
+//! owner and what it gets back, whether the owner runs in the same process (embedded) or
+//! on a hub node reached over gRPC (cluster). The wire forms live in `crate::wire`.
+//!
+//! - [`subscribe`]: subscribe commands, owners, publish outcomes.
+//! - [`attach`]: attaching a socket, delivery failures, detaches.
+//! - [`end_reason`]: why a subscription ended.
+//! - [`current_context`]: Get Current Context.
+//! - [`error`]: what any call can fail with.
+//! - [`time`]: wall-clock milliseconds shared by every process.
+
+pub mod attach;
+pub mod current_context;
+pub mod end_reason;
+pub mod error;
+pub mod subscribe;
+pub mod time;
+
+pub use attach::{AttachOutcome, Attachment, DeliveryFailure, Detach, DetachReason, Position};
+pub use current_context::CurrentContext;
+pub use end_reason::EndReason;
+pub use error::TopicError;
+pub use subscribe::{Owner, Published, SubscribeCommand};
+pub use time::{UnixMs, instant_at, unix_ms, unix_now_ms};

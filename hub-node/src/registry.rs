@@ -122,12 +122,13 @@ impl Registry {
             .acquire(topic.topic_ref())
             .await
             .map_err(|_| TopicError::Unavailable)?;
-        let loaded = inner
+        let snapshot = inner
             .store
-            .load(topic, &inner.settings)
+            .load(topic.topic_ref())
             .await
             .map_err(|_| TopicError::Unavailable)?;
-        let state = loaded.unwrap_or_else(|| {
+        let restored = TopicState::restore(topic.clone(), inner.settings.clone(), snapshot);
+        let state = restored.unwrap_or_else(|| {
             let epoch = u64::from_le_bytes(random_bytes::<8>());
             TopicState::new(topic.clone(), inner.settings.clone(), epoch)
         });

@@ -6,11 +6,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use fhircast_proto::{EndpointId, TopicId, TopicRef};
+use fhircast_proto::{EndpointId, TopicRef};
 
-use super::{Change, Fence, Store, StoreError};
+use super::{Change, Fence, Snapshot, Store, StoreError};
 use crate::bus::MemoryBus;
-use crate::topic::{TopicSettings, TopicState};
 
 /// The in-memory store.
 #[derive(Debug)]
@@ -50,20 +49,16 @@ impl Store for MemoryStore {
         Ok(Fence(*fence))
     }
 
-    async fn load(
-        &self,
-        _topic: &TopicId,
-        _settings: &TopicSettings,
-    ) -> Result<Option<TopicState>, StoreError> {
+    async fn load(&self, _topic: &TopicRef) -> Result<Snapshot, StoreError> {
         // Actors keep state in memory and stop only when they hold nothing.
-        Ok(None)
+        Ok(Snapshot::default())
     }
 
     async fn commit(
         &self,
         topic: &TopicRef,
         fence: Fence,
-        change: Change<'_>,
+        change: Change,
     ) -> Result<(), StoreError> {
         {
             let mut inner = self.lock();

@@ -1,16 +1,16 @@
-//! The store seam: the system of record of topics (DESIGN §3). A topic's owner takes a
-//! fence when it starts and presents it on every commit, so an owner that lost ownership
-//! can never write; a commit stores the change and publishes its envelopes atomically.
+//! The store seam: the system of record of topics (DESIGN §3), keyed by topic ref. A
+//! topic's owner takes a fence when it starts and presents it on every commit, so an owner
+//! that lost ownership can never write; a commit stores the change (a delta: only what the
+//! command touched) and publishes its envelopes atomically.
 
+mod change;
 mod memory;
 
 use std::fmt;
 
-use fhircast_proto::bus::Envelope;
-use fhircast_proto::{EndpointId, TopicId, TopicRef};
+use fhircast_proto::{EndpointId, TopicRef};
 
-use crate::topic::{TopicSettings, TopicState};
-
+pub use change::{Change, Delta, Header, Snapshot};
 pub use memory::MemoryStore;
 
 /// Proof of ownership of a topic, presented on every commit.
@@ -28,38 +28,22 @@ pub enum StoreError {
     Unavailable,
 }
 
-/// One committed change of a topic.
-#[derive(Debug)]
-pub struct Change<'a> {
-    /// The topic's state after the change.
-    pub state: &'a TopicState,
-    /// Envelopes to publish, in order.
-    pub envelopes: Vec<Envelope>,
-    /// Endpoints that now resolve to this topic.
-    pub endpoints_added: Vec<EndpointId>,
-    /// Endpoints that no longer resolve.
-    pub endpoints_removed: Vec<EndpointId>,
-}
-
 /// The system of record.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Takes ownership of a topic; returns the fence later commits must present.
     async fn acquire(&self, topic: &TopicRef) -> Result<Fence, StoreError>;
 
-    /// Loads a topic's state, if it has any.
-    async fn load(
-        &self,
-        topic: &TopicId,
-        settings: &TopicSettings,
-    ) -> Result<Option<TopicState>, StoreError>;
+    /// Loads what the store holds of a topic (empty for a topic never committed). Called
+    /// only after [`Store::acquire`], so nobody else writes it meanwhile.
+    async fn load(&self, topic: &TopicRef) -> Result<Snapshot, StoreError>;
 
-    /// Commits a change under `fence`, publishing its envelopes.
+    /// Commits a change under `fence`, publishing its envelopes: all of it or nothing.
     async fn commit(
         &self,
         topic: &TopicRef,
         fence: Fence,
-        change: Change<'_>,
+        change: Change,
     ) -> Result<(), StoreError>;
 
     /// Gives up ownership of a topic whose actor stopped.

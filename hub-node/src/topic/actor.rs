@@ -14,7 +14,7 @@ use super::command::{Reply, TopicCommand};
 use fhircast_proto::hub::{instant_at, unix_now_ms};
 
 use super::state::{Effects, Note, TopicState};
-use crate::store::{Change, Fence, Store};
+use crate::store::{Fence, Store};
 use fhircast_proto::hub::TopicError;
 
 /// Why an actor ended, logged once when it does.
@@ -191,17 +191,13 @@ impl TopicActor {
         }
     }
 
-    async fn commit(&mut self, effects: Effects) -> Result<(), ()> {
-        if effects.is_empty() {
-            self.log_notes(&effects.notes);
+    async fn commit(&mut self, mut effects: Effects) -> Result<(), ()> {
+        let notes = std::mem::take(&mut effects.notes);
+        let change = self.state.take_change(effects);
+        if change.is_empty() {
+            self.log_notes(&notes);
             return Ok(());
         }
-        let change = Change {
-            state: &self.state,
-            envelopes: effects.envelopes,
-            endpoints_added: effects.endpoints_added,
-            endpoints_removed: effects.endpoints_removed,
-        };
         let topic = self.state.topic().topic_ref().clone();
         self.store
             .commit(&topic, self.fence, change)
@@ -209,7 +205,7 @@ impl TopicActor {
             .map_err(|err| {
                 warn!(topic = %self.state.topic(), error = %err, "commit failed; stopping the topic");
             })?;
-        self.log_notes(&effects.notes);
+        self.log_notes(&notes);
         Ok(())
     }
 

@@ -14,6 +14,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use super::tracked::Tracked;
+
 use serde_json::{Value, json};
 
 use fhircast_proto::EventName;
@@ -27,39 +29,39 @@ pub(crate) fn new_version() -> String {
 }
 
 /// One open anchor.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct OpenContext {
-    pub(crate) anchor: AnchorKey,
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct OpenContext {
+    pub anchor: AnchorKey,
     /// The open event's name (`Patient-open`, …).
-    pub(crate) name: EventName,
+    pub name: EventName,
     /// The open event's id and timestamp, kept for replay.
-    pub(crate) event_id: String,
-    pub(crate) timestamp: String,
+    pub event_id: String,
+    pub timestamp: String,
     /// The context exactly as the open event supplied it.
-    pub(crate) context: Vec<Value>,
+    pub context: Vec<Value>,
     /// For a derived open: the events of its batch that already carry this resource.
-    pub(crate) suppressed_by: Vec<EventName>,
+    pub suppressed_by: Vec<EventName>,
     /// The batch (seq) that opened it; a source and its derived opens share one.
-    pub(crate) opened_seq: u64,
+    pub opened_seq: u64,
     /// When it was opened, relative to the others (unique; set by [`Contexts::open`]).
-    pub(crate) order: u64,
-    pub(crate) version_id: String,
+    pub order: u64,
+    pub version_id: String,
     /// Shared content, in the order resources were first added.
-    pub(crate) content: Vec<ContentEntry>,
+    pub content: Vec<ContentEntry>,
 }
 
 /// One resource of an anchor's content.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct ContentEntry {
-    pub(crate) key: AnchorKey,
-    pub(crate) resource: Value,
-    pub(crate) full_url: Option<String>,
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ContentEntry {
+    pub key: AnchorKey,
+    pub resource: Value,
+    pub full_url: Option<String>,
 }
 
 /// Every open anchor of a topic and which one is current.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Contexts {
-    opens: HashMap<AnchorKey, OpenContext>,
+    opens: Tracked<AnchorKey, OpenContext>,
     /// Open anchors by `order`, oldest first.
     by_order: BTreeMap<u64, AnchorKey>,
     /// Per resource type: (opened_seq, order) of its open anchors.
@@ -68,6 +70,18 @@ pub(crate) struct Contexts {
     current: Option<AnchorKey>,
     empty_version: String,
     max_open: usize,
+}
+
+/// Which anchor is current and the counters of the contexts: what a store keeps beside the
+/// open anchors themselves.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ContextPointer {
+    /// The current anchor, if any.
+    pub current: Option<AnchorKey>,
+    /// `context.versionId` while there is no current context.
+    pub empty_version: String,
+    /// The `order` the next open takes.
+    pub next_order: u64,
 }
 
 /// Why an update was refused.
@@ -83,7 +97,7 @@ pub(crate) enum UpdateRefusal {
 impl Contexts {
     pub(crate) fn new(max_open: usize) -> Self {
         Self {
-            opens: HashMap::new(),
+            opens: Tracked::default(),
             by_order: BTreeMap::new(),
             by_type: HashMap::new(),
             next_order: 0,
@@ -93,8 +107,54 @@ impl Contexts {
         }
     }
 
+    /// Rebuilds the contexts a store loaded.
+    pub(crate) fn restore(
+        max_open: usize,
+        pointer: ContextPointer,
+        opens: impl IntoIterator<Item = OpenContext>,
+    ) -> Self {
+        let mut contexts = Self {
+            opens: Tracked::default(),
+            by_order: BTreeMap::new(),
+            by_type: HashMap::new(),
+            next_order: pointer.next_order,
+            current: pointer.current,
+            empty_version: pointer.empty_version,
+            max_open: max_open.max(1),
+        };
+        for entry in opens {
+            contexts.insert(entry);
+        }
+        contexts.opens.take_touched();
+        contexts
+    }
+
+    /// Returns the anchors changed since the last call (`None`: closed or forgotten) and
+    /// the pointer as it is now.
+    pub(crate) fn take_changes(
+        &mut self,
+    ) -> (ContextPointer, Vec<(AnchorKey, Option<OpenContext>)>) {
+        let pointer = ContextPointer {
+            current: self.current.clone(),
+            empty_version: self.empty_version.clone(),
+            next_order: self.next_order,
+        };
+        let changed = self
+            .opens
+            .take_touched()
+            .into_iter()
+            .map(|(anchor, entry)| (anchor, entry.cloned()))
+            .collect();
+        (pointer, changed)
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.opens.is_empty()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn entries(&self) -> BTreeMap<AnchorKey, OpenContext> {
+        self.opens.to_map()
     }
 
     pub(crate) fn len(&self) -> usize {

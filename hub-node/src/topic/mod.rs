@@ -7,9 +7,11 @@ mod context;
 mod handle;
 mod settings;
 mod state;
+mod tracked;
 
 pub(crate) use actor::TopicActor;
 pub use actor::TopicExit;
+pub use context::{ContentEntry, ContextPointer, OpenContext};
 pub use handle::TopicHandle;
 pub use settings::TopicSettings;
-pub use state::{Effects, Link, LostConnection, Note, Subscription, TopicState};
+pub use state::{Effects, Ended, Link, LostConnection, Note, Subscription, TopicState};

@@ -8,13 +8,14 @@
 //! returns the [`Effects`] the actor must commit. A method that refuses leaves the state
 //! exactly as it was.
 
+mod durable;
 mod ended;
 mod expiry;
 mod idempotency;
 mod publish;
 mod subscriptions;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use bytes::Bytes;
 use serde_json::Value;
@@ -26,10 +27,12 @@ use fhircast_proto::ids::new_event_id;
 use fhircast_proto::sync_error::{SyncFailure, sync_error_context};
 use fhircast_proto::{EndpointId, EventName, TopicId};
 
+pub use self::ended::Ended;
 use self::ended::EndedEndpoints;
 use self::idempotency::IdempotencyLog;
 use super::context::Contexts;
 use super::settings::TopicSettings;
+use super::tracked::Tracked;
 use fhircast_proto::hub::CurrentContext;
 
 use fhircast_proto::hub::{
@@ -42,7 +45,7 @@ const UNNAMED_SUBSCRIBER: &str = "unnamed subscriber";
 
 /// A connection that ended abnormally and may yet come back: its SyncError waits for
 /// the reconnect grace.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LostConnection {
     /// When the SyncError is raised if the endpoint has not been attached again.
     pub grace_ends: UnixMs,
@@ -54,7 +57,7 @@ pub struct LostConnection {
 }
 
 /// Whether an endpoint has a socket.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Link {
     /// Never attached; the endpoint expires at `deadline` (the attach window).
     Pending {
@@ -80,7 +83,7 @@ pub enum Link {
 }
 
 /// One subscription of the topic.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Subscription {
     /// Granted events.
     pub events: Vec<EventName>,
@@ -176,7 +179,7 @@ pub struct TopicState {
     settings: TopicSettings,
     epoch: u64,
     seq: u64,
-    subscriptions: BTreeMap<EndpointId, Subscription>,
+    subscriptions: Tracked<EndpointId, Subscription>,
     /// One timer per subscription that has timed work: (when, endpoint), soonest first.
     timers: BTreeSet<(UnixMs, EndpointId)>,
     /// The time each subscription's timer is set for, to find it in `timers`.
@@ -201,7 +204,7 @@ impl TopicState {
             settings,
             epoch,
             seq: 0,
-            subscriptions: BTreeMap::new(),
+            subscriptions: Tracked::default(),
             timers: BTreeSet::new(),
             scheduled: HashMap::new(),
             ended: EndedEndpoints::default(),

@@ -1468,3 +1468,6 @@ fn refusals_and_duplicates_do_not_advance_seq() {
 
 #[path = "subscription_tests.rs"]
 mod subscriptions;
+
+#[path = "durable_tests.rs"]
+mod durable;

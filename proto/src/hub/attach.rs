@@ -12,7 +12,7 @@ use super::{EndReason, UnixMs};
 
 /// A point in the topic's sequence: a subscriber that is caught up through it has
 /// received (and acknowledged) everything up to and including `seq` of `epoch`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Position {
     /// The topic's epoch.
     pub epoch: u64,

@@ -1,7 +1,7 @@
 //! Why a subscription ended: the reason a denial carries and the operator's log names.
 
 /// Why a subscription ended; the reason goes into the denial and the operator's log.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum EndReason {
     /// The subscriber unsubscribed.
     Unsubscribed,

@@ -6,7 +6,7 @@ use crate::ids::EndpointId;
 use super::UnixMs;
 
 /// Who created a subscription, from the verified token that asked for it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Owner {
     /// The token's `client_id` (or `azp`).
     pub client_id: Option<String>,

@@ -7,15 +7,16 @@
 //! slots (see `subscriptions.rs`). Lookups by endpoint are O(1); expiry and eviction of
 //! the oldest are O(log n).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use fhircast_proto::{EndpointId, EventName};
 
 use super::{EndReason, Owner, UnixMs};
+use crate::topic::tracked::Tracked;
 
 /// One remembered endpoint.
-#[derive(Clone, Debug, PartialEq)]
-pub(super) struct Ended {
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Ended {
     pub(super) events: Vec<EventName>,
     pub(super) reason: EndReason,
     pub(super) owner: Owner,
@@ -26,7 +27,7 @@ pub(super) struct Ended {
 /// The topic's remembered endpoints.
 #[derive(Clone, Debug, Default)]
 pub(super) struct EndedEndpoints {
-    by_endpoint: HashMap<EndpointId, Ended>,
+    by_endpoint: Tracked<EndpointId, Ended>,
     /// Insertion order, oldest first.
     by_order: BTreeMap<u64, EndpointId>,
     /// (forget_at, order), soonest first.
@@ -35,6 +36,39 @@ pub(super) struct EndedEndpoints {
 }
 
 impl EndedEndpoints {
+    /// Rebuilds the remembered endpoints a store loaded.
+    pub(super) fn restore(next_order: u64, entries: BTreeMap<EndpointId, Ended>) -> Self {
+        let mut by_order = BTreeMap::new();
+        let mut by_forget = BTreeSet::new();
+        for (endpoint, ended) in &entries {
+            by_order.insert(ended.order, endpoint.clone());
+            by_forget.insert((ended.forget_at, ended.order));
+        }
+        Self {
+            by_endpoint: Tracked::loaded(entries),
+            by_order,
+            by_forget,
+            next_order,
+        }
+    }
+
+    /// Returns the endpoints changed since the last call (`None`: forgotten) and the
+    /// order the next one takes.
+    pub(super) fn take_changes(&mut self) -> (u64, Vec<(EndpointId, Option<Ended>)>) {
+        let changed = self
+            .by_endpoint
+            .take_touched()
+            .into_iter()
+            .map(|(endpoint, ended)| (endpoint, ended.cloned()))
+            .collect();
+        (self.next_order, changed)
+    }
+
+    #[cfg(test)]
+    pub(super) fn entries(&self) -> BTreeMap<EndpointId, Ended> {
+        self.by_endpoint.to_map()
+    }
+
     pub(super) fn len(&self) -> usize {
         self.by_endpoint.len()
     }

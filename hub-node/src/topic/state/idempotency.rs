@@ -30,6 +30,8 @@ pub(super) struct IdempotencyLog {
     capacity: usize,
     order: VecDeque<String>,
     fingerprints: HashMap<String, u64>,
+    /// Ids accepted since the last [`IdempotencyLog::take_added`].
+    added: Vec<(String, u64)>,
 }
 
 impl IdempotencyLog {
@@ -38,7 +40,36 @@ impl IdempotencyLog {
             capacity: capacity.max(1),
             order: VecDeque::new(),
             fingerprints: HashMap::new(),
+            added: Vec::new(),
         }
+    }
+
+    /// Rebuilds the log a store loaded, oldest id first.
+    pub(super) fn restore(capacity: usize, accepted: Vec<(String, u64)>) -> Self {
+        let mut log = Self::new(capacity);
+        for (id, fingerprint) in accepted {
+            log.insert(id, fingerprint);
+        }
+        log.added.clear();
+        log
+    }
+
+    /// Returns the ids accepted since the last call, oldest first.
+    pub(super) fn take_added(&mut self) -> Vec<(String, u64)> {
+        std::mem::take(&mut self.added)
+    }
+
+    #[cfg(test)]
+    pub(super) fn entries(&self) -> std::collections::VecDeque<(String, u64)> {
+        self.order
+            .iter()
+            .map(|id| {
+                (
+                    id.clone(),
+                    self.fingerprints.get(id).copied().unwrap_or_default(),
+                )
+            })
+            .collect()
     }
 
     pub(super) fn get(&self, id: &str) -> Option<u64> {
@@ -52,6 +83,7 @@ impl IdempotencyLog {
             self.fingerprints.remove(&oldest);
         }
         self.order.push_back(id.clone());
+        self.added.push((id.clone(), fingerprint));
         self.fingerprints.insert(id, fingerprint);
     }
 }

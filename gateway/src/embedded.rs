@@ -13,7 +13,7 @@ use fhircast_proto::hub::{
     AttachOutcome, CurrentContext, DeliveryFailure, Detach, Owner, Published, SubscribeCommand,
     TopicError,
 };
-use fhircast_proto::{EndpointId, TopicId, TopicRef};
+use fhircast_proto::{EndpointId, TopicId, TopicKey, TopicRef};
 use hub_node::Registry;
 use hub_node::bus::{HistoryLimits, MemoryBus};
 use hub_node::store::MemoryStore;
@@ -36,12 +36,13 @@ impl EmbeddedHub {
     pub fn start(
         settings: TopicSettings,
         history: HistoryLimits,
+        key: TopicKey,
         tracker: TaskTracker,
         shutdown: CancellationToken,
     ) -> Self {
         let bus = Arc::new(MemoryBus::with_limits(history));
         let store = Arc::new(MemoryStore::new(Arc::clone(&bus)));
-        let registry = Registry::new(store, settings, tracker, shutdown);
+        let registry = Registry::new(store, settings, key, tracker, shutdown);
         Self {
             hub: Arc::new(LocalHubClient::new(registry)),
             bus,
@@ -87,13 +88,16 @@ impl HubClient for LocalHubClient {
     }
 
     async fn resolve_endpoint(&self, endpoint: &EndpointId) -> Result<TopicRef, TopicError> {
-        let handle = self.registry.topic_of_endpoint(endpoint).await?;
-        Ok(handle.topic().topic_ref().clone())
+        self.registry.resolve_endpoint(endpoint).await
     }
 
     async fn attach(&self, endpoint: EndpointId) -> Result<AttachOutcome, TopicError> {
-        let handle = self.registry.topic_of_endpoint(&endpoint).await?;
-        handle.attach(endpoint).await
+        self.registry
+            .with_endpoint(&endpoint, |handle| {
+                let endpoint = endpoint.clone();
+                async move { handle.attach(endpoint).await }
+            })
+            .await
     }
 
     async fn publish(
@@ -124,12 +128,20 @@ impl HubClient for LocalHubClient {
         endpoint: EndpointId,
         report: DeliveryFailure,
     ) -> Result<(), TopicError> {
-        let handle = self.registry.topic_of_endpoint(&endpoint).await?;
-        handle.report_failure(endpoint, report).await
+        self.registry
+            .with_endpoint(&endpoint, |handle| {
+                let (endpoint, report) = (endpoint.clone(), report.clone());
+                async move { handle.report_failure(endpoint, report).await }
+            })
+            .await
     }
 
     async fn detach(&self, endpoint: EndpointId, detach: Detach) -> Result<(), TopicError> {
-        let handle = self.registry.topic_of_endpoint(&endpoint).await?;
-        handle.detach(endpoint, detach).await
+        self.registry
+            .with_endpoint(&endpoint, |handle| {
+                let (endpoint, detach) = (endpoint.clone(), detach.clone());
+                async move { handle.detach(endpoint, detach).await }
+            })
+            .await
     }
 }

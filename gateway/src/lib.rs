@@ -95,9 +95,11 @@ pub async fn run(
         max_bytes: config.topic_history_bytes,
         ..HistoryLimits::default()
     };
+    let topic_key = TopicKey::random();
     let embedded = EmbeddedHub::start(
         topic_settings,
         history,
+        topic_key.clone(),
         hub_tracker.clone(),
         hub_shutdown.clone(),
     );
@@ -114,7 +116,7 @@ pub async fn run(
             socket_tracker.clone(),
             socket_shutdown.clone(),
         ),
-        topic_key: TopicKey::random(),
+        topic_key,
         settings: Arc::new(handler_settings(&config, hub_url.clone(), ws_base)?),
         shutdown: socket_shutdown.clone(),
         tracker: socket_tracker.clone(),

@@ -14,6 +14,7 @@
 //! - [`bus`]: the fan-out seam and its in-process implementation.
 
 pub mod bus;
+pub mod cluster;
 pub mod registry;
 pub mod store;
 pub mod topic;

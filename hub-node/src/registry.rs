@@ -1,22 +1,33 @@
 //! The registry of live topics: topic ref → [`TopicHandle`]. It spawns an actor on first
-//! use (taking ownership in the store, loading state) on the shared task tracker, and
+//! use (taking ownership in the store, then loading state) on the shared task tracker, and
 //! respawns one whose actor stopped.
+//!
+//! Locking: the map of slots is behind a short synchronous lock that is never held across
+//! an await; each topic's slot has its own async lock, held while that one topic is being
+//! acquired and loaded. Store I/O for one topic never blocks another.
+//!
+//! A topic can be reached by its raw id (subscribe, publish, get context) or by its ref
+//! alone (endpoint-addressed calls in the cluster, after a failover): the raw topic is then
+//! read from the store, which keeps it with the topic.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use fhircast_proto::ids::random_bytes;
-use fhircast_proto::{EndpointId, TopicId, TopicRef};
-
-use crate::store::Store;
-use crate::topic::{TopicActor, TopicHandle, TopicSettings, TopicState};
 use fhircast_proto::hub::TopicError;
+use fhircast_proto::ids::random_bytes;
+use fhircast_proto::{EndpointId, TopicId, TopicKey, TopicRef};
+
+use crate::store::{Fence, Store, StoreError};
+use crate::topic::{TopicActor, TopicHandle, TopicSettings, TopicState};
+
+/// One topic's place in the registry; its lock is held while the topic is being spawned.
+type Slot = Arc<tokio::sync::Mutex<Option<TopicHandle>>>;
 
 /// Live topics of this process.
 #[derive(Clone, Debug)]
@@ -26,27 +37,49 @@ pub struct Registry {
 
 #[derive(Debug)]
 struct Inner {
-    topics: Mutex<HashMap<TopicRef, TopicHandle>>,
+    slots: Mutex<HashMap<TopicRef, Slot>>,
     store: Arc<dyn Store>,
     settings: TopicSettings,
+    key: TopicKey,
     tracker: TaskTracker,
     shutdown: CancellationToken,
 }
 
+impl Inner {
+    fn slots(&self) -> MutexGuard<'_, HashMap<TopicRef, Slot>> {
+        self.slots.lock().unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Forgets a slot that holds no running actor (and nobody is spawning into).
+    fn forget_if_empty(&self, topic: &TopicRef) {
+        let mut slots = self.slots();
+        let empty = slots.get(topic).is_some_and(|slot| {
+            slot.try_lock()
+                .is_ok_and(|handle| handle.as_ref().is_none_or(TopicHandle::is_stopped))
+        });
+        if empty {
+            slots.remove(topic);
+        }
+    }
+}
+
 impl Registry {
     /// Creates a registry whose actors commit to `store`, run on `tracker` and stop when
-    /// `shutdown` is cancelled.
+    /// `shutdown` is cancelled. `key` is the deployment's topic key (refs of stored raw
+    /// topics are checked against it).
     pub fn new(
         store: Arc<dyn Store>,
         settings: TopicSettings,
+        key: TopicKey,
         tracker: TaskTracker,
         shutdown: CancellationToken,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
-                topics: Mutex::new(HashMap::new()),
+                slots: Mutex::new(HashMap::new()),
                 store,
                 settings,
+                key,
                 tracker,
                 shutdown,
             }),
@@ -60,18 +93,13 @@ impl Registry {
 
     /// Returns the handle of a topic, spawning its actor if it is not running.
     pub async fn topic(&self, topic: &TopicId) -> Result<TopicHandle, TopicError> {
-        let mut topics = self.inner.topics.lock().await;
-        if let Some(handle) = topics.get(topic.topic_ref())
-            && !handle.is_stopped()
-        {
-            return Ok(handle.clone());
-        }
-        if self.inner.shutdown.is_cancelled() {
-            return Err(TopicError::Unavailable);
-        }
-        let handle = self.spawn(topic).await?;
-        topics.insert(topic.topic_ref().clone(), handle.clone());
-        Ok(handle)
+        self.handle(topic.topic_ref(), Some(topic)).await
+    }
+
+    /// Returns the handle of a topic known only by its ref, spawning its actor from the
+    /// store if it is not running; `UnknownEndpoint` if the store has no such topic.
+    pub async fn topic_by_ref(&self, topic: &TopicRef) -> Result<TopicHandle, TopicError> {
+        self.handle(topic, None).await
     }
 
     /// Runs `call` against a topic, respawning its actor once if it had stopped.
@@ -86,52 +114,147 @@ impl Registry {
         }
     }
 
-    /// Returns the running topic an endpoint belongs to.
-    pub async fn topic_of_endpoint(
+    /// Runs `call` against the topic of an endpoint, respawning its actor once if it had
+    /// stopped.
+    pub async fn with_endpoint<T, F, Fut>(
         &self,
         endpoint: &EndpointId,
-    ) -> Result<TopicHandle, TopicError> {
-        let topic_ref = self
-            .inner
+        call: F,
+    ) -> Result<T, TopicError>
+    where
+        F: Fn(TopicHandle) -> Fut,
+        Fut: Future<Output = Result<T, TopicError>>,
+    {
+        let topic = self.resolve_endpoint(endpoint).await?;
+        self.with_ref(&topic, call).await
+    }
+
+    /// Runs `call` against a topic known by its ref, respawning its actor once if it had
+    /// stopped.
+    pub async fn with_ref<T, F, Fut>(&self, topic: &TopicRef, call: F) -> Result<T, TopicError>
+    where
+        F: Fn(TopicHandle) -> Fut,
+        Fut: Future<Output = Result<T, TopicError>>,
+    {
+        match call(self.topic_by_ref(topic).await?).await {
+            Err(TopicError::Stopped) => call(self.topic_by_ref(topic).await?).await,
+            other => other,
+        }
+    }
+
+    /// Returns the topic an endpoint belongs to.
+    pub async fn resolve_endpoint(&self, endpoint: &EndpointId) -> Result<TopicRef, TopicError> {
+        self.inner
             .store
             .resolve_endpoint(endpoint)
             .await
             .map_err(|_| TopicError::Unavailable)?
-            .ok_or(TopicError::UnknownEndpoint)?;
-        let topics = self.inner.topics.lock().await;
-        topics
-            .get(&topic_ref)
-            .filter(|handle| !handle.is_stopped())
-            .cloned()
             .ok_or(TopicError::UnknownEndpoint)
     }
 
     /// Returns how many topics have a running actor.
-    pub async fn live_topics(&self) -> usize {
-        let topics = self.inner.topics.lock().await;
-        topics
-            .values()
-            .filter(|handle| !handle.is_stopped())
+    pub fn live_topics(&self) -> usize {
+        let slots: Vec<Slot> = self.inner.slots().values().cloned().collect();
+        slots
+            .iter()
+            .filter(|slot| {
+                slot.try_lock().map_or(true, |handle| {
+                    handle.as_ref().is_some_and(|handle| !handle.is_stopped())
+                })
+            })
             .count()
     }
 
-    async fn spawn(&self, topic: &TopicId) -> Result<TopicHandle, TopicError> {
+    async fn handle(
+        &self,
+        topic_ref: &TopicRef,
+        topic: Option<&TopicId>,
+    ) -> Result<TopicHandle, TopicError> {
+        let slot = Arc::clone(self.inner.slots().entry(topic_ref.clone()).or_default());
+        let mut held = slot.lock().await;
+        if let Some(handle) = held.as_ref()
+            && !handle.is_stopped()
+        {
+            return Ok(handle.clone());
+        }
+        let spawned = if self.inner.shutdown.is_cancelled() {
+            Err(TopicError::Unavailable)
+        } else {
+            self.spawn(topic_ref, topic).await
+        };
+        match spawned {
+            Ok(handle) => {
+                *held = Some(handle.clone());
+                Ok(handle)
+            }
+            Err(err) => {
+                drop(held);
+                self.inner.forget_if_empty(topic_ref);
+                Err(err)
+            }
+        }
+    }
+
+    /// Acquires the topic, loads it, and starts its actor.
+    async fn spawn(
+        &self,
+        topic_ref: &TopicRef,
+        topic: Option<&TopicId>,
+    ) -> Result<TopicHandle, TopicError> {
         let inner = &self.inner;
         let fence = inner
             .store
-            .acquire(topic.topic_ref())
+            .acquire(topic_ref)
             .await
-            .map_err(|_| TopicError::Unavailable)?;
+            .map_err(|err| match err {
+                StoreError::Owned { holder } => TopicError::NotOwner { holder },
+                _ => TopicError::Unavailable,
+            })?;
+        let state = match self.load(topic_ref, topic).await {
+            Ok(state) => state,
+            Err(err) => {
+                let _ = inner.store.release(topic_ref, fence).await;
+                return Err(err);
+            }
+        };
+        Ok(self.start(state, fence))
+    }
+
+    /// Loads a topic after acquiring it: its stored state, or a fresh one when only the
+    /// raw topic is known.
+    async fn load(
+        &self,
+        topic_ref: &TopicRef,
+        topic: Option<&TopicId>,
+    ) -> Result<TopicState, TopicError> {
+        let inner = &self.inner;
         let snapshot = inner
             .store
-            .load(topic.topic_ref())
+            .load(topic_ref)
             .await
             .map_err(|_| TopicError::Unavailable)?;
+        let stored = match &snapshot.header {
+            Some(header) => Some(
+                TopicId::parse(&header.topic, &inner.key)
+                    .ok()
+                    .filter(|stored| stored.topic_ref() == topic_ref)
+                    .ok_or(TopicError::Unavailable)?,
+            ),
+            None => None,
+        };
+        let Some(topic) = stored.or_else(|| topic.cloned()) else {
+            return Err(TopicError::UnknownEndpoint);
+        };
         let restored = TopicState::restore(topic.clone(), inner.settings.clone(), snapshot);
-        let state = restored.unwrap_or_else(|| {
+        Ok(restored.unwrap_or_else(|| {
             let epoch = u64::from_le_bytes(random_bytes::<8>());
-            TopicState::new(topic.clone(), inner.settings.clone(), epoch)
-        });
+            TopicState::new(topic, inner.settings.clone(), epoch)
+        }))
+    }
+
+    fn start(&self, state: TopicState, fence: Fence) -> TopicHandle {
+        let inner = &self.inner;
+        let topic = state.topic().clone();
         let (sender, mailbox) = mpsc::channel(inner.settings.mailbox_capacity);
         let actor = TopicActor {
             state,
@@ -146,19 +269,15 @@ impl Registry {
         // A root span: the actor outlives the request that happened to start it.
         let span = tracing::info_span!(parent: None, "topic", topic = %topic);
         let registry = Arc::clone(&self.inner);
-        let topic_ref = topic.topic_ref().clone();
         inner.tracker.spawn(
             async move {
                 actor.run().await;
                 // Forget the stopped actor, unless a new one already took its place.
-                let mut topics = registry.topics.lock().await;
-                if topics.get(&topic_ref).is_some_and(TopicHandle::is_stopped) {
-                    topics.remove(&topic_ref);
-                }
+                registry.forget_if_empty(topic.topic_ref());
             }
             .instrument(span),
         );
-        Ok(handle)
+        handle
     }
 }
 

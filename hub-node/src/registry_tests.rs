@@ -31,6 +31,7 @@ fn registry() -> Registry {
     Registry::new(
         store,
         settings,
+        TopicKey::random(),
         TaskTracker::new(),
         CancellationToken::new(),
     )
@@ -89,7 +90,7 @@ async fn a_quiet_topic_with_a_subscriber_stays_and_keeps_answering() {
     // Far past the idle and retention periods: a subscribed topic stays. (An actor that
     // spun on a past deadline would never let virtual time reach this point.)
     tokio::time::sleep(RETENTION * 2).await;
-    assert_eq!(registry.live_topics().await, 1);
+    assert_eq!(registry.live_topics(), 1);
     let context = handle
         .current_context()
         .await
@@ -108,7 +109,7 @@ async fn an_abandoned_topic_is_dropped_after_the_retention_period() {
         .expect("accepted");
     tokio::time::sleep(RETENTION - Duration::from_secs(5)).await;
     assert_eq!(
-        registry.live_topics().await,
+        registry.live_topics(),
         1,
         "dropped before the retention period"
     );
@@ -117,7 +118,7 @@ async fn an_abandoned_topic_is_dropped_after_the_retention_period() {
 
     // Reading the context above was activity: the retention period counts from there.
     wait_until(RETENTION + Duration::from_secs(10), || async {
-        registry.live_topics().await == 0
+        registry.live_topics() == 0
     })
     .await;
     assert!(handle.is_stopped());
@@ -135,9 +136,9 @@ async fn an_empty_topic_stops_after_the_idle_period_and_is_forgotten() {
     let topic = topic();
     let handle = registry.topic(&topic).await.expect("topic starts");
     handle.current_context().await.expect("answers");
-    wait_until(IDLE * 2, || async { registry.live_topics().await == 0 }).await;
+    wait_until(IDLE * 2, || async { registry.live_topics() == 0 }).await;
     assert!(handle.is_stopped());
     let again = registry.topic(&topic).await.expect("respawned on use");
     again.current_context().await.expect("answers");
-    assert_eq!(registry.live_topics().await, 1);
+    assert_eq!(registry.live_topics(), 1);
 }

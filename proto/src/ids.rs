@@ -77,6 +77,13 @@ impl fmt::Debug for TopicKey {
 pub struct TopicRef(String);
 
 impl TopicRef {
+    /// Parses a ref another process sent or a store held: 22 base64url characters (the
+    /// form [`TopicKey::topic_ref`] makes).
+    pub fn parse(raw: &str) -> Option<Self> {
+        (raw.len() == 22 && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+            .then(|| Self(raw.to_owned()))
+    }
+
     /// Returns the ref as text.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -16,6 +16,8 @@
 //! - [`ids`]: topics, topic refs and endpoint ids; [`json`]: strict JSON parsing.
 //! - [`bus`]: the envelope topics publish for gateways; [`error`]: error codes.
 //! - [`hub`]: the `HubClient` vocabulary: what gateways ask of a topic's owner.
+//! - [`placement`]: which hub node should own a topic; [`redis_schema`]: every Redis key
+//!   and Lua script of the cluster.
 
 pub mod bundle;
 pub mod bus;
@@ -29,6 +31,8 @@ pub mod fhir;
 pub mod hub;
 pub mod ids;
 pub mod json;
+pub mod placement;
+pub mod redis_schema;
 pub mod scope;
 pub mod subscription;
 pub mod sync_error;

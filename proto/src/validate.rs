@@ -28,6 +28,17 @@ pub struct AnchorKey {
     pub id: String,
 }
 
+impl AnchorKey {
+    /// Parses the `Type/id` form a store keeps anchors under.
+    pub fn parse_field(raw: &str) -> Option<Self> {
+        let (resource_type, id) = raw.split_once('/')?;
+        (!resource_type.is_empty() && !id.is_empty()).then(|| Self {
+            resource_type: resource_type.to_owned(),
+            id: id.to_owned(),
+        })
+    }
+}
+
 struct KeyRules {
     required: &'static [&'static str],
     optional: &'static [&'static str],

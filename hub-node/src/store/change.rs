@@ -15,6 +15,8 @@ use crate::topic::{ContextPointer, Ended, OpenContext, Subscription};
 /// The counters of a topic, written with every change (a few dozen bytes).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Header {
+    /// The raw topic (a node reaching the topic by its ref alone reads it from here).
+    pub topic: String,
     /// The topic's epoch.
     pub epoch: u64,
     /// The seq of the last envelope.

@@ -5,6 +5,8 @@
 
 mod change;
 mod memory;
+mod redis;
+mod wire_stub;
 
 use std::fmt;
 
@@ -12,6 +14,7 @@ use fhircast_proto::{EndpointId, TopicRef};
 
 pub use change::{Change, Delta, Header, Snapshot};
 pub use memory::MemoryStore;
+pub use redis::{RedisStore, RedisStoreSettings};
 
 /// Proof of ownership of a topic, presented on every commit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,6 +26,23 @@ pub enum StoreError {
     /// Someone else owns the topic now; this owner must stop.
     #[error("the topic is owned elsewhere")]
     Fenced,
+    /// Another node's lease on the topic runs.
+    #[error("the topic is owned by another node")]
+    Owned {
+        /// The owning node's id.
+        holder: String,
+    },
+    /// The store's seq is not where the owner's is: a write it acknowledged was lost (a
+    /// Redis failover rolled it back) or someone else wrote. The topic must start over.
+    #[error("the stored sequence ({stored_seq}) differs from the owner's")]
+    RolledBack {
+        /// The seq the store holds.
+        stored_seq: u64,
+    },
+    /// The store holds something the owner did not expect (a duplicate id, an unreadable
+    /// header): the owner must reload.
+    #[error("the stored topic differs from the owner's")]
+    Diverged,
     /// The store cannot be reached.
     #[error("the store is unavailable")]
     Unavailable,
@@ -33,6 +53,17 @@ pub enum StoreError {
 pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Takes ownership of a topic; returns the fence later commits must present.
     async fn acquire(&self, topic: &TopicRef) -> Result<Fence, StoreError>;
+
+    /// How long ownership lasts without [`Store::renew`]; `None` when it never lapses
+    /// (the embedded store).
+    fn lease_ms(&self) -> Option<u64> {
+        None
+    }
+
+    /// Extends ownership; `false` when someone else took the topic (stop serving it).
+    async fn renew(&self, _topic: &TopicRef, _fence: Fence) -> Result<bool, StoreError> {
+        Ok(true)
+    }
 
     /// Loads what the store holds of a topic (empty for a topic never committed). Called
     /// only after [`Store::acquire`], so nobody else writes it meanwhile.

@@ -14,7 +14,7 @@ use super::command::{Reply, TopicCommand};
 use fhircast_proto::hub::{instant_at, unix_now_ms};
 
 use super::state::{Effects, Note, TopicState};
-use crate::store::{Fence, Store};
+use crate::store::{Fence, Store, StoreError};
 use fhircast_proto::hub::TopicError;
 
 /// Why an actor ended, logged once when it does.
@@ -32,6 +32,37 @@ pub enum TopicExit {
     /// A commit failed (store unavailable or ownership lost): the in-memory state may
     /// differ from the store's, so the actor stops and the next command reloads.
     Lost,
+    /// Its lease could not be renewed in time, or another node took the topic: it stops
+    /// serving before anyone else may (self-fencing).
+    Fenced,
+}
+
+/// The ownership lease of a topic whose store makes them lapse: renewed at a third of its
+/// length, trusted only until its length minus a safety margin has passed since the
+/// renewal that was last confirmed.
+struct Lease {
+    length: Duration,
+    valid_until: Instant,
+    next_renewal: Instant,
+}
+
+impl Lease {
+    fn new(length: Duration) -> Self {
+        let now = Instant::now();
+        Self {
+            length,
+            valid_until: now + length.mul_f32(0.8),
+            next_renewal: now + length / 3,
+        }
+    }
+
+    fn renew_at(&self) -> Instant {
+        self.next_renewal
+    }
+
+    fn is_valid(&self) -> bool {
+        Instant::now() < self.valid_until
+    }
 }
 
 pub(crate) struct TopicActor {
@@ -47,14 +78,28 @@ pub(crate) struct TopicActor {
 impl TopicActor {
     pub(crate) async fn run(mut self) -> TopicExit {
         let mut last_command = Instant::now();
+        let mut lease = self.store.lease_ms().map(|ms| Lease::new(Duration::from_millis(ms)));
         let exit = loop {
             let wake = self.next_wake(last_command);
+            let renew_at = lease.as_ref().map_or(wake, Lease::renew_at);
             tokio::select! {
                 biased;
                 () = self.shutdown.cancelled() => break TopicExit::Shutdown,
+                () = sleep_until(renew_at), if lease.is_some() => {
+                    if let Some(lease) = lease.as_mut()
+                        && let Err(exit) = self.renew(lease).await
+                    {
+                        break exit;
+                    }
+                }
                 command = self.mailbox.recv() => {
                     let Some(command) = command else { break TopicExit::AllHandlesDropped };
                     last_command = Instant::now();
+                    if lease.as_ref().is_some_and(|lease| !lease.is_valid()) {
+                        // Self-fencing: a lease that may have lapsed serves nothing.
+                        command.refuse(TopicError::Unavailable);
+                        break TopicExit::Fenced;
+                    }
                     if self.handle(command).await.is_err() {
                         break TopicExit::Lost;
                     }
@@ -80,6 +125,32 @@ impl TopicActor {
         }
         debug!(topic = %self.state.topic(), exit = ?exit, "topic actor stopped");
         exit
+    }
+
+    /// Renews the lease; `Err` with the exit when the topic must stop being served.
+    async fn renew(&mut self, lease: &mut Lease) -> Result<(), TopicExit> {
+        let started = Instant::now();
+        let topic = self.state.topic().topic_ref().clone();
+        match self.store.renew(&topic, self.fence).await {
+            Ok(true) => {
+                lease.valid_until = started + lease.length.mul_f32(0.8);
+                lease.next_renewal = started + lease.length / 3;
+                Ok(())
+            }
+            Ok(false) => {
+                warn!(topic = %self.state.topic(), "another node took the topic; this node stops serving it");
+                Err(TopicExit::Fenced)
+            }
+            Err(err) if lease.is_valid() => {
+                debug!(topic = %self.state.topic(), error = %err, "lease renewal failed; retrying");
+                lease.next_renewal = Instant::now() + lease.length / 10;
+                Ok(())
+            }
+            Err(err) => {
+                warn!(topic = %self.state.topic(), error = %err, "lease could not be renewed in time; this node stops serving the topic");
+                Err(TopicExit::Fenced)
+            }
+        }
     }
 
     /// Returns why the actor should stop now, if it should: nobody is subscribed and no
@@ -202,8 +273,15 @@ impl TopicActor {
         self.store
             .commit(&topic, self.fence, change)
             .await
-            .map_err(|err| {
-                warn!(topic = %self.state.topic(), error = %err, "commit failed; stopping the topic");
+            .map_err(|err| match err {
+                StoreError::RolledBack { stored_seq } => warn!(
+                    topic = %self.state.topic(),
+                    stored_seq,
+                    seq = self.state.seq(),
+                    "the store lost acknowledged changes of this topic (a Redis failover rolled \
+                     them back?); the topic restarts from what the store holds"
+                ),
+                err => warn!(topic = %self.state.topic(), error = %err, "commit failed; stopping the topic"),
             })?;
         self.log_notes(&notes);
         Ok(())

@@ -48,3 +48,18 @@ pub(crate) enum TopicCommand {
         reply: Reply<()>,
     },
 }
+
+impl TopicCommand {
+    /// Answers the command with `err` without running it.
+    pub(crate) fn refuse(self, err: TopicError) {
+        match self {
+            Self::Subscribe { reply, .. } => drop(reply.send(Err(err))),
+            Self::Unsubscribe { reply, .. }
+            | Self::ReportFailure { reply, .. }
+            | Self::Detach { reply, .. } => drop(reply.send(Err(err))),
+            Self::Attach { reply, .. } => drop(reply.send(Err(err))),
+            Self::Publish { reply, .. } => drop(reply.send(Err(err))),
+            Self::CurrentContext { reply } => drop(reply.send(Err(err))),
+        }
+    }
+}

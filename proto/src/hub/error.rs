@@ -20,6 +20,12 @@ pub enum TopicError {
     /// The topic's actor stopped; the registry respawns it.
     #[error("the topic stopped")]
     Stopped,
+    /// Another hub node owns the topic (its lease runs): ask that one.
+    #[error("another hub node owns the topic")]
+    NotOwner {
+        /// The owning node's id.
+        holder: String,
+    },
     /// The store could not commit the change; nothing was acknowledged.
     #[error("the hub could not store the change, retry later")]
     Unavailable,
@@ -33,7 +39,7 @@ impl TopicError {
             Self::UnknownEndpoint => ErrorCode::NotFound,
             Self::EndpointInUse => ErrorCode::Conflict,
             Self::Overloaded => ErrorCode::Overloaded,
-            Self::Stopped | Self::Unavailable => ErrorCode::Unavailable,
+            Self::Stopped | Self::Unavailable | Self::NotOwner { .. } => ErrorCode::Unavailable,
         }
     }
 }

@@ -44,6 +44,7 @@ impl TopicState {
         );
         Change {
             header: Header {
+                topic: self.topic.expose().to_owned(),
                 epoch: self.epoch,
                 seq: self.seq,
                 next_generation: self.next_generation,

@@ -1,0 +1,4 @@
+//! Cluster mechanics of a hub node (DESIGN §6): membership heartbeats, the tonic service
+//! that gateways call, and start-up of a node against Redis.
+
+pub mod membership;

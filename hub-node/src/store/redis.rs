@@ -1,0 +1,329 @@
+//! The Redis store of the cluster: every topic materialised in a few hashes under its own
+//! hash tag, changed only by the fenced scripts of `fhircast_proto::redis_schema`.
+//!
+//! - [`Store::acquire`] takes the lease and bumps the fence in one step (or answers
+//!   `Owned{holder}`); state is loaded only after that.
+//! - [`Store::commit`] runs one script per change: fence check, seq continuity, duplicate
+//!   ids refused, touched entries written, envelopes appended to the capped stream and
+//!   published. The endpoint index (other slots) is written after the script returns,
+//!   before the caller acknowledges anything.
+//! - Scripts run by SHA; `redis::Script` reloads them on `NOSCRIPT` (a restarted or
+//!   failed-over Redis).
+//!
+//! Works over any async Redis connection: a `ConnectionManager` (single server, Sentinel
+//! primary) or a cluster connection.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+
+use redis::aio::ConnectionLike;
+use redis::{RedisError, Script};
+use tracing::warn;
+
+use fhircast_proto::redis_schema::{self, TopicKeys, endpoint_key};
+use fhircast_proto::validate::AnchorKey;
+use crate::store::wire_stub::encode_envelope;
+use fhircast_proto::{EndpointId, TopicRef};
+
+use super::{Change, Delta, Fence, Header, Snapshot, Store, StoreError};
+
+/// How the store behaves; the defaults are the production ones.
+#[derive(Clone, Debug)]
+pub struct RedisStoreSettings {
+    /// This node's id (the lease holder's name).
+    pub node_id: String,
+    /// How long a lease runs without renewal.
+    pub lease_ms: u64,
+    /// Envelopes kept per topic stream for backfill (approximate, trimmed with `~`).
+    pub stream_max_len: usize,
+    /// Accepted event ids kept per topic.
+    pub accepted_capacity: usize,
+    /// How long an endpoint keeps resolving if its removal is never written (a safety net;
+    /// removals delete it).
+    pub endpoint_ttl_ms: u64,
+    /// `PUBLISH`, or `SPUBLISH` for Redis Cluster's sharded pub/sub.
+    pub sharded_pubsub: bool,
+}
+
+/// The Redis store.
+pub struct RedisStore<C> {
+    conn: C,
+    settings: RedisStoreSettings,
+    acquire: Script,
+    renew: Script,
+    release: Script,
+    commit: Script,
+}
+
+impl<C> fmt::Debug for RedisStore<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C> RedisStore<C>
+where
+    C: ConnectionLike + Clone + Send + Sync + 'static,
+{
+    /// Creates a store over `conn`.
+    pub fn new(conn: C, settings: RedisStoreSettings) -> Self {
+        Self {
+            conn,
+            settings,
+            acquire: Script::new(redis_schema::ACQUIRE),
+            renew: Script::new(redis_schema::RENEW),
+            release: Script::new(redis_schema::RELEASE),
+            commit: Script::new(redis_schema::COMMIT),
+        }
+    }
+
+    fn conn(&self) -> C {
+        self.conn.clone()
+    }
+}
+
+/// Maps a script or connection failure to what the actor acts on.
+fn store_error(err: &RedisError) -> StoreError {
+    let detail = err.detail().unwrap_or_default();
+    match err.code() {
+        Some("FENCED") => StoreError::Fenced,
+        Some("SEQ") => StoreError::RolledBack {
+            stored_seq: detail.trim().parse().unwrap_or_default(),
+        },
+        Some("DUPLICATE") => StoreError::Diverged,
+        _ => StoreError::Unavailable,
+    }
+}
+
+fn anchor_field(anchor: &AnchorKey) -> String {
+    format!("{}/{}", anchor.resource_type, anchor.id)
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|_| StoreError::Diverged)
+}
+
+/// Parses the entries of a hash, skipping (and reporting) any that do not parse: a
+/// corrupt entry loses one subscription or anchor, never the topic.
+fn entries<K: Ord, V: serde::de::DeserializeOwned>(
+    raw: Vec<(String, String)>,
+    key: impl Fn(&str) -> Option<K>,
+    what: &str,
+    topic: &TopicRef,
+) -> BTreeMap<K, V> {
+    let mut parsed = BTreeMap::new();
+    for (field, value) in raw {
+        match (key(&field), serde_json::from_str(&value)) {
+            (Some(k), Ok(v)) => {
+                parsed.insert(k, v);
+            }
+            _ => warn!(topic = %topic, what, "skipped an unreadable stored entry"),
+        }
+    }
+    parsed
+}
+
+#[async_trait::async_trait]
+impl<C> Store for RedisStore<C>
+where
+    C: ConnectionLike + Clone + Send + Sync + 'static,
+{
+    async fn acquire(&self, topic: &TopicRef) -> Result<Fence, StoreError> {
+        let keys = TopicKeys::of(topic);
+        let (acquired, value): (u8, String) = self
+            .acquire
+            .key(&keys.lease)
+            .key(&keys.meta)
+            .arg(&self.settings.node_id)
+            .arg(self.settings.lease_ms)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(|err| store_error(&err))?;
+        if acquired == 1 {
+            value.parse().map(Fence).map_err(|_| StoreError::Diverged)
+        } else {
+            Err(StoreError::Owned { holder: value })
+        }
+    }
+
+    async fn renew(&self, topic: &TopicRef, fence: Fence) -> Result<bool, StoreError> {
+        let keys = TopicKeys::of(topic);
+        let renewed: u8 = self
+            .renew
+            .key(&keys.lease)
+            .key(&keys.meta)
+            .arg(&self.settings.node_id)
+            .arg(fence.0)
+            .arg(self.settings.lease_ms)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(|err| store_error(&err))?;
+        Ok(renewed == 1)
+    }
+
+    fn lease_ms(&self) -> Option<u64> {
+        Some(self.settings.lease_ms)
+    }
+
+    async fn load(&self, topic: &TopicRef) -> Result<Snapshot, StoreError> {
+        let keys = TopicKeys::of(topic);
+        let mut pipe = redis::pipe();
+        pipe.hget(&keys.meta, "header")
+            .hgetall(&keys.subs)
+            .hgetall(&keys.ended)
+            .hgetall(&keys.ctx)
+            .lrange(&keys.idorder, 0, -1)
+            .hgetall(&keys.ids);
+        #[allow(clippy::type_complexity)]
+        let (header, subs, ended, ctx, order, ids): (
+            Option<String>,
+            Vec<(String, String)>,
+            Vec<(String, String)>,
+            Vec<(String, String)>,
+            Vec<String>,
+            Vec<(String, String)>,
+        ) = pipe
+            .query_async(&mut self.conn())
+            .await
+            .map_err(|err| store_error(&err))?;
+        let Some(header) = header else {
+            return Ok(Snapshot::default());
+        };
+        let header: Header = serde_json::from_str(&header).map_err(|_| {
+            warn!(topic = %topic, "the stored topic header is unreadable");
+            StoreError::Diverged
+        })?;
+        let fingerprints: BTreeMap<String, String> = ids.into_iter().collect();
+        let accepted: VecDeque<(String, u64)> = order
+            .into_iter()
+            .filter_map(|id| {
+                let fingerprint = fingerprints.get(&id)?.parse().ok()?;
+                Some((id, fingerprint))
+            })
+            .collect();
+        Ok(Snapshot {
+            header: Some(header),
+            subscriptions: entries(subs, EndpointId::parse, "subscription", topic),
+            ended: entries(ended, EndpointId::parse, "ended endpoint", topic),
+            contexts: entries(ctx, AnchorKey::parse_field, "open anchor", topic),
+            accepted,
+        })
+    }
+
+    async fn commit(
+        &self,
+        topic: &TopicRef,
+        fence: Fence,
+        change: Change,
+    ) -> Result<(), StoreError> {
+        let keys = TopicKeys::of(topic);
+        let mut invocation = self.commit.prepare_invoke();
+        for key in keys.for_commit() {
+            invocation.key(key);
+        }
+        invocation
+            .arg(fence.0)
+            .arg(json(&change.header)?)
+            .arg(change.header.seq)
+            .arg(change.header.epoch)
+            .arg(self.settings.accepted_capacity)
+            .arg(self.settings.stream_max_len)
+            .arg(&keys.channel)
+            .arg(if self.settings.sharded_pubsub {
+                "SPUBLISH"
+            } else {
+                "PUBLISH"
+            })
+            .arg(change.deltas.len());
+        for delta in &change.deltas {
+            let (kind, field, value) = match delta {
+                Delta::Subscription { endpoint, record } => (
+                    "s",
+                    endpoint.expose().to_owned(),
+                    record.as_ref().map(json).transpose()?,
+                ),
+                Delta::Ended { endpoint, record } => (
+                    "e",
+                    endpoint.expose().to_owned(),
+                    record.as_ref().map(json).transpose()?,
+                ),
+                Delta::Context { anchor, record } => (
+                    "c",
+                    anchor_field(anchor),
+                    record.as_ref().map(json).transpose()?,
+                ),
+                Delta::Accepted { id, fingerprint } => {
+                    ("a", id.clone(), Some(fingerprint.to_string()))
+                }
+            };
+            invocation.arg(kind).arg(field).arg(value.unwrap_or_default());
+        }
+        for envelope in &change.envelopes {
+            invocation.arg(envelope.seq).arg(encode_envelope(envelope));
+        }
+        let _: u8 = invocation
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(|err| store_error(&err))?;
+        self.index_endpoints(topic, &change).await
+    }
+
+    async fn release(&self, topic: &TopicRef, fence: Fence) -> Result<(), StoreError> {
+        let keys = TopicKeys::of(topic);
+        let _: u8 = self
+            .release
+            .key(&keys.lease)
+            .key(&keys.meta)
+            .arg(&self.settings.node_id)
+            .arg(fence.0)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(|err| store_error(&err))?;
+        Ok(())
+    }
+
+    async fn resolve_endpoint(
+        &self,
+        endpoint: &EndpointId,
+    ) -> Result<Option<TopicRef>, StoreError> {
+        let raw: Option<String> = redis::cmd("GET")
+            .arg(endpoint_key(endpoint))
+            .query_async(&mut self.conn())
+            .await
+            .map_err(|err| store_error(&err))?;
+        Ok(raw.as_deref().and_then(TopicRef::parse))
+    }
+}
+
+impl<C> RedisStore<C>
+where
+    C: ConnectionLike + Clone + Send + Sync + 'static,
+{
+    /// Writes the endpoint index: new endpoints resolve to the topic, removed ones stop.
+    async fn index_endpoints(&self, topic: &TopicRef, change: &Change) -> Result<(), StoreError> {
+        if change.endpoints_added.is_empty() && change.endpoints_removed.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn();
+        for endpoint in &change.endpoints_added {
+            let _: () = redis::cmd("SET")
+                .arg(endpoint_key(endpoint))
+                .arg(topic.as_str())
+                .arg("PX")
+                .arg(self.settings.endpoint_ttl_ms)
+                .query_async(&mut conn)
+                .await
+                .map_err(|err| store_error(&err))?;
+        }
+        for endpoint in &change.endpoints_removed {
+            let _: () = redis::cmd("DEL")
+                .arg(endpoint_key(endpoint))
+                .query_async(&mut conn)
+                .await
+                .map_err(|err| store_error(&err))?;
+        }
+        Ok(())
+    }
+}

@@ -23,6 +23,12 @@ pub enum TopicError {
     /// The store could not commit the change; nothing was acknowledged.
     #[error("the hub could not store the change, retry later")]
     Unavailable,
+    /// Another hub node owns the topic: the caller asks `holder` instead.
+    #[error("another hub node owns the topic")]
+    NotOwner {
+        /// The id of the hub node that owns the topic.
+        holder: String,
+    },
 }
 
 impl TopicError {
@@ -33,7 +39,7 @@ impl TopicError {
             Self::UnknownEndpoint => ErrorCode::NotFound,
             Self::EndpointInUse => ErrorCode::Conflict,
             Self::Overloaded => ErrorCode::Overloaded,
-            Self::Stopped | Self::Unavailable => ErrorCode::Unavailable,
+            Self::Stopped | Self::Unavailable | Self::NotOwner { .. } => ErrorCode::Unavailable,
         }
     }
 }

@@ -47,7 +47,9 @@ struct Inner {
 
 impl Inner {
     fn slots(&self) -> MutexGuard<'_, HashMap<TopicRef, Slot>> {
-        self.slots.lock().unwrap_or_else(|poison| poison.into_inner())
+        self.slots
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 
     /// Forgets a slot that holds no running actor (and nobody is spawning into).

@@ -77,11 +77,12 @@ impl fmt::Debug for TopicKey {
 pub struct TopicRef(String);
 
 impl TopicRef {
-    /// Parses a ref another process sent or a store held: 22 base64url characters (the
-    /// form [`TopicKey::topic_ref`] makes).
+    /// Parses a ref received from another process: only the shape [`TopicKey::topic_ref`]
+    /// produces (16 bytes, base64url without padding) is accepted.
     pub fn parse(raw: &str) -> Option<Self> {
-        (raw.len() == 22 && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
-            .then(|| Self(raw.to_owned()))
+        let well_formed =
+            raw.len() == 22 && URL_SAFE_NO_PAD.decode(raw).is_ok_and(|tag| tag.len() == 16);
+        well_formed.then(|| Self(raw.to_owned()))
     }
 
     /// Returns the ref as text.
@@ -217,6 +218,19 @@ mod tests {
         assert!(TopicId::parse("short", &key).is_err());
         assert!(TopicId::parse("has space in the topic ok", &key).is_err());
         assert!(TopicId::parse("fdb2f928-5546-4f52-87a0-0648e9ded065", &key).is_ok());
+    }
+
+    #[test]
+    fn topic_refs_parse_only_in_the_shape_keys_make() {
+        let key = TopicKey::random();
+        let topic_ref = key.topic_ref("secret-topic-0123456789");
+        assert_eq!(TopicRef::parse(topic_ref.as_str()), Some(topic_ref.clone()));
+        assert_eq!(TopicRef::parse(""), None);
+        assert_eq!(TopicRef::parse(&format!("{}A", topic_ref.as_str())), None);
+        assert_eq!(TopicRef::parse("t:AAAAAAAAAAAAAAAAAAAA"), None);
+        assert_eq!(TopicRef::parse("AAAAAAAAAAAAAAAAAAAAA/"), None);
+        // 22 characters carry 132 bits: a ref's last 4 bits are always zero.
+        assert_eq!(TopicRef::parse("AAAAAAAAAAAAAAAAAAAAAB"), None);
     }
 
     #[test]

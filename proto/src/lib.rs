@@ -1,7 +1,8 @@
 //! The FHIRcast contract shared by every fhircast-hub process.
 //!
 //! No I/O and no tasks live here: only the shapes that cross a process boundary and the
-//! rules every process must apply identically.
+//! rules every process must apply identically. The gRPC client and server generated in
+//! [`wire`] are driven by the processes, which own the connections.
 //!
 //! # Layout
 //!
@@ -18,6 +19,8 @@
 //! - [`hub`]: the `HubClient` vocabulary: what gateways ask of a topic's owner.
 //! - [`placement`]: which hub node should own a topic; [`redis_schema`]: every Redis key
 //!   and Lua script of the cluster.
+//! - [`wire`]: the cluster's gRPC and bus messages (`fhircast.hub.v1`) and their
+//!   conversions to and from [`hub`] and [`bus`].
 
 pub mod bundle;
 pub mod bus;
@@ -37,6 +40,7 @@ pub mod scope;
 pub mod subscription;
 pub mod sync_error;
 pub mod validate;
+pub mod wire;
 
 pub use error::{ErrorCode, ValidationError};
 pub use event_name::{EventKind, EventName};

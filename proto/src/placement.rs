@@ -82,9 +82,15 @@ mod tests {
         let four = place(&topics, &["hub-0", "hub-1", "hub-2", "hub-3"]);
         let moved = three.iter().zip(&four).filter(|(a, b)| a != b).count();
         for (before, after) in three.iter().zip(&four) {
-            assert!(before == after || *after == "hub-3", "a topic moved between old nodes");
+            assert!(
+                before == after || *after == "hub-3",
+                "a topic moved between old nodes"
+            );
         }
-        assert!((150..=350).contains(&moved), "adding a 4th node moved {moved} of 1000");
+        assert!(
+            (150..=350).contains(&moved),
+            "adding a 4th node moved {moved} of 1000"
+        );
     }
 
     #[test]

@@ -231,7 +231,11 @@ mod tests {
         let topic = TopicKey::new(b"k").topic_ref("topic-0123456789abcdef");
         let keys = TopicKeys::of(&topic);
         let tag = format!("{{{}}}", topic.as_str());
-        for key in keys.for_commit().iter().chain([&keys.lease.as_str(), &keys.channel.as_str()]) {
+        for key in keys
+            .for_commit()
+            .iter()
+            .chain([&keys.lease.as_str(), &keys.channel.as_str()])
+        {
             assert!(key.starts_with("fhc:v1:"), "{key}");
             assert_eq!(key.matches(&tag).count(), 1, "{key}");
         }

@@ -37,7 +37,10 @@ pub fn run<C>(
     conn: C,
     me: NodeMember,
     shutdown: CancellationToken,
-) -> (watch::Receiver<BTreeSet<String>>, tokio::task::JoinHandle<()>)
+) -> (
+    watch::Receiver<BTreeSet<String>>,
+    tokio::task::JoinHandle<()>,
+)
 where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {

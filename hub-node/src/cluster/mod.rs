@@ -2,3 +2,4 @@
 //! that gateways call, and start-up of a node against Redis.
 
 pub mod membership;
+pub mod service;

@@ -36,7 +36,9 @@ fn malformed(err: impl std::fmt::Display) -> Status {
 }
 
 fn answer<T, M: From<T>>(result: Result<T, TopicError>) -> Result<Response<M>, Status> {
-    result.map(|value| Response::new(M::from(value))).map_err(Status::from)
+    result
+        .map(|value| Response::new(M::from(value)))
+        .map_err(Status::from)
 }
 
 #[tonic::async_trait]
@@ -45,7 +47,10 @@ impl HubNode for HubNodeService {
         &self,
         request: Request<v1::SubscribeRequest>,
     ) -> Result<Response<v1::SubscribeResponse>, Status> {
-        let (topic, command) = request.into_inner().into_parts(&self.key).map_err(malformed)?;
+        let (topic, command) = request
+            .into_inner()
+            .into_parts(&self.key)
+            .map_err(malformed)?;
         let result = self
             .registry
             .with_topic(&topic, |handle| {
@@ -60,7 +65,10 @@ impl HubNode for HubNodeService {
         &self,
         request: Request<v1::UnsubscribeRequest>,
     ) -> Result<Response<v1::UnsubscribeResponse>, Status> {
-        let (topic, endpoint) = request.into_inner().into_parts(&self.key).map_err(malformed)?;
+        let (topic, endpoint) = request
+            .into_inner()
+            .into_parts(&self.key)
+            .map_err(malformed)?;
         let result = self
             .registry
             .with_topic(&topic, |handle| {
@@ -100,7 +108,10 @@ impl HubNode for HubNodeService {
         &self,
         request: Request<v1::PublishRequest>,
     ) -> Result<Response<v1::PublishResponse>, Status> {
-        let (topic, event, poster) = request.into_inner().into_parts(&self.key).map_err(malformed)?;
+        let (topic, event, poster) = request
+            .into_inner()
+            .into_parts(&self.key)
+            .map_err(malformed)?;
         let result = self
             .registry
             .with_topic(&topic, |handle| {
@@ -115,10 +126,16 @@ impl HubNode for HubNodeService {
         &self,
         request: Request<v1::CurrentContextRequest>,
     ) -> Result<Response<v1::CurrentContextResponse>, Status> {
-        let topic = request.into_inner().into_parts(&self.key).map_err(malformed)?;
+        let topic = request
+            .into_inner()
+            .into_parts(&self.key)
+            .map_err(malformed)?;
         let result = self
             .registry
-            .with_topic(&topic, |handle| async move { handle.current_context().await })
+            .with_topic(
+                &topic,
+                |handle| async move { handle.current_context().await },
+            )
             .await;
         answer(result)
     }

@@ -6,7 +6,6 @@
 mod change;
 mod memory;
 mod redis;
-mod wire_stub;
 
 use std::fmt;
 

@@ -22,7 +22,7 @@ use tracing::warn;
 
 use fhircast_proto::redis_schema::{self, TopicKeys, endpoint_key};
 use fhircast_proto::validate::AnchorKey;
-use crate::store::wire_stub::encode_envelope;
+use fhircast_proto::wire::Trace;
 use fhircast_proto::{EndpointId, TopicRef};
 
 use super::{Change, Delta, Fence, Header, Snapshot, Store, StoreError};
@@ -258,10 +258,15 @@ where
                     ("a", id.clone(), Some(fingerprint.to_string()))
                 }
             };
-            invocation.arg(kind).arg(field).arg(value.unwrap_or_default());
+            invocation
+                .arg(kind)
+                .arg(field)
+                .arg(value.unwrap_or_default());
         }
         for envelope in &change.envelopes {
-            invocation.arg(envelope.seq).arg(encode_envelope(envelope));
+            invocation
+                .arg(envelope.seq)
+                .arg(envelope.to_wire(Trace::default()));
         }
         let _: u8 = invocation
             .invoke_async(&mut self.conn())

@@ -78,7 +78,10 @@ pub(crate) struct TopicActor {
 impl TopicActor {
     pub(crate) async fn run(mut self) -> TopicExit {
         let mut last_command = Instant::now();
-        let mut lease = self.store.lease_ms().map(|ms| Lease::new(Duration::from_millis(ms)));
+        let mut lease = self
+            .store
+            .lease_ms()
+            .map(|ms| Lease::new(Duration::from_millis(ms)));
         let exit = loop {
             let wake = self.next_wake(last_command);
             let renew_at = lease.as_ref().map_or(wake, Lease::renew_at);

@@ -20,15 +20,15 @@ pub enum TopicError {
     /// The topic's actor stopped; the registry respawns it.
     #[error("the topic stopped")]
     Stopped,
-    /// Another hub node owns the topic (its lease runs): ask that one.
-    #[error("another hub node owns the topic")]
-    NotOwner {
-        /// The owning node's id.
-        holder: String,
-    },
     /// The store could not commit the change; nothing was acknowledged.
     #[error("the hub could not store the change, retry later")]
     Unavailable,
+    /// Another hub node owns the topic: the caller asks `holder` instead.
+    #[error("another hub node owns the topic")]
+    NotOwner {
+        /// The id of the hub node that owns the topic.
+        holder: String,
+    },
 }
 
 impl TopicError {

@@ -5,16 +5,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::{ArgAction, Parser, ValueEnum};
+use clap::Parser;
 
-/// Log line format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
+use hub_node::config::TopicArgs;
+use hub_node::telemetry::LogFormat;
 
 /// `fhircast-gateway` configuration.
 #[derive(Clone, Debug, Parser)]
@@ -88,20 +82,6 @@ pub struct Config {
     #[arg(long, env = "FHIRCAST_ACK_TIMEOUT_MS", default_value_t = 10_000)]
     pub ack_timeout_ms: u64,
 
-    /// How long a returned endpoint may wait to be connected.
-    #[arg(long, env = "FHIRCAST_ATTACH_WINDOW_MS", default_value_t = 30_000)]
-    pub attach_window_ms: u64,
-
-    /// How long after its socket closed an endpoint may be connected again (never beyond
-    /// the lease); 0 makes endpoints single-use.
-    #[arg(long, env = "FHIRCAST_REATTACH_WINDOW_MS", default_value_t = 300_000)]
-    pub reattach_window_ms: u64,
-
-    /// How long a subscriber whose connection closed abnormally may take to reconnect
-    /// before the hub raises a SyncError about it.
-    #[arg(long, env = "FHIRCAST_RECONNECT_GRACE_MS", default_value_t = 10_000)]
-    pub reconnect_grace_ms: u64,
-
     /// Interval of WebSocket pings; a client silent for two intervals is unresponsive.
     #[arg(long, env = "FHIRCAST_PING_INTERVAL_MS", default_value_t = 30_000)]
     pub ping_interval_ms: u64,
@@ -113,19 +93,6 @@ pub struct Config {
     /// Longest lease granted.
     #[arg(long, env = "FHIRCAST_MAX_LEASE_SECONDS", default_value_t = 86_400)]
     pub max_lease_seconds: u64,
-
-    /// Consecutive ack timeouts after which a subscriber is unsubscribed.
-    #[arg(long, env = "FHIRCAST_UNRESPONSIVE_THRESHOLD", default_value_t = 1)]
-    pub unresponsive_threshold: u32,
-
-    /// How long a topic nobody is subscribed to keeps its open contexts without any
-    /// request before it is dropped (an abandoned session).
-    #[arg(
-        long,
-        env = "FHIRCAST_TOPIC_RETENTION_SECONDS",
-        default_value_t = 86_400
-    )]
-    pub topic_retention_seconds: u64,
 
     /// Largest accepted HTTP request body.
     #[arg(long, env = "FHIRCAST_MAX_BODY_BYTES", default_value_t = 262_144)]
@@ -148,16 +115,6 @@ pub struct Config {
     #[arg(long, env = "FHIRCAST_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
 
-    /// Most anchors a topic keeps open; opening one more forgets the oldest that is not
-    /// the current context.
-    #[arg(long, env = "FHIRCAST_MAX_OPEN_CONTEXTS", default_value_t = 64)]
-    pub max_open_contexts: usize,
-
-    /// Most unconnected subscriptions (and remembered ended endpoints) one client may
-    /// hold on a topic.
-    #[arg(long, env = "FHIRCAST_MAX_UNATTACHED_PER_CLIENT", default_value_t = 32)]
-    pub max_unattached_per_client: usize,
-
     /// Most bytes of notifications a topic keeps as history (for a reconnecting
     /// subscriber and for gap recovery); the count is capped at 1024 as well.
     #[arg(
@@ -175,14 +132,6 @@ pub struct Config {
     #[arg(long, env = "FHIRCAST_OUTBOX_CAPACITY", default_value_t = 256)]
     pub outbox_capacity: usize,
 
-    /// Accept `*-update` for an open anchor that is not the current context.
-    #[arg(long, env = "FHIRCAST_NON_CURRENT_CONTEXT_UPDATES")]
-    pub non_current_context_updates: bool,
-
-    /// Send hub-generated open events (Encounter-open ⇒ Patient-open, …).
-    #[arg(long, env = "FHIRCAST_DERIVED_EVENTS", default_value_t = true, action = ArgAction::Set)]
-    pub derived_events: bool,
-
     /// Origins allowed by CORS (`*` for any; tokens, not origins, grant access).
     #[arg(
         long,
@@ -195,6 +144,10 @@ pub struct Config {
     /// Grace period for draining on SIGTERM.
     #[arg(long, env = "FHIRCAST_SHUTDOWN_GRACE_MS", default_value_t = 10_000)]
     pub shutdown_grace_ms: u64,
+
+    /// How topics behave (applies to the embedded hub; in a cluster, hub nodes take these).
+    #[command(flatten)]
+    pub topics: TopicArgs,
 
     /// Log format.
     #[arg(long, env = "FHIRCAST_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -272,25 +225,17 @@ impl Config {
         }
         let positive = [
             ("--ack-timeout-ms", self.ack_timeout_ms),
-            ("--attach-window-ms", self.attach_window_ms),
             ("--ping-interval-ms", self.ping_interval_ms),
             ("--default-lease-seconds", self.default_lease_seconds),
             ("--max-lease-seconds", self.max_lease_seconds),
-            ("--topic-retention-seconds", self.topic_retention_seconds),
             ("--header-read-timeout-ms", self.header_read_timeout_ms),
             ("--body-read-timeout-ms", self.body_read_timeout_ms),
             ("--max-connections", self.max_connections as u64),
-            ("--max-open-contexts", self.max_open_contexts as u64),
-            (
-                "--max-unattached-per-client",
-                self.max_unattached_per_client as u64,
-            ),
             ("--topic-history-bytes", self.topic_history_bytes as u64),
-            (
-                "--unresponsive-threshold",
-                u64::from(self.unresponsive_threshold),
-            ),
         ];
+        if let Some(flag) = self.topics.zero_flag() {
+            return Err(ConfigError(format!("{flag} must be greater than 0")));
+        }
         for (flag, value) in positive {
             if value == 0 {
                 return Err(ConfigError(format!("{flag} must be greater than 0")));

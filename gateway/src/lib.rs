@@ -10,8 +10,9 @@
 //! - [`auth`]: JWKS-backed token verification; [`dev_issuer`]: the dev-only issuer.
 //! - [`hub_client`]: the seam to the topics; [`embedded`]: the in-process hub behind it.
 //! - [`state`]: what handlers share.
-//! - [`error`]: HTTP error answers; [`shutdown`], [`telemetry`]; [`walkthrough`]: what
-//!   `make run` prints.
+//! - [`error`]: HTTP error answers; [`walkthrough`]: what `make run` prints. Logs and
+//!   signals are set up with `hub_node::telemetry` and `hub_node::shutdown`, shared with
+//!   the hub node binary.
 
 pub mod auth;
 pub mod config;
@@ -21,9 +22,7 @@ pub mod error;
 pub mod http;
 pub mod hub_client;
 pub mod listener;
-pub mod shutdown;
 pub mod state;
-pub mod telemetry;
 pub mod walkthrough;
 pub mod ws;
 
@@ -43,7 +42,6 @@ use tracing::{info, warn};
 use fhircast_proto::TopicKey;
 use fhircast_proto::discovery::{Capabilities, discovery_document};
 use hub_node::bus::HistoryLimits;
-use hub_node::topic::TopicSettings;
 
 use crate::auth::{Verifier, VerifierConfig};
 use crate::config::Config;
@@ -79,18 +77,7 @@ pub async fn run(
 
     let hub_tracker = TaskTracker::new();
     let hub_shutdown = CancellationToken::new();
-    let topic_settings = TopicSettings {
-        attach_window_ms: config.attach_window_ms,
-        reattach_window_ms: config.reattach_window_ms,
-        reconnect_grace_ms: config.reconnect_grace_ms,
-        max_open_contexts: config.max_open_contexts,
-        max_unattached_per_client: config.max_unattached_per_client,
-        derived_events: config.derived_events,
-        non_current_context_updates: config.non_current_context_updates,
-        unresponsive_threshold: config.unresponsive_threshold,
-        retention_ms: config.topic_retention_seconds.saturating_mul(1000),
-        ..TopicSettings::default()
-    };
+    let topic_settings = config.topics.settings();
     let history = HistoryLimits {
         max_bytes: config.topic_history_bytes,
         ..HistoryLimits::default()
@@ -178,7 +165,7 @@ pub async fn run(
 /// Returns what handlers read on every request, with the discovery document encoded once.
 fn handler_settings(config: &Config, hub_url: String, ws_base: String) -> anyhow::Result<Settings> {
     let capabilities = Capabilities {
-        non_current_context_updates: config.non_current_context_updates,
+        non_current_context_updates: config.topics.non_current_context_updates,
         extra_events: Vec::new(),
     };
     let discovery = serde_json::to_vec(&discovery_document(&capabilities))

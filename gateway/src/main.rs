@@ -18,7 +18,7 @@ fn main() -> ExitCode {
         eprintln!("fhircast-gateway: {err}");
         return ExitCode::from(EXIT_USAGE);
     }
-    gateway::telemetry::init(config.log_format);
+    hub_node::telemetry::init(config.log_format);
     if let Err(err) = gateway::auth::crypto_self_test() {
         eprintln!(
             "fhircast-gateway: token verification is unusable in this build: {}",
@@ -50,6 +50,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("failed to bind {}", config.listen))?;
     let shutdown = CancellationToken::new();
-    tokio::spawn(gateway::shutdown::cancel_on_signal(shutdown.clone()));
+    tokio::spawn(hub_node::shutdown::cancel_on_signal(shutdown.clone()));
     gateway::run(config, listener, shutdown).await
 }

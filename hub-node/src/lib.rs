@@ -15,8 +15,11 @@
 
 pub mod bus;
 pub mod cluster;
+pub mod config;
 pub mod registry;
+pub mod shutdown;
 pub mod store;
+pub mod telemetry;
 pub mod topic;
 
 pub use fhircast_proto::hub::TopicError;

@@ -2,4 +2,6 @@
 //! that gateways call, and start-up of a node against Redis.
 
 pub mod membership;
+pub mod node;
+pub mod node_config;
 pub mod service;

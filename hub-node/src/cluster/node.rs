@@ -1,0 +1,116 @@
+//! Start-up and drain of a hub node: connect to Redis, join the membership, serve the
+//! `HubNode` gRPC service over the registry of topic actors with the Redis store, and on
+//! shutdown stop accepting, release every topic and leave the membership.
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tonic::transport::server::TcpIncoming;
+use tracing::{info, warn};
+
+use fhircast_proto::TopicKey;
+use fhircast_proto::ids::random_token;
+use fhircast_proto::wire::v1::hub_node_server::HubNodeServer;
+
+use super::membership::{self, NodeMember};
+use super::node_config::NodeConfig;
+use super::service::HubNodeService;
+use crate::Registry;
+use crate::store::{RedisStore, RedisStoreSettings};
+
+/// How long an endpoint index entry outlives a removal that was never written.
+const ENDPOINT_TTL: Duration = Duration::from_secs(8 * 24 * 3600);
+
+/// Connects to Redis with reconnects, bounded connect and response times.
+pub async fn connect_redis(url: &str) -> anyhow::Result<ConnectionManager> {
+    let client = redis::Client::open(url).context("invalid Redis URL")?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(Duration::from_secs(2)));
+    ConnectionManager::new_with_config(client, config)
+        .await
+        .context("failed to connect to Redis")
+}
+
+/// Runs a hub node until `shutdown` is cancelled, then drains.
+pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(config.grpc_listen)
+        .await
+        .with_context(|| format!("failed to bind {}", config.grpc_listen))?;
+    let bound = listener
+        .local_addr()
+        .context("failed to read the bound address")?;
+    let node_id = config
+        .node_id
+        .clone()
+        .unwrap_or_else(|| format!("node-{}", &random_token()[..12]));
+    let conn = connect_redis(&config.redis_url).await?;
+    let key = TopicKey::new(config.topic_key.as_bytes());
+    let topics = config.topics.settings();
+    let store = RedisStore::new(
+        conn.clone(),
+        RedisStoreSettings {
+            node_id: node_id.clone(),
+            lease_ms: config.lease_ms,
+            stream_max_len: config.stream_max_len,
+            accepted_capacity: topics.idempotency_capacity,
+            endpoint_ttl_ms: u64::try_from(ENDPOINT_TTL.as_millis()).unwrap_or(u64::MAX),
+            sharded_pubsub: false,
+        },
+    );
+    let hub_tracker = TaskTracker::new();
+    let hub_shutdown = CancellationToken::new();
+    let registry = Registry::new(
+        Arc::new(store),
+        topics,
+        key.clone(),
+        hub_tracker.clone(),
+        hub_shutdown.clone(),
+    );
+    let member = NodeMember {
+        id: node_id.clone(),
+        grpc_address: config
+            .advertise_address
+            .clone()
+            .unwrap_or_else(|| bound.to_string()),
+        ttl: Duration::from_millis(config.membership_ttl_ms),
+    };
+    let membership_shutdown = CancellationToken::new();
+    let (_gateways, membership_task) = membership::run(conn, member, membership_shutdown.clone());
+
+    announce(&bound, &node_id);
+    let service = HubNodeServer::new(HubNodeService::new(registry, key));
+    let served = tonic::transport::Server::builder()
+        .add_service(service)
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown.cancelled_owned())
+        .await;
+
+    // Drain: stop the topics (each releases its lease), then leave the membership.
+    hub_shutdown.cancel();
+    hub_tracker.close();
+    if tokio::time::timeout(config.shutdown_grace(), hub_tracker.wait())
+        .await
+        .is_err()
+    {
+        warn!("grace period ended before every topic released its lease");
+    }
+    membership_shutdown.cancel();
+    let _ = membership_task.await;
+    served.context("the gRPC server failed")?;
+    info!("drained");
+    Ok(())
+}
+
+/// Prints the machine-readable `listening` line on stdout.
+fn announce(bound: &std::net::SocketAddr, node_id: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "listening grpc://{bound}");
+    let _ = stdout.flush();
+    info!(node = node_id, address = %bound, "fhircast hub node listening");
+}

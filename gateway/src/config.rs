@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use fhircast_proto::ids::MIN_TOPIC_KEY_LEN;
 use hub_node::config::TopicArgs;
 use hub_node::telemetry::LogFormat;
 
@@ -18,10 +19,29 @@ use hub_node::telemetry::LogFormat;
     about = "FHIRcast STU3 hub gateway"
 )]
 pub struct Config {
-    /// Run the whole hub in this process with in-memory state (the only mode until the
-    /// cluster is configured; accepted for explicitness).
+    /// Run the whole hub in this process with in-memory state (the default without
+    /// --redis-url; accepted for explicitness).
     #[arg(long, env = "FHIRCAST_EMBEDDED")]
     pub embedded: bool,
+
+    /// Join a cluster: Redis holding the topics and carrying notifications
+    /// (redis://[user:password@]host:port, or rediss:// for TLS). Topics then live on the
+    /// hub nodes registered there.
+    #[arg(long, env = "FHIRCAST_REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// The deployment's topic key, shared by every gateway and hub node of a cluster (at
+    /// least 32 characters). Default in the embedded hub: a random key per start.
+    #[arg(long, env = "FHIRCAST_TOPIC_KEY", hide_env_values = true)]
+    pub topic_key: Option<String>,
+
+    /// This gateway's id in the cluster membership. Default: a random id.
+    #[arg(long, env = "FHIRCAST_GATEWAY_ID")]
+    pub gateway_id: Option<String>,
+
+    /// How long a membership heartbeat keeps this gateway in the live set.
+    #[arg(long, env = "FHIRCAST_MEMBERSHIP_TTL_MS", default_value_t = 1_500)]
+    pub membership_ttl_ms: u64,
 
     /// Address to listen on (port 0 picks a free port; the bound address is printed).
     #[arg(long, env = "FHIRCAST_LISTEN", default_value = "127.0.0.1:8080")]
@@ -185,6 +205,42 @@ impl Config {
                  FHIRCAST_JWKS_URL, FHIRCAST_AUDIENCE), or pass --dev-issuer for local development"
                     .into(),
             ));
+        }
+        if self.embedded && self.redis_url.is_some() {
+            return Err(ConfigError(
+                "--embedded and --redis-url exclude each other: a gateway either hosts the \
+                 topics itself or joins a cluster"
+                    .into(),
+            ));
+        }
+        if let Some(url) = &self.redis_url {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                return Err(ConfigError(
+                    "--redis-url must be a redis:// or rediss:// URL".into(),
+                ));
+            }
+            if self.topic_key.is_none() {
+                return Err(ConfigError(
+                    "--topic-key (FHIRCAST_TOPIC_KEY) is required with --redis-url: every \
+                     gateway and hub node of a cluster shares it"
+                        .into(),
+                ));
+            }
+            if self.membership_ttl_ms < 300 {
+                return Err(ConfigError(
+                    "--membership-ttl-ms must be at least 300".into(),
+                ));
+            }
+        }
+        if self
+            .topic_key
+            .as_ref()
+            .is_some_and(|key| key.len() < MIN_TOPIC_KEY_LEN)
+        {
+            return Err(ConfigError(format!(
+                "--topic-key must be at least {} characters",
+                MIN_TOPIC_KEY_LEN
+            )));
         }
         if self.base_path.is_empty() {
             return Err(ConfigError("--base-path needs at least one path".into()));

@@ -15,6 +15,7 @@
 //!   the hub node binary.
 
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod dev_issuer;
 pub mod embedded;
@@ -77,29 +78,41 @@ pub async fn run(
 
     let hub_tracker = TaskTracker::new();
     let hub_shutdown = CancellationToken::new();
-    let topic_settings = config.topics.settings();
-    let history = HistoryLimits {
-        max_bytes: config.topic_history_bytes,
-        ..HistoryLimits::default()
+    let topic_key = config
+        .topic_key
+        .as_ref()
+        .map_or_else(TopicKey::random, |key| TopicKey::new(key.as_bytes()));
+    let (hub, bus) = match &config.redis_url {
+        Some(url) => {
+            let cluster = cluster::start(&config, url, topic_key.clone(), hub_shutdown.clone())
+                .await?;
+            (cluster.hub, cluster.bus)
+        }
+        None => {
+            let history = HistoryLimits {
+                max_bytes: config.topic_history_bytes,
+                ..HistoryLimits::default()
+            };
+            let embedded = EmbeddedHub::start(
+                config.topics.settings(),
+                history,
+                topic_key.clone(),
+                hub_tracker.clone(),
+                hub_shutdown.clone(),
+            );
+            (embedded.hub, embedded.bus)
+        }
     };
-    let topic_key = TopicKey::random();
-    let embedded = EmbeddedHub::start(
-        topic_settings,
-        history,
-        topic_key.clone(),
-        hub_tracker.clone(),
-        hub_shutdown.clone(),
-    );
 
     let (verifier, dev_issuer) = token_verification(&config, &bound, &public_url, &hub_url)?;
 
     let socket_tracker = TaskTracker::new();
     let socket_shutdown = shutdown.child_token();
     let state = AppState {
-        hub: embedded.hub,
+        hub,
         verifier: verifier.clone(),
         fanout: Fanout::new(
-            embedded.bus,
+            bus,
             socket_tracker.clone(),
             socket_shutdown.clone(),
         ),
@@ -118,7 +131,13 @@ pub async fn run(
         router = router.nest("/dev-issuer", Arc::clone(issuer).router());
     }
 
-    announce(&bound, &public_url, &hub_url, dev_issuer.as_deref());
+    announce(
+        &bound,
+        &public_url,
+        &hub_url,
+        dev_issuer.as_deref(),
+        config.redis_url.is_none(),
+    );
     state.ready.store(true, Ordering::Relaxed);
     let prefetch = verifier.clone();
     socket_tracker.spawn(async move {
@@ -249,6 +268,7 @@ fn announce(
     public_url: &str,
     hub_url: &str,
     dev_issuer: Option<&DevIssuer>,
+    embedded: bool,
 ) {
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "listening http://{bound}");
@@ -257,7 +277,11 @@ fn announce(
     }
     let _ = stdout.flush();
     info!(hub_url, "fhircast hub listening");
-    warn!("embedded hub: subscriptions and context are kept in memory only; a restart loses them");
+    if embedded {
+        warn!(
+            "embedded hub: subscriptions and context are kept in memory only; a restart loses them"
+        );
+    }
     if let Some(issuer) = dev_issuer {
         warn!(
             target: "dev_issuer",

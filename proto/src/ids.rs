@@ -43,6 +43,9 @@ pub fn new_event_id() -> String {
         .to_string()
 }
 
+/// The shortest topic-key secret a deployment may configure (a 256-bit secret as text).
+pub const MIN_TOPIC_KEY_LEN: usize = 32;
+
 /// The key that turns topics into refs. One per deployment (random per process in the
 /// embedded hub).
 #[derive(Clone)]

@@ -6,11 +6,10 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use fhircast_proto::ids::MIN_TOPIC_KEY_LEN;
+
 use crate::config::TopicArgs;
 use crate::telemetry::LogFormat;
-
-/// The shortest topic key accepted: a 256-bit secret written as text.
-pub const MIN_TOPIC_KEY_LEN: usize = 32;
 
 /// `fhircast-hub-node` configuration.
 #[derive(Clone, Debug, Parser)]

@@ -1,0 +1,65 @@
+//! The gateway in cluster mode (DESIGN §2, §6): topics live on hub nodes reached over gRPC
+//! ([`hub_client`]), notifications arrive over Redis pub/sub ([`bus`]), and the gateway
+//! heartbeats into the membership and reads the live nodes from it ([`membership`]).
+
+pub mod bus;
+pub mod hub_client;
+pub mod membership;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio_util::sync::CancellationToken;
+
+use fhircast_proto::TopicKey;
+use fhircast_proto::bus::Bus;
+use fhircast_proto::ids::random_token;
+
+use crate::config::Config;
+use crate::hub_client::HubClient;
+
+/// What a gateway in cluster mode talks to.
+#[derive(Debug)]
+pub struct ClusterHub {
+    /// The owners of topics, over gRPC.
+    pub hub: Arc<dyn HubClient>,
+    /// Notifications, over Redis pub/sub.
+    pub bus: Arc<dyn Bus>,
+}
+
+/// Connects to Redis, joins the membership (waiting for its first read) and prepares the
+/// gRPC client; everything stops when `shutdown` is cancelled.
+pub async fn start(
+    config: &Config,
+    url: &str,
+    key: TopicKey,
+    shutdown: CancellationToken,
+) -> anyhow::Result<ClusterHub> {
+    let client = redis::Client::open(url).context("invalid --redis-url")?;
+    let redis = ConnectionManager::new_with_config(
+        client,
+        ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2))),
+    )
+    .await
+    .context("failed to connect to Redis")?;
+    let bus = bus::RedisBus::connect(url, shutdown.clone())
+        .await
+        .context("failed to subscribe to Redis")?;
+    let id = config
+        .gateway_id
+        .clone()
+        .unwrap_or_else(|| format!("gateway-{}", &random_token()[..12]));
+    let ttl = Duration::from_millis(config.membership_ttl_ms);
+    let nodes = membership::join(redis.clone(), id, ttl, shutdown)
+        .await
+        .context("failed to join the cluster membership")?;
+    let hub = hub_client::GrpcHubClient::new(nodes, redis, key, hub_client::CallBudgets::default());
+    Ok(ClusterHub {
+        hub: Arc::new(hub),
+        bus: Arc::new(bus),
+    })
+}

@@ -8,7 +8,9 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
+use ::redis::aio::MultiplexedConnection;
 use anyhow::{Context as _, Result, anyhow, ensure};
 
 use super::tls::TlsFiles;
@@ -193,6 +195,9 @@ pub struct RedisServer {
     port: u16,
     tls: Option<TlsFiles>,
     process: Option<Process>,
+    /// The connection [`RedisServer::query`] reuses (polls run many commands); dropped on
+    /// any error and whenever the process changes.
+    cached: Mutex<Option<MultiplexedConnection>>,
 }
 
 impl RedisServer {
@@ -219,6 +224,7 @@ impl RedisServer {
             port: 0,
             tls,
             process: None,
+            cached: Mutex::new(None),
         };
         // Free ports are only free until someone else binds them: retry once on a clash.
         let mut clash = None;
@@ -343,17 +349,30 @@ impl RedisServer {
     }
 
     /// Opens a fresh connection with the harness's timeouts.
-    pub async fn connection(&self) -> Result<::redis::aio::MultiplexedConnection> {
+    pub async fn connection(&self) -> Result<MultiplexedConnection> {
         connect(&self.client()?).await
     }
 
-    /// Runs one command on a fresh connection.
+    /// Runs one command on the harness's own connection to this server (opened on first
+    /// use, reopened after any error).
     pub async fn query<T: ::redis::FromRedisValue>(&self, command: &::redis::Cmd) -> Result<T> {
-        let mut connection = self.connection().await?;
-        command
-            .query_async(&mut connection)
-            .await
-            .with_context(|| format!("querying {}", self.address()))
+        let cached = self.cached.lock().ok().and_then(|cached| cached.clone());
+        let mut connection = match cached {
+            Some(connection) => connection,
+            None => self.connection().await?,
+        };
+        let result = command.query_async(&mut connection).await;
+        let keep = result.is_ok().then_some(connection);
+        if let Ok(mut cached) = self.cached.lock() {
+            *cached = keep;
+        }
+        result.with_context(|| format!("querying {}", self.address()))
+    }
+
+    fn forget_connection(&self) {
+        if let Ok(mut cached) = self.cached.lock() {
+            *cached = None;
+        }
     }
 
     /// Returns the pid of the running process (`None` after [`RedisServer::kill_9`]).
@@ -376,6 +395,7 @@ impl RedisServer {
     /// Kills the process with SIGKILL (no shutdown, no final fsync) and reaps it.
     pub async fn kill_9(&mut self) -> Result<()> {
         let mut process = self.process.take().context("the server is not running")?;
+        self.forget_connection();
         process.signal("KILL")?;
         process.wait_exit(STOP_DEADLINE).await?;
         process.forget_child();
@@ -389,6 +409,7 @@ impl RedisServer {
         if let Some(process) = self.process.take() {
             stop_process(process).await?;
         }
+        self.forget_connection();
         self.spawn().await
     }
 

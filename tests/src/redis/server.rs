@@ -14,7 +14,7 @@ use ::redis::aio::MultiplexedConnection;
 use anyhow::{Context as _, Result, anyhow, ensure};
 
 use super::tls::TlsFiles;
-use super::{START_DEADLINE, STOP_DEADLINE, binary, connect, free_port, redis_client};
+use super::{START_DEADLINE, STOP_DEADLINE, binary, connect, free_port, info_field, redis_client};
 use crate::eventually::eventually;
 use crate::process::Process;
 
@@ -272,7 +272,7 @@ impl RedisServer {
     }
 
     /// Spawns the process on the configured port and waits until it answers PING (a server
-    /// loading its AOF answers `-LOADING` until it is done).
+    /// loading its AOF answers `-LOADING` until it is done) and `INFO` names its pid.
     async fn spawn(&mut self) -> Result<()> {
         let kind = match self.options.mode {
             Mode::Data => "redis",
@@ -297,6 +297,16 @@ impl RedisServer {
                 let mut connection = connect(&client).await?;
                 let pong: String = ::redis::cmd("PING").query_async(&mut connection).await?;
                 ensure!(pong == "PONG", "PING answered {pong}");
+                // A process that took the port first would answer too.
+                let info: String = ::redis::cmd("INFO")
+                    .arg("server")
+                    .query_async(&mut connection)
+                    .await?;
+                let answered_by = info_field(&info, "process_id");
+                ensure!(
+                    answered_by == Some(pid.to_string().as_str()),
+                    "the port is answered by process {answered_by:?}"
+                );
                 Ok(Some(Ok(())))
             }
         })

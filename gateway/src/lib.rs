@@ -84,8 +84,8 @@ pub async fn run(
         .map_or_else(TopicKey::random, |key| TopicKey::new(key.as_bytes()));
     let (hub, bus) = match &config.redis_url {
         Some(url) => {
-            let cluster = cluster::start(&config, url, topic_key.clone(), hub_shutdown.clone())
-                .await?;
+            let cluster =
+                cluster::start(&config, url, topic_key.clone(), hub_shutdown.clone()).await?;
             (cluster.hub, cluster.bus)
         }
         None => {
@@ -111,11 +111,7 @@ pub async fn run(
     let state = AppState {
         hub,
         verifier: verifier.clone(),
-        fanout: Fanout::new(
-            bus,
-            socket_tracker.clone(),
-            socket_shutdown.clone(),
-        ),
+        fanout: Fanout::new(bus, socket_tracker.clone(), socket_shutdown.clone()),
         topic_key,
         settings: Arc::new(handler_settings(&config, hub_url.clone(), ws_base)?),
         shutdown: socket_shutdown.clone(),

@@ -47,7 +47,9 @@ struct Inner {
 
 impl Inner {
     fn routes(&self) -> MutexGuard<'_, HashMap<String, mpsc::Sender<Arc<Envelope>>>> {
-        self.routes.lock().unwrap_or_else(|poison| poison.into_inner())
+        self.routes
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 }
 
@@ -136,7 +138,10 @@ impl RedisBus {
             return;
         };
         if topic_of_channel(channel) != Some(envelope.topic.as_str()) {
-            warn!(channel, "dropped a bus message naming another topic than its channel");
+            warn!(
+                channel,
+                "dropped a bus message naming another topic than its channel"
+            );
             return;
         }
         let mut routes = self.inner.routes();

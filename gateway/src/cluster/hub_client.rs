@@ -103,14 +103,18 @@ impl GrpcHubClient {
             .timeout(self.budgets.attempt)
             .tcp_nodelay(true);
         let client = HubNodeClient::new(endpoint.connect_lazy());
-        self.channels()
-            .insert(address.to_owned(), client.clone());
+        self.channels().insert(address.to_owned(), client.clone());
         Ok(client)
     }
 
     /// Runs `op` against the owner of `topic`, following redirects and retrying
     /// unreachable owners until `budget` runs out.
-    async fn call<T, F, Fut>(&self, topic: &TopicRef, budget: Duration, op: F) -> Result<T, TopicError>
+    async fn call<T, F, Fut>(
+        &self,
+        topic: &TopicRef,
+        budget: Duration,
+        op: F,
+    ) -> Result<T, TopicError>
     where
         F: Fn(HubNodeClient<Channel>) -> Fut,
         Fut: Future<Output = Result<T, TopicError>>,
@@ -125,7 +129,9 @@ impl GrpcHubClient {
                 let node = target
                     .take()
                     .filter(|id| nodes.contains_key(id))
-                    .or_else(|| owner_of(topic, nodes.keys().map(String::as_str)).map(str::to_owned));
+                    .or_else(|| {
+                        owner_of(topic, nodes.keys().map(String::as_str)).map(str::to_owned)
+                    });
                 let Some(address) = node.as_ref().and_then(|id| nodes.get(id)) else {
                     last = TopicError::Unavailable;
                     break;
@@ -249,7 +255,10 @@ impl HubClient for GrpcHubClient {
         self.call(topic.topic_ref(), self.budgets.request, |mut client| {
             let request = v1::CurrentContextRequest::new(topic);
             async move {
-                answer(client.current_context(request).await, CurrentContext::try_from)
+                answer(
+                    client.current_context(request).await,
+                    CurrentContext::try_from,
+                )
             }
         })
         .await

@@ -223,8 +223,7 @@ impl Bus for RedisBus {
             .await
             .map_err(|_| BusError::Unavailable)?;
         let mut envelopes = Vec::with_capacity(entries.len());
-        let mut expected = after_seq + 1;
-        for (_, fields) in entries {
+        for (expected, (_, fields)) in (after_seq + 1..).zip(entries) {
             let Some((_, payload)) = fields.into_iter().find(|(name, _)| name == "e") else {
                 return Ok(None);
             };
@@ -236,7 +235,6 @@ impl Bus for RedisBus {
                 // Trimmed, restarted, or rolled back: the gap cannot be filled.
                 return Ok(None);
             }
-            expected += 1;
             envelopes.push(Arc::new(envelope));
         }
         Ok(Some(envelopes))

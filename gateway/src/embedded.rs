@@ -21,6 +21,9 @@ use hub_node::topic::TopicSettings;
 
 use crate::hub_client::HubClient;
 
+/// The gateway id attachments of the embedded hub name (there is only this one).
+const EMBEDDED_GATEWAY: &str = "embedded";
+
 /// The topics of an embedded hub and the bus their envelopes travel on.
 #[derive(Debug)]
 pub struct EmbeddedHub {
@@ -95,7 +98,7 @@ impl HubClient for LocalHubClient {
         self.registry
             .with_endpoint(&endpoint, |handle| {
                 let endpoint = endpoint.clone();
-                async move { handle.attach(endpoint).await }
+                async move { handle.attach(endpoint, EMBEDDED_GATEWAY.to_owned()).await }
             })
             .await
     }

@@ -10,7 +10,7 @@
 //! alone (endpoint-addressed calls in the cluster, after a failover): the raw topic is then
 //! read from the store, which keeps it with the topic.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -152,6 +152,20 @@ impl Registry {
             .await
             .map_err(|_| TopicError::Unavailable)?
             .ok_or(TopicError::UnknownEndpoint)
+    }
+
+    /// Tells every running topic that these gateways left the cluster, so each drops the
+    /// attachments they held.
+    pub async fn gateways_gone(&self, gateways: BTreeSet<String>) {
+        let gateways = Arc::new(gateways);
+        let slots: Vec<Slot> = self.inner.slots().values().cloned().collect();
+        let handles: Vec<TopicHandle> = slots
+            .iter()
+            .filter_map(|slot| slot.try_lock().ok().and_then(|handle| handle.clone()))
+            .collect();
+        for handle in handles {
+            handle.gateways_gone(Arc::clone(&gateways)).await;
+        }
     }
 
     /// Returns how many topics have a running actor.

@@ -86,7 +86,10 @@ async fn a_quiet_topic_with_a_subscriber_stays_and_keeps_answering() {
         })
         .await
         .expect("subscribed");
-    handle.attach(endpoint).await.expect("attached");
+    handle
+        .attach(endpoint, "gw-1".to_owned())
+        .await
+        .expect("attached");
     // Far past the idle and retention periods: a subscribed topic stays. (An actor that
     // spun on a past deadline would never let virtual time reach this point.)
     tokio::time::sleep(RETENTION * 2).await;

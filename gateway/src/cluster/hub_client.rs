@@ -67,15 +67,19 @@ pub struct GrpcHubClient {
     redis: ConnectionManager,
     key: TopicKey,
     budgets: CallBudgets,
+    /// This gateway's membership id, named on every attach.
+    gateway: String,
 }
 
 impl GrpcHubClient {
-    /// Calls the owners among `nodes`; resolves endpoints through `redis`.
+    /// Calls the owners among `nodes` on behalf of gateway `gateway`; resolves endpoints
+    /// through `redis`.
     pub fn new(
         nodes: watch::Receiver<LiveNodes>,
         redis: ConnectionManager,
         key: TopicKey,
         budgets: CallBudgets,
+        gateway: String,
     ) -> Self {
         Self {
             nodes,
@@ -83,6 +87,7 @@ impl GrpcHubClient {
             redis,
             key,
             budgets,
+            gateway,
         }
     }
 
@@ -228,7 +233,7 @@ impl HubClient for GrpcHubClient {
     async fn attach(&self, endpoint: EndpointId) -> Result<AttachOutcome, TopicError> {
         let key = &self.key;
         self.call_endpoint(&endpoint, self.budgets.request, |mut client, topic| {
-            let request = v1::AttachRequest::new(&topic, &endpoint);
+            let request = v1::AttachRequest::new(&topic, &endpoint, &self.gateway);
             async move {
                 answer(client.attach(request).await, |response| {
                     response.into_domain(key)

@@ -54,10 +54,11 @@ pub async fn start(
         .clone()
         .unwrap_or_else(|| format!("gateway-{}", &random_token()[..12]));
     let ttl = Duration::from_millis(config.membership_ttl_ms);
-    let nodes = membership::join(redis.clone(), id, ttl, shutdown)
+    let nodes = membership::join(redis.clone(), id.clone(), ttl, shutdown)
         .await
         .context("failed to join the cluster membership")?;
-    let hub = hub_client::GrpcHubClient::new(nodes, redis, key, hub_client::CallBudgets::default());
+    let hub =
+        hub_client::GrpcHubClient::new(nodes, redis, key, hub_client::CallBudgets::default(), id);
     Ok(ClusterHub {
         hub: Arc::new(hub),
         bus: Arc::new(bus),

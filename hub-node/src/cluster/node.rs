@@ -2,6 +2,7 @@
 //! `HubNode` gRPC service over the registry of topic actors with the Redis store, and on
 //! shutdown stop accepting, release every topic and leave the membership.
 
+use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::transport::server::TcpIncoming;
@@ -82,7 +84,8 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
         ttl: Duration::from_millis(config.membership_ttl_ms),
     };
     let membership_shutdown = CancellationToken::new();
-    let (_gateways, membership_task) = membership::run(conn, member, membership_shutdown.clone());
+    let (gateways, membership_task) = membership::run(conn, member, membership_shutdown.clone());
+    tokio::spawn(drop_vanished_gateways(gateways, registry.clone()));
 
     announce(&bound, &node_id);
     let service = HubNodeServer::new(HubNodeService::new(registry, key));
@@ -105,6 +108,20 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
     served.context("the gRPC server failed")?;
     info!("drained");
     Ok(())
+}
+
+/// Watches the live gateways; when one disappears, every topic drops its attachments.
+async fn drop_vanished_gateways(mut live: watch::Receiver<BTreeSet<String>>, registry: Registry) {
+    let mut known = live.borrow_and_update().clone();
+    while live.changed().await.is_ok() {
+        let now = live.borrow_and_update().clone();
+        let gone: BTreeSet<String> = known.difference(&now).cloned().collect();
+        if !gone.is_empty() {
+            info!(gateways = ?gone, "gateways left the cluster; their sockets are detached");
+            registry.gateways_gone(gone).await;
+        }
+        known = now;
+    }
 }
 
 /// Prints the machine-readable `listening` line on stdout.

@@ -93,12 +93,12 @@ impl HubNode for HubNodeService {
         &self,
         request: Request<v1::AttachRequest>,
     ) -> Result<Response<v1::AttachResponse>, Status> {
-        let (topic, endpoint) = request.into_inner().into_parts().map_err(malformed)?;
+        let (topic, endpoint, gateway) = request.into_inner().into_parts().map_err(malformed)?;
         let result = self
             .registry
             .with_ref(&topic, |handle| {
-                let endpoint = endpoint.clone();
-                async move { handle.attach(endpoint).await }
+                let (endpoint, gateway) = (endpoint.clone(), gateway.clone());
+                async move { handle.attach(endpoint, gateway).await }
             })
             .await;
         answer(result)

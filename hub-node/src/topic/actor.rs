@@ -207,9 +207,19 @@ impl TopicActor {
                 self.finish(result.map(|effects| ((), effects)), reply)
                     .await
             }
-            TopicCommand::Attach { endpoint, reply } => {
-                let result = self.state.attach(&endpoint, now);
+            TopicCommand::Attach {
+                endpoint,
+                gateway,
+                reply,
+            } => {
+                let result = self.state.attach(&endpoint, &gateway, now);
                 self.finish(result, reply).await
+            }
+            TopicCommand::GatewaysGone { gateways } => {
+                let effects = self
+                    .state
+                    .gateways_gone(|gateway| gateways.contains(gateway), now);
+                self.commit(effects).await
             }
             TopicCommand::Publish {
                 event,

@@ -1,6 +1,9 @@
 //! The mailbox vocabulary of a topic actor: one variant per operation, each with a
 //! `reply` oneshot.
 
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
 use tokio::sync::oneshot;
 
 use fhircast_proto::EndpointId;
@@ -27,7 +30,12 @@ pub(crate) enum TopicCommand {
     },
     Attach {
         endpoint: EndpointId,
+        gateway: String,
         reply: Reply<AttachOutcome>,
+    },
+    /// These gateways left the cluster; no reply.
+    GatewaysGone {
+        gateways: Arc<BTreeSet<String>>,
     },
     Publish {
         event: EventRequest,
@@ -60,6 +68,7 @@ impl TopicCommand {
             Self::Attach { reply, .. } => drop(reply.send(Err(err))),
             Self::Publish { reply, .. } => drop(reply.send(Err(err))),
             Self::CurrentContext { reply } => drop(reply.send(Err(err))),
+            Self::GatewaysGone { .. } => {}
         }
     }
 }

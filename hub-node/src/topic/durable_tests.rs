@@ -56,7 +56,7 @@ fn every_command_commits_only_what_it_touched_and_the_store_equals_the_live_stat
     );
     assert_store_matches(&state, &store, "subscribe");
 
-    let (_, effects) = state.attach(&a, now).expect("attach a");
+    let (_, effects) = state.attach(&a, "gw-1", now).expect("attach a");
     let change = commit(&mut state, &mut store, effects);
     assert_eq!(change.deltas.len(), 1, "an attach writes one subscription");
     assert!(

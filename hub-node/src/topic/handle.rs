@@ -2,6 +2,9 @@
 //! `try_send` (a full mailbox is `Overloaded`, never an unbounded queue) and a oneshot
 //! reply.
 
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
 use tokio::sync::{mpsc, oneshot};
 
 use fhircast_proto::event::EventRequest;
@@ -47,10 +50,28 @@ impl TopicHandle {
             .await
     }
 
-    /// Attaches a socket to an endpoint (or learns that its subscription ended).
-    pub async fn attach(&self, endpoint: EndpointId) -> Result<AttachOutcome, TopicError> {
-        self.call(|reply| TopicCommand::Attach { endpoint, reply })
-            .await
+    /// Attaches a socket held by gateway `gateway` to an endpoint (or learns that its
+    /// subscription ended).
+    pub async fn attach(
+        &self,
+        endpoint: EndpointId,
+        gateway: String,
+    ) -> Result<AttachOutcome, TopicError> {
+        self.call(|reply| TopicCommand::Attach {
+            endpoint,
+            gateway,
+            reply,
+        })
+        .await
+    }
+
+    /// Tells the topic that these gateways left the cluster: their sockets are gone. Waits
+    /// for room in the mailbox (this must not be lost), never for the topic to act.
+    pub async fn gateways_gone(&self, gateways: Arc<BTreeSet<String>>) {
+        let _ = self
+            .mailbox
+            .send(TopicCommand::GatewaysGone { gateways })
+            .await;
     }
 
     /// Publishes an event from `poster`; returns after the change is committed.
@@ -109,5 +130,33 @@ impl TopicHandle {
                 mpsc::error::TrySendError::Closed(_) => TopicError::Stopped,
             })?;
         reply_rx.await.map_err(|_| TopicError::Stopped)?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use fhircast_proto::{ErrorCode, TopicKey};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_full_mailbox_answers_overloaded_which_is_a_503_with_retry_after() {
+        let topic = TopicId::parse("mailbox-test-topic-0123456789", &TopicKey::random())
+            .expect("valid topic");
+        // A mailbox of one that nobody reads: the first command waits in it.
+        let (sender, _mailbox) = mpsc::channel(1);
+        let handle = TopicHandle::new(topic, sender);
+        let waiting = tokio::spawn({
+            let handle = handle.clone();
+            async move { handle.current_context().await }
+        });
+        while handle.mailbox.capacity() > 0 {
+            tokio::task::yield_now().await;
+        }
+        let refused = handle.current_context().await;
+        assert_eq!(refused, Err(TopicError::Overloaded));
+        assert_eq!(TopicError::Overloaded.code(), ErrorCode::Unavailable);
+        assert_eq!(TopicError::Overloaded.code().http_status(), 503);
+        waiting.abort();
     }
 }

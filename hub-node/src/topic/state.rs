@@ -100,6 +100,14 @@ pub struct Subscription {
     pub owner: Owner,
     /// Whether a socket is attached.
     pub link: Link,
+    /// While attached: the gateway holding the socket (its membership id).
+    #[serde(default)]
+    pub gateway: Option<String>,
+    /// While attached: the topic's position when the socket attached. If its gateway
+    /// vanishes (and cannot say what the subscriber acknowledged), a re-attach resumes from
+    /// here: what followed may come twice, never not at all.
+    #[serde(default)]
+    pub attached_at: Option<Position>,
 }
 
 impl Subscription {

@@ -326,7 +326,10 @@ fn subscriber_with(state: &mut TopicState, command: SubscribeCommand) -> (Endpoi
 
 /// Attaches `endpoint` at `now`, which must succeed with no effects.
 fn attached(state: &mut TopicState, endpoint: &EndpointId, now: UnixMs) -> Attachment {
-    match state.attach(endpoint, now).expect("attach answered") {
+    match state
+        .attach(endpoint, "gw-1", now)
+        .expect("attach answered")
+    {
         (AttachOutcome::Attached(attachment), effects) => {
             assert!(effects.is_empty(), "an attach changed more than the link");
             attachment
@@ -1471,3 +1474,6 @@ mod subscriptions;
 
 #[path = "durable_tests.rs"]
 mod durable;
+
+#[path = "gateway_loss_tests.rs"]
+mod gateway_loss;

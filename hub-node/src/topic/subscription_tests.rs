@@ -30,7 +30,10 @@ fn detach(generation: u64, code: Option<u16>, resume: Option<Position>) -> Detac
 
 /// Attaching `endpoint` at `now` must end in a denial; returns its reason.
 fn ended(state: &mut TopicState, endpoint: &EndpointId, now: UnixMs) -> EndReason {
-    match state.attach(endpoint, now).expect("attach answered") {
+    match state
+        .attach(endpoint, "gw-1", now)
+        .expect("attach answered")
+    {
         (AttachOutcome::Ended { reason, denial }, _) => {
             let denial = decode(&denial);
             assert_eq!(denial["hub.mode"], "denied");
@@ -125,7 +128,7 @@ fn unknown_endpoints_are_refused_and_change_nothing() {
         Some(TopicError::UnknownEndpoint)
     );
     assert!(matches!(
-        state.attach(&EndpointId::generate(), NOW),
+        state.attach(&EndpointId::generate(), "gw-1", NOW),
         Err(TopicError::UnknownEndpoint)
     ));
     assert!(state.is_idle());
@@ -203,7 +206,7 @@ fn a_second_attach_on_a_live_endpoint_is_refused_and_changes_nothing() {
     let before = state.subscription(&endpoint).cloned();
     let seq = state.seq();
     assert_eq!(
-        state.attach(&endpoint, NOW + 2).err(),
+        state.attach(&endpoint, "gw-1", NOW + 2).err(),
         Some(TopicError::EndpointInUse)
     );
     assert_eq!(state.subscription(&endpoint).cloned(), before);
@@ -301,7 +304,7 @@ fn expire_ends_unattached_endpoints_past_the_window_and_forgets_them_later() {
     let effects = state.expire(forget_at);
     assert_eq!(effects.endpoints_removed, vec![pending.clone()]);
     assert!(matches!(
-        state.attach(&pending, forget_at),
+        state.attach(&pending, "gw-1", forget_at),
         Err(TopicError::UnknownEndpoint)
     ));
 }
@@ -360,7 +363,7 @@ fn a_closed_socket_leaves_the_subscription_attachable_again() {
         [("Patient-open".to_owned(), "p1".to_owned())]
     );
     assert_eq!(
-        state.attach(&endpoint, NOW + 62_000).err(),
+        state.attach(&endpoint, "gw-1", NOW + 62_000).err(),
         Some(TopicError::EndpointInUse)
     );
 }

@@ -14,7 +14,8 @@ pub enum TopicError {
     /// The endpoint already has a live socket; a second handshake changes nothing.
     #[error("the endpoint already has a live connection")]
     EndpointInUse,
-    /// The topic's mailbox is full: the caller should retry later.
+    /// The topic is at capacity (its mailbox is full, or it holds as many subscriptions
+    /// as it may): the caller should retry later (503 with `Retry-After`).
     #[error("the topic is busy, retry later")]
     Overloaded,
     /// The topic's actor stopped; the registry respawns it.
@@ -38,7 +39,7 @@ impl TopicError {
             Self::Rejected(err) => err.code(),
             Self::UnknownEndpoint => ErrorCode::NotFound,
             Self::EndpointInUse => ErrorCode::Conflict,
-            Self::Overloaded => ErrorCode::Overloaded,
+            Self::Overloaded => ErrorCode::Unavailable,
             Self::Stopped | Self::Unavailable | Self::NotOwner { .. } => ErrorCode::Unavailable,
         }
     }

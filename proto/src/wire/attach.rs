@@ -132,20 +132,28 @@ impl v1::AttachResponse {
 }
 
 impl v1::AttachRequest {
-    /// Asks to attach a socket to `endpoint` of the topic `topic_ref`.
-    pub fn new(topic_ref: &TopicRef, endpoint: &EndpointId) -> Self {
+    /// Asks to attach a socket held by `gateway` to `endpoint` of the topic `topic_ref`.
+    pub fn new(topic_ref: &TopicRef, endpoint: &EndpointId, gateway: &str) -> Self {
         Self {
             topic_ref: topic_ref.as_str().to_owned(),
             endpoint: endpoint.expose().to_owned(),
+            gateway: gateway.to_owned(),
         }
     }
 
-    /// Returns the topic's ref and the endpoint.
-    pub fn into_parts(self) -> Result<(TopicRef, EndpointId), WireError> {
-        endpoint_address(
+    /// Returns the topic's ref, the endpoint and the gateway holding the socket.
+    pub fn into_parts(self) -> Result<(TopicRef, EndpointId, String), WireError> {
+        let (topic, endpoint) = endpoint_address(
             ("AttachRequest.topic_ref", &self.topic_ref),
             ("AttachRequest.endpoint", &self.endpoint),
-        )
+        )?;
+        if self.gateway.is_empty() || self.gateway.len() > 256 {
+            return Err(WireError::invalid(
+                "AttachRequest.gateway",
+                "must be 1 to 256 characters",
+            ));
+        }
+        Ok((topic, endpoint, self.gateway))
     }
 }
 

@@ -172,8 +172,21 @@ fn attach_responses_missing_or_bad_fields_are_refused() {
 fn attach_requests_round_trip_and_bad_addresses_are_refused() {
     let topic_ref = topic().topic_ref().clone();
     let endpoint = EndpointId::generate();
-    let request = through_bytes(&v1::AttachRequest::new(&topic_ref, &endpoint));
-    assert_eq!(request.clone().into_parts(), Ok((topic_ref, endpoint)));
+    let request = through_bytes(&v1::AttachRequest::new(&topic_ref, &endpoint, "gw-1"));
+    assert_eq!(
+        request.clone().into_parts(),
+        Ok((topic_ref, endpoint, "gw-1".to_owned()))
+    );
+
+    let mut anonymous = request.clone();
+    anonymous.gateway.clear();
+    assert!(matches!(
+        anonymous.into_parts(),
+        Err(WireError::Invalid {
+            field: "AttachRequest.gateway",
+            ..
+        })
+    ));
 
     let mut bad = request.clone();
     bad.endpoint.pop();

@@ -146,7 +146,7 @@ async fn calls_and_failures_cross_a_real_connection() {
     assert_eq!(&topic_ref, topic().topic_ref());
 
     let response = client
-        .attach(v1::AttachRequest::new(&topic_ref, &endpoint))
+        .attach(v1::AttachRequest::new(&topic_ref, &endpoint, "gw-test"))
         .await
         .expect("attached");
     let outcome = response

@@ -15,8 +15,8 @@ use fhircast_proto::{EndpointId, ErrorCode, ValidationError};
 use super::expiry::overdue;
 use super::{
     AttachOutcome, Attachment, DeliveryFailure, Detach, DetachReason, Effects, EndReason, Link,
-    LostConnection, Note, Owner, SubscribeCommand, Subscription, TopicState, UnixMs, lease_end,
-    seconds_until,
+    LostConnection, Note, Owner, Position, SubscribeCommand, Subscription, TopicState, UnixMs,
+    lease_end, seconds_until,
 };
 use fhircast_proto::hub::TopicError;
 
@@ -81,6 +81,8 @@ impl TopicState {
                 link: Link::Pending {
                     deadline: now + self.settings.attach_window_ms,
                 },
+                gateway: None,
+                attached_at: None,
             },
         );
         self.retime(&endpoint);
@@ -156,6 +158,7 @@ impl TopicState {
     pub fn attach(
         &mut self,
         endpoint: &EndpointId,
+        gateway: &str,
         now: UnixMs,
     ) -> Result<(AttachOutcome, Effects), TopicError> {
         let mut effects = Effects::default();
@@ -189,6 +192,11 @@ impl TopicState {
                 lease_end(now, subscription.lease_seconds, subscription.token_expires)
             });
             subscription.link = Link::Attached { generation };
+            subscription.gateway = Some(gateway.to_owned());
+            subscription.attached_at = Some(Position {
+                epoch: self.epoch,
+                seq: self.seq,
+            });
             (subscription.events.clone(), lease_ends, resume)
         };
         self.retime(endpoint);
@@ -251,6 +259,8 @@ impl TopicState {
                     resume: None,
                     lost: None,
                 };
+                subscription.gateway = None;
+                subscription.attached_at = None;
             }
             if abnormal {
                 self.raise_lost_connection(&mut effects, endpoint, code, lost_event);
@@ -280,8 +290,42 @@ impl TopicState {
                 resume: detach.resume,
                 lost,
             };
+            subscription.gateway = None;
+            subscription.attached_at = None;
         }
         self.retime(endpoint);
+        effects
+    }
+
+    /// Detaches every socket held by a gateway that left the cluster (`gone` says which):
+    /// the sockets vanished with it, abnormally, as if each had lost its connection. The
+    /// subscriptions may be attached again through another gateway within the re-attach
+    /// window, and the SyncError waits for the reconnect grace as for any lost connection.
+    pub fn gateways_gone(&mut self, gone: impl Fn(&str) -> bool, now: UnixMs) -> Effects {
+        let orphaned: Vec<(EndpointId, u64, Option<Position>)> = self
+            .subscriptions
+            .iter()
+            .filter_map(|(endpoint, subscription)| {
+                match (&subscription.link, &subscription.gateway) {
+                    (Link::Attached { generation }, Some(gateway)) if gone(gateway) => {
+                        Some((endpoint.clone(), *generation, subscription.attached_at))
+                    }
+                    _ => None,
+                }
+            })
+            .collect();
+        let mut effects = Effects::default();
+        for (endpoint, generation, resume) in orphaned {
+            let detach = Detach {
+                generation,
+                reason: DetachReason::ClientClosed {
+                    code: 1006,
+                    last_event: None,
+                },
+                resume,
+            };
+            effects.extend(self.detach(&endpoint, detach, now));
+        }
         effects
     }
 

@@ -24,9 +24,11 @@ pub struct Config {
     #[arg(long, env = "FHIRCAST_EMBEDDED")]
     pub embedded: bool,
 
-    /// Join a cluster: Redis holding the topics and carrying notifications
-    /// (redis://[user:password@]host:port, or rediss:// for TLS). Topics then live on the
-    /// hub nodes registered there.
+    /// Join a cluster: Redis holding the topics and carrying notifications:
+    /// redis://[user:password@]host:port (rediss:// for TLS),
+    /// redis+sentinel://[user:password@]host:port[,…]/master-name, or
+    /// redis+cluster://[user:password@]host:port[,…]. Topics then live on the hub nodes
+    /// registered there.
     #[arg(long, env = "FHIRCAST_REDIS_URL")]
     pub redis_url: Option<String>,
 
@@ -214,11 +216,8 @@ impl Config {
             ));
         }
         if let Some(url) = &self.redis_url {
-            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-                return Err(ConfigError(
-                    "--redis-url must be a redis:// or rediss:// URL".into(),
-                ));
-            }
+            hub_node::cluster::redis::RedisTarget::parse(url)
+                .map_err(|reason| ConfigError(format!("--redis-url: {reason}")))?;
             if self.topic_key.is_none() {
                 return Err(ConfigError(
                     "--topic-key (FHIRCAST_TOPIC_KEY) is required with --redis-url: every \

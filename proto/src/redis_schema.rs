@@ -17,9 +17,12 @@
 //! | `fhc:v1:{ref}:stream` | stream | envelopes (wire form), entry id `<seq>-0`, capped |
 //! | `fhc:v1:{ref}:bus` | channel | envelopes as published |
 //! | `fhc:v1:ep:{endpoint}` | string, PX | the topic ref an endpoint belongs to |
-//! | `fhc:v1:members:node` | zset | node id → heartbeat deadline (ms) |
-//! | `fhc:v1:members:gateway` | zset | gateway id → heartbeat deadline (ms) |
-//! | `fhc:v1:addr:node` | hash | node id → gRPC address |
+//! | `fhc:v1:{members}:node` | zset | node id → heartbeat deadline (ms) |
+//! | `fhc:v1:{members}:gateway` | zset | gateway id → heartbeat deadline (ms) |
+//! | `fhc:v1:{members}:addr` | hash | node id → gRPC address |
+//!
+//! The membership keys share the hash tag `{members}`, so one pipeline reads them all on a
+//! Redis Cluster too.
 //!
 //! The materialised hashes are the snapshot: a load reads them in one round trip and
 //! replays nothing, so no change log grows between snapshots.
@@ -108,14 +111,14 @@ pub enum Role {
 /// Returns the sorted set of live members of a role (score: heartbeat deadline in ms).
 pub fn members_key(role: Role) -> String {
     match role {
-        Role::Node => format!("{PREFIX}:members:node"),
-        Role::Gateway => format!("{PREFIX}:members:gateway"),
+        Role::Node => format!("{PREFIX}:{{members}}:node"),
+        Role::Gateway => format!("{PREFIX}:{{members}}:gateway"),
     }
 }
 
 /// Returns the hash of node id → gRPC address.
 pub fn node_addresses_key() -> String {
-    format!("{PREFIX}:addr:node")
+    format!("{PREFIX}:{{members}}:addr")
 }
 
 /// Takes ownership of a topic: sets the lease and bumps the fence in one step.

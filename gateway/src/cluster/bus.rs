@@ -1,7 +1,9 @@
 //! The Redis bus of a gateway in cluster mode (DESIGN §3, §6): one RESP3 connection whose
 //! push messages carry every topic channel this gateway holds sockets for. A channel is
 //! subscribed when the first local socket of its topic arrives and unsubscribed when the
-//! last one leaves; each message is decoded once and handed to the topic's fan-out.
+//! last one leaves; each message is decoded once and handed to the topic's fan-out. On a
+//! Redis Cluster the channels are sharded (`SSUBSCRIBE`); with Sentinel the subscriber
+//! follows the primary after a failover.
 //!
 //! Gaps are never silent: when the connection drops (messages may have been missed while
 //! it was down), every topic's subscription ends, and the fan-out resubscribes and
@@ -10,19 +12,22 @@
 //! subscription the same way. Undecodable messages are logged and dropped.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{PushInfo, PushKind, Value};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::{PushInfo, PushKind, RedisResult, Value};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use fhircast_proto::TopicRef;
 use fhircast_proto::bus::{Bus, BusError, BusSubscription, Envelope};
 use fhircast_proto::redis_schema::{TopicKeys, topic_of_channel};
+use hub_node::cluster::redis::{REDIS_TIMEOUT, RedisConn, RedisTarget, resp3};
 
 /// Envelopes queued per topic before its subscriber counts as fallen behind.
 const ROUTE_CAPACITY: usize = 4096;
@@ -31,16 +36,88 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
 /// Most stream entries one backfill reads.
 const BACKFILL_LIMIT: usize = 10_000;
 
+type Pushes = mpsc::UnboundedSender<PushInfo>;
+
+/// The connection carrying the subscriptions.
+#[derive(Clone)]
+enum Subscriber {
+    /// One server or the Sentinel primary (replaced after a failover).
+    Primary(Arc<RwLock<ConnectionManager>>),
+    /// A Redis Cluster: sharded pub/sub.
+    Cluster(ClusterConnection),
+}
+
+impl Subscriber {
+    async fn connect(target: &RedisTarget, pushes: Pushes) -> RedisResult<Self> {
+        match target {
+            RedisTarget::Cluster { nodes } => {
+                let client = ClusterClientBuilder::new(nodes.clone())
+                    .use_protocol(redis::ProtocolVersion::RESP3)
+                    .push_sender(pushes)
+                    .connection_timeout(REDIS_TIMEOUT)
+                    .response_timeout(REDIS_TIMEOUT)
+                    .build()?;
+                Ok(Self::Cluster(client.get_async_connection().await?))
+            }
+            _ => {
+                let manager = primary_manager(target, pushes).await?;
+                Ok(Self::Primary(Arc::new(RwLock::new(manager))))
+            }
+        }
+    }
+
+    async fn subscribe(&self, channel: &str) -> RedisResult<()> {
+        match self {
+            Self::Primary(manager) => read(manager).subscribe(channel).await,
+            Self::Cluster(conn) => conn.clone().ssubscribe(channel).await,
+        }
+    }
+
+    async fn unsubscribe(&self, channel: &str) -> RedisResult<()> {
+        match self {
+            Self::Primary(manager) => read(manager).unsubscribe(channel).await,
+            Self::Cluster(conn) => conn.clone().sunsubscribe(channel).await,
+        }
+    }
+}
+
+fn read(manager: &RwLock<ConnectionManager>) -> ConnectionManager {
+    manager
+        .read()
+        .unwrap_or_else(|poison| poison.into_inner())
+        .clone()
+}
+
+/// A RESP3 connection to the current primary whose pushes go to `pushes`.
+async fn primary_manager(target: &RedisTarget, pushes: Pushes) -> RedisResult<ConnectionManager> {
+    let client = resp3(&target.primary_client().await?)?;
+    let config = ConnectionManagerConfig::new()
+        .set_push_sender(pushes)
+        .set_automatic_resubscription()
+        .set_connection_timeout(Some(REDIS_TIMEOUT))
+        .set_response_timeout(Some(REDIS_TIMEOUT));
+    ConnectionManager::new_with_config(client, config).await
+}
+
 /// The Redis bus.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct RedisBus {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
+impl std::fmt::Debug for RedisBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RedisBus({:?})", self.inner.target)
+    }
+}
+
 struct Inner {
-    /// Carries the subscriptions (RESP3 pushes) and reads streams.
-    conn: ConnectionManager,
+    target: RedisTarget,
+    subscriber: Subscriber,
+    /// Where pushes of a replacement subscriber go.
+    pushes: Pushes,
+    /// Reads topic streams for backfill.
+    reader: RedisConn,
     /// Channel → the topic fan-out's queue.
     routes: Mutex<HashMap<String, mpsc::Sender<Arc<Envelope>>>>,
 }
@@ -54,17 +131,14 @@ impl Inner {
 }
 
 impl RedisBus {
-    /// Connects to Redis (`url` must ask for RESP3, which [`resp3_url`] ensures) and starts
-    /// routing pushed messages until `shutdown`.
-    pub async fn connect(url: &str, shutdown: CancellationToken) -> Result<Self, BusError> {
-        let client = redis::Client::open(resp3_url(url)).map_err(|_| BusError::Unavailable)?;
+    /// Connects to Redis and starts routing pushed messages until `shutdown`.
+    pub async fn connect(
+        target: &RedisTarget,
+        reader: RedisConn,
+        shutdown: CancellationToken,
+    ) -> Result<Self, BusError> {
         let (pushes, received) = mpsc::unbounded_channel();
-        let config = ConnectionManagerConfig::new()
-            .set_push_sender(pushes)
-            .set_automatic_resubscription()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(2)));
-        let conn = ConnectionManager::new_with_config(client, config)
+        let subscriber = Subscriber::connect(target, pushes.clone())
             .await
             .map_err(|err| {
                 warn!(error = %err, "could not connect the bus to Redis");
@@ -72,7 +146,10 @@ impl RedisBus {
             })?;
         let bus = Self {
             inner: Arc::new(Inner {
-                conn,
+                target: target.clone(),
+                subscriber,
+                pushes,
+                reader,
                 routes: Mutex::new(HashMap::new()),
             }),
         };
@@ -101,7 +178,7 @@ impl RedisBus {
 
     fn on_push(&self, push: PushInfo) {
         match push.kind {
-            PushKind::Message => {
+            PushKind::Message | PushKind::SMessage => {
                 let mut data = push.data.into_iter();
                 let (Some(channel), Some(payload)) = (data.next(), data.next()) else {
                     warn!("dropped a bus message without channel or payload");
@@ -119,9 +196,37 @@ impl RedisBus {
                         "bus connection to Redis lost; topics resubscribe and backfill"
                     );
                 }
+                self.follow_failover();
             }
             _ => {}
         }
+    }
+
+    /// With Sentinel, a lost connection may mean the primary moved: reconnect the
+    /// subscriber to the server the sentinels name now.
+    fn follow_failover(&self) {
+        let (RedisTarget::Sentinel { .. }, Subscriber::Primary(manager)) =
+            (&self.inner.target, &self.inner.subscriber)
+        else {
+            return;
+        };
+        let manager = Arc::clone(manager);
+        let bus = self.clone();
+        tokio::spawn(async move {
+            let inner = &bus.inner;
+            match primary_manager(&inner.target, inner.pushes.clone()).await {
+                Ok(replacement) => {
+                    *manager.write().unwrap_or_else(|poison| poison.into_inner()) = replacement;
+                    // Subscriptions made on the old connection are gone with it: every
+                    // topic resubscribes (on the new one) and backfills.
+                    std::mem::take(&mut *inner.routes());
+                    info!("bus reconnected to the primary the sentinels name");
+                }
+                Err(err) => {
+                    warn!(error = %err, "bus could not reach the primary the sentinels name")
+                }
+            }
+        });
     }
 
     fn deliver(&self, channel: &Value, payload: Value) {
@@ -170,22 +275,10 @@ impl RedisBus {
             unread
         };
         for channel in unread {
-            let mut conn = self.inner.conn.clone();
-            if let Err(err) = conn.unsubscribe(&channel).await {
+            if let Err(err) = self.inner.subscriber.unsubscribe(&channel).await {
                 debug!(error = %err, "could not unsubscribe a topic channel");
             }
         }
-    }
-}
-
-/// Returns `url` asking for RESP3 (pushes need it).
-pub fn resp3_url(url: &str) -> String {
-    if url.contains("protocol=") {
-        url.to_owned()
-    } else if url.contains('?') {
-        format!("{url}&protocol=resp3")
-    } else {
-        format!("{url}?protocol=resp3")
     }
 }
 
@@ -196,8 +289,7 @@ impl Bus for RedisBus {
         let (sender, receiver) = mpsc::channel(ROUTE_CAPACITY);
         // Routed before SUBSCRIBE is sent, so nothing published after it returns is missed.
         self.inner.routes().insert(channel.clone(), sender);
-        let mut conn = self.inner.conn.clone();
-        if let Err(err) = conn.subscribe(&channel).await {
+        if let Err(err) = self.inner.subscriber.subscribe(&channel).await {
             debug!(error = %err, "could not subscribe a topic channel");
             self.inner.routes().remove(&channel);
             return Err(BusError::Unavailable);
@@ -212,14 +304,13 @@ impl Bus for RedisBus {
         after_seq: u64,
     ) -> Result<Option<Vec<Arc<Envelope>>>, BusError> {
         let stream = TopicKeys::of(topic).stream;
-        let mut conn = self.inner.conn.clone();
         let entries: Vec<(String, Vec<(String, Vec<u8>)>)> = redis::cmd("XRANGE")
             .arg(&stream)
             .arg(format!("({after_seq}-0"))
             .arg("+")
             .arg("COUNT")
             .arg(BACKFILL_LIMIT)
-            .query_async(&mut conn)
+            .query_async(&mut self.inner.reader.clone())
             .await
             .map_err(|_| BusError::Unavailable)?;
         let mut envelopes = Vec::with_capacity(entries.len());

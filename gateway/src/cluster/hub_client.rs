@@ -15,7 +15,7 @@ use std::future::Future;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use hub_node::cluster::redis::RedisConn;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
@@ -64,7 +64,7 @@ const MAX_REDIRECTS: usize = 3;
 pub struct GrpcHubClient {
     nodes: watch::Receiver<LiveNodes>,
     channels: Mutex<HashMap<String, HubNodeClient<Channel>>>,
-    redis: ConnectionManager,
+    redis: RedisConn,
     key: TopicKey,
     budgets: CallBudgets,
     /// This gateway's membership id, named on every attach.
@@ -76,7 +76,7 @@ impl GrpcHubClient {
     /// through `redis`.
     pub fn new(
         nodes: watch::Receiver<LiveNodes>,
-        redis: ConnectionManager,
+        redis: RedisConn,
         key: TopicKey,
         budgets: CallBudgets,
         gateway: String,

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use hub_node::cluster::redis::RedisConn;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -19,7 +19,7 @@ pub type LiveNodes = BTreeMap<String, String>;
 /// Heartbeats as gateway `id` until `shutdown`, then leaves. Returns the live nodes, read
 /// on every heartbeat, once the first read succeeded (start-up waits for the cluster).
 pub async fn join(
-    conn: ConnectionManager,
+    conn: RedisConn,
     id: String,
     ttl: Duration,
     shutdown: CancellationToken,
@@ -61,11 +61,7 @@ pub async fn join(
     Ok(receiver)
 }
 
-async fn heartbeat(
-    conn: &mut ConnectionManager,
-    id: &str,
-    ttl: Duration,
-) -> redis::RedisResult<LiveNodes> {
+async fn heartbeat(conn: &mut RedisConn, id: &str, ttl: Duration) -> redis::RedisResult<LiveNodes> {
     let now = unix_now_ms();
     let ttl = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
     let (ids, addresses): (Vec<String>, BTreeMap<String, String>) = redis::pipe()

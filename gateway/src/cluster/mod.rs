@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use hub_node::cluster::redis::{RedisConn, RedisTarget};
 use tokio_util::sync::CancellationToken;
 
 use fhircast_proto::TopicKey;
@@ -37,16 +37,12 @@ pub async fn start(
     key: TopicKey,
     shutdown: CancellationToken,
 ) -> anyhow::Result<ClusterHub> {
-    let client = redis::Client::open(url).context("invalid --redis-url")?;
-    let redis = ConnectionManager::new_with_config(
-        client,
-        ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(2))),
-    )
-    .await
-    .context("failed to connect to Redis")?;
-    let bus = bus::RedisBus::connect(url, shutdown.clone())
+    let target =
+        RedisTarget::parse(url).map_err(|reason| anyhow::anyhow!("--redis-url: {reason}"))?;
+    let redis = RedisConn::connect(&target)
+        .await
+        .context("failed to connect to Redis")?;
+    let bus = bus::RedisBus::connect(&target, redis.clone(), shutdown.clone())
         .await
         .context("failed to subscribe to Redis")?;
     let id = config

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -22,23 +21,13 @@ use fhircast_proto::wire::v1::hub_node_server::HubNodeServer;
 
 use super::membership::{self, NodeMember};
 use super::node_config::NodeConfig;
+use super::redis::{RedisConn, RedisTarget};
 use super::service::HubNodeService;
 use crate::Registry;
 use crate::store::{RedisStore, RedisStoreSettings};
 
 /// How long an endpoint index entry outlives a removal that was never written.
 const ENDPOINT_TTL: Duration = Duration::from_secs(8 * 24 * 3600);
-
-/// Connects to Redis with reconnects, bounded connect and response times.
-pub async fn connect_redis(url: &str) -> anyhow::Result<ConnectionManager> {
-    let client = redis::Client::open(url).context("invalid Redis URL")?;
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_response_timeout(Some(Duration::from_secs(2)));
-    ConnectionManager::new_with_config(client, config)
-        .await
-        .context("failed to connect to Redis")
-}
 
 /// Runs a hub node until `shutdown` is cancelled, then drains.
 pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -52,7 +41,11 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
         .node_id
         .clone()
         .unwrap_or_else(|| format!("node-{}", &random_token()[..12]));
-    let conn = connect_redis(&config.redis_url).await?;
+    let target = RedisTarget::parse(&config.redis_url)
+        .map_err(|reason| anyhow::anyhow!("--redis-url: {reason}"))?;
+    let conn = RedisConn::connect(&target)
+        .await
+        .context("failed to connect to Redis")?;
     let key = TopicKey::new(config.topic_key.as_bytes());
     let topics = config.topics.settings();
     let store = RedisStore::new(
@@ -63,7 +56,7 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
             stream_max_len: config.stream_max_len,
             accepted_capacity: topics.idempotency_capacity,
             endpoint_ttl_ms: u64::try_from(ENDPOINT_TTL.as_millis()).unwrap_or(u64::MAX),
-            sharded_pubsub: false,
+            sharded_pubsub: target.is_cluster(),
         },
     );
     let hub_tracker = TaskTracker::new();

@@ -19,8 +19,9 @@ use crate::telemetry::LogFormat;
     about = "FHIRcast hub node: hosts topic actors for the gateways of a cluster"
 )]
 pub struct NodeConfig {
-    /// Redis holding the topics and carrying the bus: redis://[user:password@]host:port,
-    /// or rediss:// for TLS.
+    /// Redis holding the topics and carrying the bus: redis://[user:password@]host:port
+    /// (rediss:// for TLS), redis+sentinel://[user:password@]host:port[,…]/master-name, or
+    /// redis+cluster://[user:password@]host:port[,…].
     #[arg(long, env = "FHIRCAST_REDIS_URL")]
     pub redis_url: String,
 
@@ -78,9 +79,8 @@ impl NodeConfig {
                  e.g. `openssl rand -base64 32`)"
             ));
         }
-        if !(self.redis_url.starts_with("redis://") || self.redis_url.starts_with("rediss://")) {
-            return Err("--redis-url must be a redis:// or rediss:// URL".into());
-        }
+        super::redis::RedisTarget::parse(&self.redis_url)
+            .map_err(|reason| format!("--redis-url: {reason}"))?;
         if self.lease_ms < 300 || self.membership_ttl_ms < 300 {
             return Err("--lease-ms and --membership-ttl-ms must be at least 300".into());
         }

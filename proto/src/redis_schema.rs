@@ -166,6 +166,18 @@ end
 return 0
 ";
 
+/// Starts a new epoch for a topic whose stored seq went back, only for the holder of the
+/// current fence. Loads take the epoch from `meta.epoch` over the header's.
+///
+/// KEYS: meta. ARGV: fence, epoch. Returns 1, or 0 when fenced off.
+pub const RESTART_EPOCH: &str = r"
+if redis.call('HGET', KEYS[1], 'fence') ~= ARGV[1] then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'epoch', ARGV[2])
+return 1
+";
+
 /// Commits one change of a topic atomically: fence check, seq continuity, duplicate
 /// event ids refused, the touched entries written, the header, the accepted ids capped,
 /// each envelope appended to the capped stream and published.
@@ -222,7 +234,7 @@ return 1
 ";
 
 /// Every script, for loading them all at start-up.
-pub const SCRIPTS: [&str; 4] = [ACQUIRE, RENEW, RELEASE, COMMIT];
+pub const SCRIPTS: [&str; 5] = [ACQUIRE, RENEW, RELEASE, RESTART_EPOCH, COMMIT];
 
 #[cfg(test)]
 mod tests {

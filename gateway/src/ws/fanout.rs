@@ -70,6 +70,17 @@ pub(crate) struct Registration {
     fanout: Fanout,
 }
 
+impl Registration {
+    /// Tells the fan-out where the socket's attachment stands (the topic's epoch and seq
+    /// it reflects), so a bus subscription lost before the topic's next envelope is still
+    /// recovered from there.
+    pub(crate) fn note_position(&self, epoch: u64, seq: u64) {
+        if let Some(sender) = self.fanout.lock().get(&self.topic) {
+            let _ = sender.send(Command::Position { epoch, seq });
+        }
+    }
+}
+
 impl Drop for Registration {
     fn drop(&mut self) {
         self.fanout.unregister(&self.topic, self.id);
@@ -86,6 +97,12 @@ enum Command {
     },
     Unregister {
         id: u64,
+    },
+    /// An attached socket's position: the fan-out's starting point until it has seen an
+    /// envelope of its own.
+    Position {
+        epoch: u64,
+        seq: u64,
     },
 }
 
@@ -263,6 +280,11 @@ impl TopicFanout {
                 let _ = ready.send(());
             }
             Command::Unregister { id } => self.remove(id),
+            Command::Position { epoch, seq } => {
+                if self.last.is_none() {
+                    self.last = Some((epoch, seq));
+                }
+            }
         }
     }
 

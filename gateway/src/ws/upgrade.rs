@@ -114,6 +114,7 @@ pub async fn upgrade(
     match outcome {
         AttachOutcome::Attached(attachment) => {
             debug!(topic = %topic, endpoint = %endpoint, generation = attachment.generation, "socket attached");
+            registration.note_position(attachment.epoch, attachment.seq);
             tracker.spawn(run_socket(
                 state,
                 socket,

@@ -76,6 +76,18 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         change: Change,
     ) -> Result<(), StoreError>;
 
+    /// Starts a new epoch for a topic whose stored sequence went back (acknowledged writes
+    /// were lost): the next load continues from what is stored, numbered in `epoch`, so
+    /// gateways see the break instead of a sequence that silently repeats.
+    async fn restart_epoch(
+        &self,
+        _topic: &TopicRef,
+        _fence: Fence,
+        _epoch: u64,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Gives up ownership of a topic whose actor stopped.
     async fn release(&self, topic: &TopicRef, fence: Fence) -> Result<(), StoreError>;
 

@@ -52,6 +52,7 @@ pub struct RedisStore<C> {
     acquire: Script,
     renew: Script,
     release: Script,
+    restart_epoch: Script,
     commit: Script,
 }
 
@@ -75,6 +76,7 @@ where
             acquire: Script::new(redis_schema::ACQUIRE),
             renew: Script::new(redis_schema::RENEW),
             release: Script::new(redis_schema::RELEASE),
+            restart_epoch: Script::new(redis_schema::RESTART_EPOCH),
             commit: Script::new(redis_schema::COMMIT),
         }
     }
@@ -171,14 +173,16 @@ where
         let keys = TopicKeys::of(topic);
         let mut pipe = redis::pipe();
         pipe.hget(&keys.meta, "header")
+            .hget(&keys.meta, "epoch")
             .hgetall(&keys.subs)
             .hgetall(&keys.ended)
             .hgetall(&keys.ctx)
             .lrange(&keys.idorder, 0, -1)
             .hgetall(&keys.ids);
         #[allow(clippy::type_complexity)]
-        let (header, subs, ended, ctx, order, ids): (
+        let (header, epoch, subs, ended, ctx, order, ids): (
             Option<String>,
+            Option<u64>,
             Vec<(String, String)>,
             Vec<(String, String)>,
             Vec<(String, String)>,
@@ -191,10 +195,12 @@ where
         let Some(header) = header else {
             return Ok(Snapshot::default());
         };
-        let header: Header = serde_json::from_str(&header).map_err(|_| {
+        let mut header: Header = serde_json::from_str(&header).map_err(|_| {
             warn!(topic = %topic, "the stored topic header is unreadable");
             StoreError::Diverged
         })?;
+        // A restarted epoch is written beside the header.
+        header.epoch = epoch.unwrap_or(header.epoch);
         let fingerprints: BTreeMap<String, String> = ids.into_iter().collect();
         let accepted: VecDeque<(String, u64)> = order
             .into_iter()
@@ -273,6 +279,24 @@ where
             .await
             .map_err(|err| store_error(&err))?;
         self.index_endpoints(topic, &change).await
+    }
+
+    async fn restart_epoch(
+        &self,
+        topic: &TopicRef,
+        fence: Fence,
+        epoch: u64,
+    ) -> Result<(), StoreError> {
+        let keys = TopicKeys::of(topic);
+        let _: u8 = self
+            .restart_epoch
+            .key(&keys.meta)
+            .arg(fence.0)
+            .arg(epoch)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(|err| store_error(&err))?;
+        Ok(())
     }
 
     async fn release(&self, topic: &TopicRef, fence: Fence) -> Result<(), StoreError> {

@@ -12,6 +12,7 @@ use tracing::{debug, info, warn};
 
 use super::command::{Reply, TopicCommand};
 use fhircast_proto::hub::{instant_at, unix_now_ms};
+use fhircast_proto::ids::random_bytes;
 
 use super::state::{Effects, Note, TopicState};
 use crate::store::{Fence, Store, StoreError};
@@ -283,21 +284,31 @@ impl TopicActor {
             return Ok(());
         }
         let topic = self.state.topic().topic_ref().clone();
-        self.store
-            .commit(&topic, self.fence, change)
-            .await
-            .map_err(|err| match err {
-                StoreError::RolledBack { stored_seq } => warn!(
+        match self.store.commit(&topic, self.fence, change).await {
+            Ok(()) => {
+                self.log_notes(&notes);
+                Ok(())
+            }
+            Err(StoreError::RolledBack { stored_seq }) => {
+                warn!(
                     topic = %self.state.topic(),
                     stored_seq,
                     seq = self.state.seq(),
                     "the store lost acknowledged changes of this topic (a Redis failover rolled \
-                     them back?); the topic restarts from what the store holds"
-                ),
-                err => warn!(topic = %self.state.topic(), error = %err, "commit failed; stopping the topic"),
-            })?;
-        self.log_notes(&notes);
-        Ok(())
+                     them back?); the topic restarts from what the store holds in a new epoch, \
+                     and gateways close its sockets so clients resubscribe"
+                );
+                let epoch = u64::from_le_bytes(random_bytes::<8>());
+                if let Err(err) = self.store.restart_epoch(&topic, self.fence, epoch).await {
+                    warn!(topic = %self.state.topic(), error = %err, "could not start a new epoch");
+                }
+                Err(())
+            }
+            Err(err) => {
+                warn!(topic = %self.state.topic(), error = %err, "commit failed; stopping the topic");
+                Err(())
+            }
+        }
     }
 
     /// One info line for everything the topic did on its own (an operator must be able to

@@ -188,12 +188,13 @@ return 1
 /// kind `s`/`e`/`c`/`a` (subscription, ended, context, accepted id) and an empty value for
 /// a removal, then per envelope (seq, bytes).
 ///
-/// Errors: `FENCED` (someone else owns the topic), `SEQ <stored>` (the stored seq is not
-/// where this owner thinks: a rolled-back write, or a second writer), `DUPLICATE <id>`.
+/// Errors (a code and a message: Redis turns a one-word error into `ERR <word>`): `FENCED`
+/// (someone else owns the topic), `SEQ <stored>` (the stored seq is not where this owner
+/// thinks: a rolled-back write, or a second writer), `DUPLICATE <id>`.
 pub const COMMIT: &str = r"
 local stored = redis.call('HGET', KEYS[1], 'fence')
 if stored ~= ARGV[1] then
-  return redis.error_reply('FENCED')
+  return redis.error_reply('FENCED another owner holds the topic')
 end
 local nd = tonumber(ARGV[9])
 local first = 10 + nd * 3

@@ -31,6 +31,7 @@ mod keepalive;
 mod leniency;
 mod operator_log;
 mod reattach;
+mod redis_store;
 mod redis_topologies;
 mod second_handshake;
 mod slow_consumer;

@@ -117,7 +117,7 @@ async fn scripts_survive_a_flushed_script_cache_and_a_skipped_seq_is_detected() 
         .await?;
 
     // A restarted or failed-over Redis has an empty script cache (NOSCRIPT): reloaded.
-    let _: () = server.query(&::redis::cmd("SCRIPT").arg("FLUSH")).await?;
+    let _: () = server.query(::redis::cmd("SCRIPT").arg("FLUSH")).await?;
     let (_, effects) = state
         .publish(patient_open(&topic, "e2", "p2")?, &Owner::default())
         .map_err(|err| anyhow::anyhow!("{err}"))?;

@@ -61,6 +61,18 @@ impl FaultMode {
     }
 }
 
+/// Returns `url` (http, ws, redis, …) with its host and port replaced by `address`;
+/// the scheme, credentials (`user:pass@`), path and query are kept. Points a URL one
+/// component handed out (an endpoint, a Redis URL) at a proxy or at another gateway.
+pub fn with_address(url: &str, address: SocketAddr) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let credentials = authority
+        .rsplit_once('@')
+        .map_or(String::new(), |(credentials, _)| format!("{credentials}@"));
+    format!("{scheme}://{credentials}{address}{path}")
+}
+
 /// A running proxy.
 #[derive(Debug)]
 pub struct TcpProxy {
@@ -111,12 +123,7 @@ impl TcpProxy {
     /// Returns `url` (http, ws, redis, …) with its host and port replaced by the proxy's;
     /// credentials (`user:pass@`) and the path are kept.
     pub fn url_for(&self, url: &str) -> String {
-        let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
-        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-        let credentials = authority
-            .rsplit_once('@')
-            .map_or(String::new(), |(credentials, _)| format!("{credentials}@"));
-        format!("{scheme}://{credentials}{}{path}", self.address)
+        with_address(url, self.address)
     }
 
     /// Switches the mode for the open connections and the new ones.

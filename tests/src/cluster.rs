@@ -13,6 +13,12 @@
 //!    them is in the live gateway set. A gateway started after the nodes joined reads all of
 //!    them on its first heartbeat, so placement agrees everywhere from the start.
 //!
+//! Each gateway hands out endpoints under its own address by default. With
+//! [`ClusterBuilder::front_door`] the gateways share one public URL instead, as behind a
+//! Kubernetes Service: a round-robin [`TcpProxy::balancer`] in front of them, passed to every
+//! gateway as `--public-url`, so endpoints name the balancer and each attach lands on the
+//! next gateway in turn.
+//!
 //! Topic flags (attach window, re-attach window, reconnect grace, unresponsive threshold,
 //! lease) go to the nodes, which host the topics; socket flags (ack timeout, ping interval)
 //! go to the gateways, which hold the sockets. A cluster gateway ignores topic flags.
@@ -40,6 +46,7 @@ use crate::client::HubClient;
 use crate::eventually::eventually;
 use crate::gateway::{Gateway, GatewayBuilder};
 use crate::issuer::TestIssuer;
+use crate::proxy::TcpProxy;
 use crate::redis::{RedisOptions, RedisServer};
 use crate::token::{ALL_SCOPES, TokenSource};
 
@@ -73,6 +80,7 @@ pub struct ClusterBuilder {
     nodes: usize,
     gateways: usize,
     issuer: Option<Arc<TestIssuer>>,
+    front_door: bool,
     node: NodeBuilder,
     gateway: GatewayBuilder,
 }
@@ -91,6 +99,7 @@ impl ClusterBuilder {
             nodes: 3,
             gateways: 2,
             issuer: None,
+            front_door: false,
             node: NodeBuilder::new(),
             gateway: GatewayBuilder::new(),
         }
@@ -117,6 +126,13 @@ impl ClusterBuilder {
     /// Trusts this issuer instead of a fresh one.
     pub fn issuer(mut self, issuer: Arc<TestIssuer>) -> Self {
         self.issuer = Some(issuer);
+        self
+    }
+
+    /// Puts a round-robin balancer in front of the gateways and makes its URL every
+    /// gateway's `--public-url`: one public URL for the whole hub, as in production.
+    pub fn front_door(mut self) -> Self {
+        self.front_door = true;
         self
     }
 
@@ -188,7 +204,13 @@ impl ClusterBuilder {
         };
         let topic_key = fhircast_proto::ids::random_token();
         let redis_url = redis.url();
+        let front_door = if self.front_door {
+            Some(TcpProxy::balancer().await?)
+        } else {
+            None
+        };
         let mut cluster = Cluster {
+            front_door,
             key: TopicKey::new(topic_key.as_bytes()),
             topic_key,
             issuer,
@@ -218,8 +240,11 @@ impl ClusterBuilder {
         let gateways: Vec<GatewayBuilder> = gateway_ids
             .iter()
             .map(|id| {
-                self.gateway
-                    .clone()
+                let gateway = match cluster.public_url() {
+                    Some(url) => self.gateway.clone().arg("--public-url").arg(url),
+                    None => self.gateway.clone(),
+                };
+                gateway
                     .name(id)
                     .issuer(&cluster.issuer)
                     .arg("--redis-url")
@@ -231,6 +256,14 @@ impl ClusterBuilder {
             })
             .collect();
         cluster.gateways = try_join_all(gateways.iter().map(GatewayBuilder::start)).await?;
+        if let Some(front_door) = &cluster.front_door {
+            let addresses = cluster
+                .gateways
+                .iter()
+                .map(Gateway::address)
+                .collect::<Result<Vec<_>>>()?;
+            front_door.set_targets(&addresses);
+        }
         cluster.wait_live(Role::Gateway, &gateway_ids).await?;
         Ok(cluster)
     }
@@ -240,6 +273,7 @@ impl ClusterBuilder {
 #[derive(Debug)]
 pub struct Cluster {
     issuer: Arc<TestIssuer>,
+    front_door: Option<TcpProxy>,
     redis: RedisServer,
     topic_key: String,
     key: TopicKey,
@@ -298,7 +332,21 @@ impl Cluster {
         &self.gateways
     }
 
-    /// Returns `hub.url` of every gateway, `gw-0` first.
+    /// Returns the public URL every gateway shares (`http://<balancer>`), with
+    /// [`ClusterBuilder::front_door`].
+    pub fn public_url(&self) -> Option<String> {
+        self.front_door
+            .as_ref()
+            .map(|front_door| format!("http://{}", front_door.address()))
+    }
+
+    /// Returns the balancer in front of the gateways, with [`ClusterBuilder::front_door`].
+    pub fn front_door(&self) -> Option<&TcpProxy> {
+        self.front_door.as_ref()
+    }
+
+    /// Returns `hub.url` of every gateway, `gw-0` first (each gateway's own address, also
+    /// with a front door).
     pub fn hub_urls(&self) -> Vec<String> {
         self.gateways.iter().map(Gateway::hub_url).collect()
     }

@@ -22,6 +22,7 @@ mod bad_input;
 mod bad_tokens;
 mod bounds;
 mod cluster_any_gateway;
+mod cluster_endpoint_url;
 mod conformance;
 mod dev_issuer;
 mod graceful_shutdown;

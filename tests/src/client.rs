@@ -129,6 +129,15 @@ impl HubClient {
         }
     }
 
+    /// Returns the same client (topic, token) talking to another hub URL: another gateway of
+    /// the same cluster.
+    pub fn with_hub_url(&self, hub_url: &str) -> Self {
+        Self {
+            hub_url: hub_url.trim_end_matches('/').to_owned(),
+            ..self.clone()
+        }
+    }
+
     /// Returns the topic.
     pub fn topic(&self) -> &str {
         &self.topic

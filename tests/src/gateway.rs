@@ -13,7 +13,7 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::eventually::eventually;
 use crate::issuer::TestIssuer;
-use crate::process::Process;
+use crate::process::{Process, target_binary};
 
 /// How long a gateway may take to print its listening line, and then to become ready.
 const START_DEADLINE: Duration = Duration::from_secs(20);
@@ -24,32 +24,13 @@ pub const TEST_AUDIENCE: &str = "fhircast-hub-test";
 
 /// Returns the path of the gateway binary, or explains how to build it.
 pub fn gateway_binary() -> Result<PathBuf> {
-    if let Some(path) = std::env::var_os("GATEWAY_BIN") {
-        let path = PathBuf::from(path);
-        if !path.is_file() {
-            bail!("GATEWAY_BIN={} does not exist", path.display());
-        }
-        return Ok(path);
-    }
-    let target = match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("..")
-            .join("target"),
-    };
-    let path = target.join("debug").join("fhircast-gateway");
-    if !path.is_file() {
-        bail!(
-            "{} not found: run `cargo build --workspace --bins` first (or set GATEWAY_BIN)",
-            path.display()
-        );
-    }
-    Ok(path)
+    target_binary("GATEWAY_BIN", "fhircast-gateway")
 }
 
 /// Builds the command line of a gateway under test.
 #[derive(Debug, Default, Clone)]
 pub struct GatewayBuilder {
+    name: Option<String>,
     binary: Option<PathBuf>,
     args: Vec<String>,
     env: Vec<(String, String)>,
@@ -60,6 +41,12 @@ impl GatewayBuilder {
     /// Starts from an empty command line (listening on `127.0.0.1:0`).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Names the process in its log directory and failure messages (default `gateway`).
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = Some(name.to_owned());
+        self
     }
 
     /// Uses this binary instead of the default lookup.
@@ -87,6 +74,12 @@ impl GatewayBuilder {
     pub fn ack_timeout(self, timeout: Duration) -> Self {
         self.arg("--ack-timeout-ms")
             .arg(timeout.as_millis().to_string())
+    }
+
+    /// Sets the interval between the gateway's pings on idle sockets.
+    pub fn ping_interval(self, interval: Duration) -> Self {
+        self.arg("--ping-interval-ms")
+            .arg(interval.as_millis().to_string())
     }
 
     /// Sets the attach window.
@@ -143,7 +136,7 @@ impl GatewayBuilder {
             None => gateway_binary()?,
         };
         Process::spawn_with_env(
-            "gateway",
+            self.name.as_deref().unwrap_or("gateway"),
             &binary,
             &self.command_line(),
             Some("FHIRCAST_"),

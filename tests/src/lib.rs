@@ -10,10 +10,12 @@
 //! - [`client`], [`subscriber`], [`payloads`]: the FHIRcast client used by every test.
 //! - [`proxy`]: a TCP proxy that drops connections the way a network blip does.
 //! - [`redis`]: Redis topologies (single with AOF/ACL/TLS, sentinel set, cluster) on loopback.
+//! - [`cluster`]: a whole cluster (Redis, hub nodes, gateways) with node fault hooks.
 //! - [`conformance`]: one check per fhircast-spec.md §15 item, and its runner.
 //! - `scenarios` (tests only): cross-process scenarios, one file per behaviour.
 
 pub mod client;
+pub mod cluster;
 pub mod conformance;
 pub mod eventually;
 pub mod gateway;

@@ -15,6 +15,34 @@ use tokio::process::{Child, Command};
 
 use crate::eventually::eventually;
 
+/// Returns the path of a workspace binary: the file named by the environment variable
+/// `env_var` when set, else `<target dir>/debug/<name>`, where the target dir is
+/// `CARGO_TARGET_DIR` or `<workspace>/target`. The harness never builds binaries: a missing
+/// one is an error that says how to build it.
+pub fn target_binary(env_var: &str, name: &str) -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os(env_var) {
+        let path = PathBuf::from(path);
+        if !path.is_file() {
+            bail!("{env_var}={} does not exist", path.display());
+        }
+        return Ok(path);
+    }
+    let target = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join("target"),
+    };
+    let path = target.join("debug").join(name);
+    if !path.is_file() {
+        bail!(
+            "{} not found: run `cargo build --workspace --bins` first (or set {env_var})",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
 /// How many log lines a failure message shows.
 const LOG_TAIL_LINES: usize = 40;
 

@@ -18,9 +18,15 @@
 //!
 //! [`TcpProxy::cut_all`] resets the connections open now whatever the mode; later ones go
 //! through as the mode says.
+//!
+//! A proxy may also stand for a load balancer ([`TcpProxy::balancer`]): each new connection
+//! goes to the next of its targets in turn, the way a Kubernetes Service spreads clients over
+//! the gateways behind one public URL. The targets can be set after the proxy is bound, so
+//! its address can be handed to the components before they start.
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -61,10 +67,23 @@ impl FaultMode {
     }
 }
 
+/// Returns `url` (http, ws, redis, …) with its host and port replaced by `address`;
+/// the scheme, credentials (`user:pass@`), path and query are kept. Points a URL one
+/// component handed out (an endpoint, a Redis URL) at a proxy or at another gateway.
+pub fn with_address(url: &str, address: SocketAddr) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let credentials = authority
+        .rsplit_once('@')
+        .map_or(String::new(), |(credentials, _)| format!("{credentials}@"));
+    format!("{scheme}://{credentials}{address}{path}")
+}
+
 /// A running proxy.
 #[derive(Debug)]
 pub struct TcpProxy {
     address: SocketAddr,
+    targets: Arc<Mutex<Vec<SocketAddr>>>,
     mode: watch::Sender<FaultMode>,
     cut: Arc<Mutex<CancellationToken>>,
     accept_loop: JoinHandle<()>,
@@ -73,14 +92,26 @@ pub struct TcpProxy {
 impl TcpProxy {
     /// Starts a proxy in [`FaultMode::Pass`] forwarding every connection to `target`.
     pub async fn start(target: SocketAddr) -> Result<Self> {
+        let proxy = Self::balancer().await?;
+        proxy.set_targets(&[target]);
+        Ok(proxy)
+    }
+
+    /// Starts a proxy in [`FaultMode::Pass`] without targets: it resets every connection
+    /// until [`TcpProxy::set_targets`] names some, then spreads new connections over them
+    /// round-robin.
+    pub async fn balancer() -> Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .context("binding the proxy")?;
         let address = listener.local_addr()?;
+        let targets = Arc::new(Mutex::new(Vec::<SocketAddr>::new()));
         let (mode, modes) = watch::channel(FaultMode::Pass);
         let cut = Arc::new(Mutex::new(CancellationToken::new()));
         let current = Arc::clone(&cut);
+        let choices = Arc::clone(&targets);
         let accept_loop = tokio::spawn(async move {
+            let turn = AtomicUsize::new(0);
             while let Ok((client, _)) = listener.accept().await {
                 // Take the token before reading the mode: `set_mode(Reset)` sets the mode
                 // before it cuts, so a connection either sees Reset or gets cut.
@@ -88,15 +119,21 @@ impl TcpProxy {
                     .lock()
                     .map(|token| token.clone())
                     .unwrap_or_default();
-                if *modes.borrow() == FaultMode::Reset {
-                    reset(&client);
-                    continue;
+                let target = choices.lock().ok().and_then(|targets| {
+                    let next = turn.fetch_add(1, Ordering::Relaxed);
+                    targets.get(next % targets.len().max(1)).copied()
+                });
+                match target {
+                    Some(target) if *modes.borrow() != FaultMode::Reset => {
+                        tokio::spawn(forward(client, target, modes.clone(), token));
+                    }
+                    _ => reset(&client),
                 }
-                tokio::spawn(forward(client, target, modes.clone(), token));
             }
         });
         Ok(Self {
             address,
+            targets,
             mode,
             cut,
             accept_loop,
@@ -111,12 +148,15 @@ impl TcpProxy {
     /// Returns `url` (http, ws, redis, …) with its host and port replaced by the proxy's;
     /// credentials (`user:pass@`) and the path are kept.
     pub fn url_for(&self, url: &str) -> String {
-        let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
-        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-        let credentials = authority
-            .rsplit_once('@')
-            .map_or(String::new(), |(credentials, _)| format!("{credentials}@"));
-        format!("{scheme}://{credentials}{}{path}", self.address)
+        with_address(url, self.address)
+    }
+
+    /// Sets where new connections go: the next of `targets` in turn (open connections stay
+    /// where they are).
+    pub fn set_targets(&self, targets: &[SocketAddr]) {
+        if let Ok(mut current) = self.targets.lock() {
+            *current = targets.to_vec();
+        }
     }
 
     /// Switches the mode for the open connections and the new ones.
@@ -397,6 +437,46 @@ mod tests {
         expect_reset(&mut open).await?;
         let mut new = TcpStream::connect(proxy.address()).await?;
         round_trip(&mut new, b"after", ARRIVAL).await?;
+        Ok(())
+    }
+
+    /// A server on `127.0.0.1:0` that writes `tag` to every connection it accepts.
+    async fn tagging_server(tag: u8) -> Result<SocketAddr> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let address = listener.local_addr()?;
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let _ = stream.write_all(&[tag]).await;
+                    let mut rest = Vec::new();
+                    let _ = stream.read_to_end(&mut rest).await;
+                });
+            }
+        });
+        Ok(address)
+    }
+
+    #[tokio::test]
+    async fn a_balancer_spreads_new_connections_round_robin() -> Result<()> {
+        let balancer = TcpProxy::balancer().await?;
+        let mut refused = TcpStream::connect(balancer.address()).await?;
+        expect_reset(&mut refused)
+            .await
+            .context("a connection before any target is set")?;
+        balancer.set_targets(&[tagging_server(1).await?, tagging_server(2).await?]);
+        let mut tags = Vec::new();
+        for _ in 0..4 {
+            let mut stream = TcpStream::connect(balancer.address()).await?;
+            let mut tag = [0; 1];
+            tokio::time::timeout(ARRIVAL, stream.read_exact(&mut tag))
+                .await
+                .context("no tag in time")??;
+            tags.push(tag[0]);
+        }
+        ensure!(
+            tags == [1, 2, 1, 2] || tags == [2, 1, 2, 1],
+            "connections went to {tags:?}"
+        );
         Ok(())
     }
 

@@ -1,9 +1,10 @@
 //! `fhircast-conformance`: runs the FHIRcast STU3 conformance suite against a hub.
 //!
 //! Either point it at a running hub (`--hub-url` plus `--token-url` or `--token-cmd`), or let
-//! it spawn a gateway with the in-process test issuer (`--embedded`). Prints one line per
-//! checklist item, then `conformance: N passed, M failed`, then the skipped items; exits 1
-//! on any failure.
+//! it spawn a gateway with the in-process test issuer (`--embedded`), or a whole cluster
+//! (`--cluster`: one Redis with AOF `always`, 3 hub nodes, 2 gateways, the clients of every
+//! check spread over both gateways). Prints one line per checklist item, then
+//! `conformance: N passed, M failed`, then the skipped items; exits 1 on any failure.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use clap::Parser;
+use hub_tests::cluster::ClusterBuilder;
 use hub_tests::conformance::Ctx;
 use hub_tests::conformance::runner::{self, Options, Report};
 use hub_tests::gateway::GatewayBuilder;
@@ -21,6 +23,9 @@ use hub_tests::token::TokenSource;
 const EMBEDDED_ACK_TIMEOUT: Duration = Duration::from_millis(1000);
 const EMBEDDED_ATTACH_WINDOW: Duration = Duration::from_millis(2000);
 const EMBEDDED_RECONNECT_GRACE_MS: u64 = 1000;
+/// The cluster `--cluster` starts.
+const CLUSTER_NODES: usize = 3;
+const CLUSTER_GATEWAYS: usize = 2;
 /// The gateway's own default reconnect grace: not passed on the command line, so a gateway
 /// that predates the option can still be started (`--reconnect-grace-ms 10000`).
 const GATEWAY_DEFAULT_RECONNECT_GRACE_MS: u64 = 10_000;
@@ -29,29 +34,35 @@ const GATEWAY_DEFAULT_RECONNECT_GRACE_MS: u64 = 10_000;
 #[command(about = "FHIRcast STU3 hub conformance suite (fhircast-spec.md §15)")]
 struct Args {
     /// `hub.url` of the hub under test, e.g. http://127.0.0.1:8080/api/hub.
-    #[arg(long, required_unless_present = "embedded")]
+    #[arg(long, required_unless_present_any = ["embedded", "cluster"])]
     hub_url: Option<String>,
     /// Token endpoint: POST form `topic`, `scope`, `expires_in` → JSON `access_token`.
-    #[arg(long, conflicts_with_all = ["token_cmd", "embedded"])]
+    #[arg(long, conflicts_with_all = ["token_cmd", "embedded", "cluster"])]
     token_url: Option<String>,
     /// Command run as `sh -c "CMD <topic> '<scopes>' <expires_in>"`, printing a token.
-    #[arg(long, conflicts_with = "embedded")]
+    #[arg(long, conflicts_with_all = ["embedded", "cluster"])]
     token_cmd: Option<String>,
     /// Spawn `fhircast-gateway` with a test issuer and run against it.
-    #[arg(long, conflicts_with = "hub_url")]
+    #[arg(long, conflicts_with_all = ["hub_url", "cluster"])]
     embedded: bool,
-    /// Gateway binary for `--embedded` (default: GATEWAY_BIN or target/debug).
-    #[arg(long, requires = "embedded")]
+    /// Spawn a cluster (one Redis with AOF always, 3 hub nodes, 2 gateways) with a test
+    /// issuer and run against it, spreading each check's clients over both gateways.
+    #[arg(long, conflicts_with = "hub_url")]
+    cluster: bool,
+    /// Gateway binary for `--embedded` and `--cluster` (default: GATEWAY_BIN or
+    /// target/debug); `--cluster` takes the hub node binary from HUB_NODE_BIN or
+    /// target/debug.
+    #[arg(long)]
     gateway_bin: Option<String>,
     /// The hub's ack timeout in milliseconds (external hubs).
-    #[arg(long, default_value_t = 10_000, conflicts_with = "embedded")]
+    #[arg(long, default_value_t = 10_000, conflicts_with_all = ["embedded", "cluster"])]
     ack_timeout_ms: u64,
     /// The hub's attach window in milliseconds (external hubs).
-    #[arg(long, default_value_t = 30_000, conflicts_with = "embedded")]
+    #[arg(long, default_value_t = 30_000, conflicts_with_all = ["embedded", "cluster"])]
     attach_window_ms: u64,
     /// The hub's reconnect grace in milliseconds: how long after an abnormal close it waits
     /// for a re-attach before raising a SyncError (default: 10000 for an external hub;
-    /// with `--embedded`, the gateway is started with it, 1000 by default).
+    /// with `--embedded` or `--cluster`, the hub is started with it, 1000 by default).
     #[arg(long)]
     reconnect_grace_ms: Option<u64>,
     /// Run one item only, e.g. `15.22` or `22`.
@@ -100,11 +111,19 @@ async fn run(args: Args) -> Result<Report> {
             .unwrap_or(EMBEDDED_RECONNECT_GRACE_MS);
         return run_embedded(args.gateway_bin, grace_ms, &options).await;
     }
+    if args.cluster {
+        let grace_ms = args
+            .reconnect_grace_ms
+            .unwrap_or(EMBEDDED_RECONNECT_GRACE_MS);
+        return run_cluster(args.gateway_bin, grace_ms, &options).await;
+    }
     let hub_url = args.hub_url.context("--hub-url is required")?;
     let tokens = match (args.token_url, args.token_cmd) {
         (Some(url), None) => TokenSource::TokenUrl(url),
         (None, Some(command)) => TokenSource::Command(command),
-        _ => bail!("give exactly one of --token-url or --token-cmd (or use --embedded)"),
+        _ => {
+            bail!("give exactly one of --token-url or --token-cmd (or use --embedded or --cluster)")
+        }
     };
     let grace_ms = args
         .reconnect_grace_ms
@@ -145,5 +164,40 @@ async fn run_embedded(
     let stopped = gateway.stop().await;
     let report = report?;
     stopped.context("stopping the embedded gateway")?;
+    Ok(report)
+}
+
+/// Runs the suite against a fresh cluster with the embedded run's short timing: topic
+/// timing on the nodes, the ack timeout on the gateways. The gateways share one public URL
+/// (a round-robin balancer, as in production), so endpoints name it and each attach lands on
+/// the next gateway; every other request goes straight to a gateway, in turn.
+async fn run_cluster(
+    gateway_bin: Option<String>,
+    grace_ms: u64,
+    options: &Options,
+) -> Result<Report> {
+    let grace = Duration::from_millis(grace_ms);
+    let mut builder = ClusterBuilder::new()
+        .front_door()
+        .nodes(CLUSTER_NODES)
+        .gateways(CLUSTER_GATEWAYS)
+        .attach_window(EMBEDDED_ATTACH_WINDOW)
+        .reconnect_grace(grace)
+        .ack_timeout(EMBEDDED_ACK_TIMEOUT);
+    if let Some(path) = gateway_bin {
+        builder = builder.configure_gateways(|gateway| gateway.binary(path));
+    }
+    let cluster = builder.start().await.context("starting the cluster")?;
+    let ctx = Ctx::spread(&cluster.hub_urls(), cluster.tokens())?
+        .with_timing(EMBEDDED_ACK_TIMEOUT, EMBEDDED_ATTACH_WINDOW)
+        .with_reconnect_grace(grace);
+    let report = runner::run(ctx, options).await;
+    if report.as_ref().is_ok_and(|report| report.failed() > 0) {
+        eprintln!("{}", cluster.logs_tail());
+    }
+    // Stop every process by pid with SIGTERM whatever the outcome; report an unclean exit.
+    let stopped = cluster.stop().await;
+    let report = report?;
+    stopped.context("stopping the cluster")?;
     Ok(report)
 }

@@ -5,12 +5,19 @@
 //! reasons. Checks talk to the hub only over HTTP and WebSocket and get tokens only from a
 //! [`TokenSource`], so the suite runs against any hub. Each check uses a fresh random topic,
 //! so checks are independent and run concurrently (see [`runner`]).
+//!
+//! A [`Ctx`] may hold several hub URLs, the gateways of one cluster ([`Ctx::spread`]): each
+//! client and each subscription a check creates then takes the next URL in turn, so one check
+//! subscribes through one gateway, publishes through another and reads the context through
+//! a third, and every check must pass unchanged. With one URL nothing rotates.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result, bail, ensure};
 use serde_json::Value;
 
 use crate::client::{HubClient, endpoint_of};
@@ -81,7 +88,11 @@ pub(crate) use check;
 /// Everything a check needs: where the hub is, how to get tokens, and timing knobs.
 #[derive(Debug, Clone)]
 pub struct Ctx {
-    hub_url: String,
+    /// `hub.url` of every gateway of the hub under test (at least one).
+    hub_urls: Arc<[String]>,
+    /// Which of `hub_urls` the next client or subscription uses; shared by the clones of one
+    /// check's context, fresh for each check (see [`Ctx::for_check`]).
+    next_url: Arc<AtomicUsize>,
     tokens: TokenSource,
     /// The hub's ack timeout (10 s by default).
     pub ack_timeout: Duration,
@@ -95,8 +106,24 @@ pub struct Ctx {
 impl Ctx {
     /// Creates a context with the hub's default timing.
     pub fn new(hub_url: &str, tokens: TokenSource) -> Self {
+        Self::with_urls(vec![hub_url.trim_end_matches('/').to_owned()], tokens)
+    }
+
+    /// Creates a context for a hub served by several gateways (`hub.url` of each): the
+    /// clients and subscriptions of every check are spread over them round-robin.
+    pub fn spread<S: AsRef<str>>(hub_urls: &[S], tokens: TokenSource) -> Result<Self> {
+        ensure!(!hub_urls.is_empty(), "a hub needs at least one hub.url");
+        let urls = hub_urls
+            .iter()
+            .map(|url| url.as_ref().trim_end_matches('/').to_owned())
+            .collect();
+        Ok(Self::with_urls(urls, tokens))
+    }
+
+    fn with_urls(hub_urls: Vec<String>, tokens: TokenSource) -> Self {
         Self {
-            hub_url: hub_url.trim_end_matches('/').to_owned(),
+            hub_urls: hub_urls.into(),
+            next_url: Arc::new(AtomicUsize::new(0)),
             tokens,
             ack_timeout: Duration::from_secs(10),
             attach_window: Duration::from_secs(30),
@@ -123,9 +150,31 @@ impl Ctx {
         tokio::time::sleep(self.reconnect_grace + TIMER_SLACK).await;
     }
 
-    /// Returns `hub.url`.
+    /// Returns a context for one check: the same hub, timing and tokens, with its own
+    /// rotation over the hub URLs starting at `first` (modulo their number), so what a check
+    /// does lands on the same gateways whatever runs beside it.
+    pub(crate) fn for_check(&self, first: usize) -> Self {
+        Self {
+            next_url: Arc::new(AtomicUsize::new(first % self.hub_urls.len())),
+            ..self.clone()
+        }
+    }
+
+    /// Returns `hub.url` (the first one when there are several).
     pub fn hub_url(&self) -> &str {
-        &self.hub_url
+        &self.hub_urls[0]
+    }
+
+    /// Returns `hub.url` of every gateway, in rotation order.
+    pub fn hub_urls(&self) -> &[String] {
+        &self.hub_urls
+    }
+
+    /// Returns the hub URL the next client or subscription uses, and moves the rotation on.
+    /// This is the one place where a check's clients get their hub URL.
+    fn next_hub_url(&self) -> &str {
+        let turn = self.next_url.fetch_add(1, Ordering::Relaxed);
+        &self.hub_urls[turn % self.hub_urls.len()]
     }
 
     /// Returns the token source.
@@ -150,12 +199,12 @@ impl Ctx {
             .token(topic, scopes, expires_in)
             .await
             .context("obtaining a token")?;
-        Ok(HubClient::new(&self.hub_url, topic, Some(token)))
+        Ok(HubClient::new(self.next_hub_url(), topic, Some(token)))
     }
 
     /// Returns a client for `topic` without a token.
     pub(crate) fn anonymous(&self, topic: &str) -> HubClient {
-        HubClient::new(&self.hub_url, topic, None)
+        HubClient::new(self.next_hub_url(), topic, None)
     }
 
     /// Subscribes `client` to `events`, attaches and reads the confirmation.
@@ -164,12 +213,16 @@ impl Ctx {
     }
 
     /// Like [`Ctx::subscriber`] with extra subscribe parameters (`subscriber.name`, …).
+    /// The subscription goes through the next hub URL in turn (with `client`'s topic and
+    /// token), so on a cluster it is usually another gateway than the one `client` publishes
+    /// through.
     pub(crate) async fn subscriber_with(
         &self,
         client: &HubClient,
         events: &str,
         extra: &[(&str, &str)],
     ) -> Result<Subscriber> {
+        let client = client.with_hub_url(self.next_hub_url());
         let reply = client.subscribe_with(events, extra).await?;
         reply.expect(202, &format!("subscribe to {events}"))?;
         let endpoint = endpoint_of(&reply)?;
@@ -269,6 +322,31 @@ mod tests {
         items.extend(static_skips().iter().map(|skip| skip.item));
         items.sort_unstable();
         assert_eq!(items, (1..=96).collect::<Vec<u8>>());
+    }
+
+    #[test]
+    fn clients_take_the_hub_urls_in_turn_from_a_start_per_check() -> Result<()> {
+        let tokens = TokenSource::Command("true".to_owned());
+        let ctx = Ctx::spread(&["http://a/api/hub/", "http://b/api/hub"], tokens.clone())?;
+        let urls = |ctx: &Ctx| -> Vec<String> {
+            (0..3)
+                .map(|_| ctx.anonymous("topic").hub_url().to_owned())
+                .collect()
+        };
+        let (a, b) = ("http://a/api/hub".to_owned(), "http://b/api/hub".to_owned());
+        assert_eq!(urls(&ctx), [a.clone(), b.clone(), a.clone()]);
+        assert_eq!(urls(&ctx.for_check(7)), [b.clone(), a.clone(), b.clone()]);
+        assert_eq!(ctx.hub_url(), a);
+        // Clones made inside a check share its rotation.
+        let check = ctx.for_check(0);
+        let clone = check.clone();
+        assert_eq!(check.anonymous("t").hub_url(), a);
+        assert_eq!(clone.anonymous("t").hub_url(), b);
+        // One URL: nothing rotates.
+        let single = Ctx::new("http://a/api/hub", tokens.clone());
+        assert_eq!(urls(&single.for_check(5)), [a.clone(), a.clone(), a]);
+        assert!(Ctx::spread::<&str>(&[], tokens).is_err());
+        Ok(())
     }
 
     #[test]

@@ -138,7 +138,10 @@ async fn run_checks(ctx: Ctx, checks: Vec<Check>, options: &Options) -> Vec<Outc
             .max(ctx.attach_window + Duration::from_secs(15))
             .max(ctx.ack_timeout + Duration::from_secs(15))
             .max(ctx.reconnect_grace * 2 + Duration::from_secs(15));
-        let (ctx, permits, check) = (ctx.clone(), Arc::clone(&permits), *check);
+        // Each check rotates over the hub URLs on its own, from a start that differs
+        // between checks, so a cluster run spreads every check the same way each time.
+        let ctx = ctx.for_check(usize::from(check.item));
+        let (permits, check) = (Arc::clone(&permits), *check);
         tasks.spawn(async move {
             let _permit = permits.acquire_owned().await;
             let started = Instant::now();

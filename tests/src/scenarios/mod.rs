@@ -10,9 +10,10 @@ use anyhow::{Context as _, Result, ensure};
 use serde_json::Value;
 
 use crate::client::{HubClient, Reply};
+use crate::conformance::assert::expect_event;
 use crate::gateway::{Gateway, GatewayBuilder};
 use crate::issuer::TestIssuer;
-use crate::payloads::{patient_open, random_topic};
+use crate::payloads::{new_id, patient_open, random_topic};
 use crate::subscriber::Subscriber;
 use crate::token::ALL_SCOPES;
 
@@ -20,6 +21,8 @@ mod bad_frames;
 mod bad_input;
 mod bad_tokens;
 mod bounds;
+mod cluster_any_gateway;
+mod cluster_endpoint_url;
 mod conformance;
 mod dev_issuer;
 mod graceful_shutdown;
@@ -151,6 +154,20 @@ impl Stage {
         drop(self.watcher);
         self.rig.gateway.stop().await
     }
+}
+
+/// Publishes a Patient-open for a fresh patient labelled `label` and returns its id.
+async fn publish(client: &HubClient, label: &str) -> Result<String> {
+    let event = patient_open(client.topic(), &format!("{label}-{}", new_id()));
+    client.publish_ok(&event).await?;
+    Ok(event["id"].as_str().unwrap_or_default().to_owned())
+}
+
+/// Reads the next event and asserts it is the Patient-open `id`.
+async fn expect_id(subscriber: &mut Subscriber, id: &str, what: &str) -> Result<Value> {
+    expect_event(subscriber, "Patient-open", Some(id))
+        .await
+        .with_context(|| what.to_owned())
 }
 
 /// Asserts a 4xx with `status` and a non-empty text reason.

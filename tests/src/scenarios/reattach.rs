@@ -10,14 +10,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail, ensure};
 use futures_util::{SinkExt as _, StreamExt as _};
-use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{MSG, Rig};
+use super::{MSG, Rig, expect_id, publish};
 use crate::client::HubClient;
 use crate::conformance::assert::{expect_denial_then_close, expect_event};
 use crate::eventually::eventually;
-use crate::payloads::{envelope, new_id, patient_open, random_topic};
+use crate::payloads::{envelope, random_topic};
 use crate::proxy::TcpProxy;
 use crate::subscriber::{Ack, ConnectError, Subscriber};
 
@@ -26,20 +25,6 @@ const GRACE: Duration = Duration::from_millis(2500);
 
 async fn rig() -> Result<Rig> {
     Rig::start_with(|builder| builder.ack_timeout(ACK_TIMEOUT).reconnect_grace(GRACE)).await
-}
-
-/// Publishes a Patient-open and returns its id.
-async fn publish(client: &HubClient, label: &str) -> Result<String> {
-    let event = patient_open(client.topic(), &format!("{label}-{}", new_id()));
-    client.publish_ok(&event).await?;
-    Ok(event["id"].as_str().unwrap_or_default().to_owned())
-}
-
-/// Reads the next event and asserts it is the Patient-open `id`.
-async fn expect_id(subscriber: &mut Subscriber, id: &str, what: &str) -> Result<Value> {
-    expect_event(subscriber, "Patient-open", Some(id))
-        .await
-        .with_context(|| what.to_owned())
 }
 
 /// Makes a subscriber refuse a marker event (409) and asserts the SyncError about it is

@@ -1,0 +1,440 @@
+//! A whole FHIRcast cluster on loopback: a Redis topology, M hub nodes and N gateways, all
+//! real processes on free ports, sharing one topic key and trusting one test issuer (so a
+//! token works on every gateway).
+//!
+//! [`ClusterBuilder`] says what to start; [`ClusterBuilder::start`] starts, in this order:
+//!
+//! 1. the Redis topology ([`RedisTopology::Single`]: one [`RedisServer`] with AOF
+//!    `appendfsync always` by default; sentinel and cluster come later);
+//! 2. the nodes `hub-0 … hub-{M-1}` ([`NodeBuilder`]), then waits until every one of them is
+//!    in the live node set in Redis (`ZRANGEBYSCORE fhc:v1:members:node <now> +inf`);
+//! 3. the gateways `gw-0 … gw-{N-1}` ([`GatewayBuilder`] with `--redis-url`, `--topic-key`,
+//!    `--gateway-id`), each ready when `/readyz` answers 200, then waits until every one of
+//!    them is in the live gateway set. A gateway started after the nodes joined reads all of
+//!    them on its first heartbeat, so placement agrees everywhere from the start.
+//!
+//! Each gateway hands out endpoints under its own address by default. With
+//! [`ClusterBuilder::front_door`] the gateways share one public URL instead, as behind a
+//! Kubernetes Service: a round-robin [`TcpProxy::balancer`] in front of them, passed to every
+//! gateway as `--public-url`, so endpoints name the balancer and each attach lands on the
+//! next gateway in turn.
+//!
+//! Topic flags (attach window, re-attach window, reconnect grace, unresponsive threshold,
+//! lease) go to the nodes, which host the topics; socket flags (ack timeout, ping interval)
+//! go to the gateways, which hold the sockets. A cluster gateway ignores topic flags.
+//!
+//! Fault hooks: [`Node::kill_9`], [`Node::sigstop`], [`Node::restart`] (same id), through
+//! [`Cluster::nodes_mut`]; [`Cluster::restart_node`] also waits for the node to rejoin.
+//! Ownership is read from Redis: [`Cluster::owner`] returns the node holding a topic's lease.
+//! [`Cluster::stop`] stops gateways, then nodes, then Redis, each with SIGTERM and a clean
+//! exit; dropping a cluster kills whatever still runs.
+
+mod node;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, Result, bail};
+use fhircast_proto::TopicKey;
+use fhircast_proto::redis_schema::{Role, TopicKeys, members_key};
+use futures_util::future::try_join_all;
+
+pub use node::{Node, NodeBuilder, STOP_DEADLINE as NODE_STOP_DEADLINE, hub_node_binary};
+
+use crate::client::HubClient;
+use crate::eventually::eventually;
+use crate::gateway::{Gateway, GatewayBuilder};
+use crate::issuer::TestIssuer;
+use crate::proxy::TcpProxy;
+use crate::redis::{RedisOptions, RedisServer};
+use crate::token::{ALL_SCOPES, TokenSource};
+
+/// How long the members of a freshly started (or restarted) cluster may take to show up in
+/// the membership.
+const MEMBERSHIP_DEADLINE: Duration = Duration::from_secs(20);
+/// Lifetime of the tokens [`Cluster::client`] mints.
+const TOKEN_LIFETIME: i64 = 3600;
+
+/// The Redis a cluster keeps its topics in.
+#[derive(Debug, Clone)]
+pub enum RedisTopology {
+    /// One server with these options (AOF `appendfsync always` by default).
+    Single(RedisOptions),
+    /// A primary, a replica and three sentinels: not supported by the product yet.
+    Sentinel,
+    /// A Redis Cluster with sharded pub/sub: not supported by the product yet.
+    Cluster,
+}
+
+impl Default for RedisTopology {
+    fn default() -> Self {
+        Self::Single(RedisOptions::new())
+    }
+}
+
+/// What a [`Cluster`] is made of: 3 nodes and 2 gateways on one AOF-always Redis by default.
+#[derive(Debug, Clone)]
+pub struct ClusterBuilder {
+    topology: RedisTopology,
+    nodes: usize,
+    gateways: usize,
+    issuer: Option<Arc<TestIssuer>>,
+    front_door: bool,
+    node: NodeBuilder,
+    gateway: GatewayBuilder,
+}
+
+impl Default for ClusterBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ClusterBuilder {
+    /// Three nodes and two gateways on one Redis with AOF `always`, product defaults.
+    pub fn new() -> Self {
+        Self {
+            topology: RedisTopology::default(),
+            nodes: 3,
+            gateways: 2,
+            issuer: None,
+            front_door: false,
+            node: NodeBuilder::new(),
+            gateway: GatewayBuilder::new(),
+        }
+    }
+
+    /// Chooses the Redis topology.
+    pub fn topology(mut self, topology: RedisTopology) -> Self {
+        self.topology = topology;
+        self
+    }
+
+    /// Sets how many hub nodes to start (`hub-0`, `hub-1`, …).
+    pub fn nodes(mut self, count: usize) -> Self {
+        self.nodes = count;
+        self
+    }
+
+    /// Sets how many gateways to start (`gw-0`, `gw-1`, …).
+    pub fn gateways(mut self, count: usize) -> Self {
+        self.gateways = count;
+        self
+    }
+
+    /// Trusts this issuer instead of a fresh one.
+    pub fn issuer(mut self, issuer: Arc<TestIssuer>) -> Self {
+        self.issuer = Some(issuer);
+        self
+    }
+
+    /// Puts a round-robin balancer in front of the gateways and makes its URL every
+    /// gateway's `--public-url`: one public URL for the whole hub, as in production.
+    pub fn front_door(mut self) -> Self {
+        self.front_door = true;
+        self
+    }
+
+    /// Sets the attach window of every node's topics.
+    pub fn attach_window(self, window: Duration) -> Self {
+        self.configure_nodes(|node| node.attach_window(window))
+    }
+
+    /// Sets the re-attach window of every node's topics.
+    pub fn reattach_window(self, window: Duration) -> Self {
+        self.configure_nodes(|node| node.reattach_window(window))
+    }
+
+    /// Sets the reconnect grace of every node's topics.
+    pub fn reconnect_grace(self, grace: Duration) -> Self {
+        self.configure_nodes(|node| node.reconnect_grace(grace))
+    }
+
+    /// Sets the unresponsive threshold of every node's topics.
+    pub fn unresponsive_threshold(self, count: u32) -> Self {
+        self.configure_nodes(|node| node.unresponsive_threshold(count))
+    }
+
+    /// Sets every node's topic ownership lease.
+    pub fn lease(self, lease: Duration) -> Self {
+        self.configure_nodes(|node| node.lease(lease))
+    }
+
+    /// Sets every gateway's ack timeout.
+    pub fn ack_timeout(self, timeout: Duration) -> Self {
+        self.configure_gateways(|gateway| gateway.ack_timeout(timeout))
+    }
+
+    /// Sets every gateway's ping interval.
+    pub fn ping_interval(self, interval: Duration) -> Self {
+        self.configure_gateways(|gateway| gateway.ping_interval(interval))
+    }
+
+    /// Adds to what every node is started with (flags, environment, binary).
+    pub fn configure_nodes(mut self, configure: impl FnOnce(NodeBuilder) -> NodeBuilder) -> Self {
+        self.node = configure(self.node);
+        self
+    }
+
+    /// Adds to what every gateway is started with (flags, environment, binary).
+    pub fn configure_gateways(
+        mut self,
+        configure: impl FnOnce(GatewayBuilder) -> GatewayBuilder,
+    ) -> Self {
+        self.gateway = configure(self.gateway);
+        self
+    }
+
+    /// Starts Redis, the nodes and the gateways, and waits until every member is live.
+    pub async fn start(self) -> Result<Cluster> {
+        if self.nodes == 0 || self.gateways == 0 {
+            bail!("a cluster needs at least one node and one gateway");
+        }
+        let redis = match self.topology {
+            RedisTopology::Single(options) => RedisServer::start(options).await?,
+            RedisTopology::Sentinel => {
+                bail!("a cluster on a Redis sentinel set is not supported yet")
+            }
+            RedisTopology::Cluster => bail!("a cluster on a Redis Cluster is not supported yet"),
+        };
+        let issuer = match self.issuer {
+            Some(issuer) => issuer,
+            None => Arc::new(TestIssuer::start().await?),
+        };
+        let topic_key = fhircast_proto::ids::random_token();
+        let redis_url = redis.url();
+        let front_door = if self.front_door {
+            Some(TcpProxy::balancer().await?)
+        } else {
+            None
+        };
+        let mut cluster = Cluster {
+            front_door,
+            key: TopicKey::new(topic_key.as_bytes()),
+            topic_key,
+            issuer,
+            nodes: Vec::new(),
+            gateways: Vec::new(),
+            redis,
+        };
+
+        let nodes: Vec<NodeBuilder> = (0..self.nodes)
+            .map(|n| {
+                self.node
+                    .clone()
+                    .redis_url(&redis_url)
+                    .topic_key(&cluster.topic_key)
+                    .node_id(&format!("hub-{n}"))
+            })
+            .collect();
+        cluster.nodes = try_join_all(nodes.iter().map(NodeBuilder::start)).await?;
+        let node_ids: Vec<String> = cluster
+            .nodes
+            .iter()
+            .map(|node| node.id().to_owned())
+            .collect();
+        cluster.wait_live(Role::Node, &node_ids).await?;
+
+        let gateway_ids: Vec<String> = (0..self.gateways).map(|n| format!("gw-{n}")).collect();
+        let gateways: Vec<GatewayBuilder> = gateway_ids
+            .iter()
+            .map(|id| {
+                let gateway = match cluster.public_url() {
+                    Some(url) => self.gateway.clone().arg("--public-url").arg(url),
+                    None => self.gateway.clone(),
+                };
+                gateway
+                    .name(id)
+                    .issuer(&cluster.issuer)
+                    .arg("--redis-url")
+                    .arg(&redis_url)
+                    .arg("--topic-key")
+                    .arg(&cluster.topic_key)
+                    .arg("--gateway-id")
+                    .arg(id)
+            })
+            .collect();
+        cluster.gateways = try_join_all(gateways.iter().map(GatewayBuilder::start)).await?;
+        if let Some(front_door) = &cluster.front_door {
+            let addresses = cluster
+                .gateways
+                .iter()
+                .map(Gateway::address)
+                .collect::<Result<Vec<_>>>()?;
+            front_door.set_targets(&addresses);
+        }
+        cluster.wait_live(Role::Gateway, &gateway_ids).await?;
+        Ok(cluster)
+    }
+}
+
+/// A running cluster. Dropping it kills every process it started.
+#[derive(Debug)]
+pub struct Cluster {
+    issuer: Arc<TestIssuer>,
+    front_door: Option<TcpProxy>,
+    redis: RedisServer,
+    topic_key: String,
+    key: TopicKey,
+    nodes: Vec<Node>,
+    gateways: Vec<Gateway>,
+}
+
+impl Cluster {
+    /// Returns the issuer every gateway trusts.
+    pub fn issuer(&self) -> &Arc<TestIssuer> {
+        &self.issuer
+    }
+
+    /// Returns a token source minting tokens every gateway accepts.
+    pub fn tokens(&self) -> TokenSource {
+        TokenSource::Issuer(Arc::clone(&self.issuer))
+    }
+
+    /// Returns the Redis server.
+    pub fn redis(&self) -> &RedisServer {
+        &self.redis
+    }
+
+    /// Returns the Redis server, mutably (to kill or restart it).
+    pub fn redis_mut(&mut self) -> &mut RedisServer {
+        &mut self.redis
+    }
+
+    /// Returns the topic key every member shares.
+    pub fn topic_key(&self) -> &str {
+        &self.topic_key
+    }
+
+    /// Returns the Redis keys of `topic` under this cluster's topic key.
+    pub fn keys_of(&self, topic: &str) -> TopicKeys {
+        TopicKeys::of(&self.key.topic_ref(topic))
+    }
+
+    /// Returns the nodes, `hub-0` first.
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    /// Returns the nodes, mutably (to kill, freeze or restart one).
+    pub fn nodes_mut(&mut self) -> &mut [Node] {
+        &mut self.nodes
+    }
+
+    /// Returns the index of the node with this id.
+    pub fn node_index(&self, id: &str) -> Option<usize> {
+        self.nodes.iter().position(|node| node.id() == id)
+    }
+
+    /// Returns the gateways, `gw-0` first.
+    pub fn gateways(&self) -> &[Gateway] {
+        &self.gateways
+    }
+
+    /// Returns the public URL every gateway shares (`http://<balancer>`), with
+    /// [`ClusterBuilder::front_door`].
+    pub fn public_url(&self) -> Option<String> {
+        self.front_door
+            .as_ref()
+            .map(|front_door| format!("http://{}", front_door.address()))
+    }
+
+    /// Returns the balancer in front of the gateways, with [`ClusterBuilder::front_door`].
+    pub fn front_door(&self) -> Option<&TcpProxy> {
+        self.front_door.as_ref()
+    }
+
+    /// Returns `hub.url` of every gateway, `gw-0` first (each gateway's own address, also
+    /// with a front door).
+    pub fn hub_urls(&self) -> Vec<String> {
+        self.gateways.iter().map(Gateway::hub_url).collect()
+    }
+
+    /// Returns a client for `topic` on gateway `gateway` with a token allowing everything.
+    pub fn client(&self, gateway: usize, topic: &str) -> Result<HubClient> {
+        let gateway = self
+            .gateways
+            .get(gateway)
+            .with_context(|| format!("no gateway {gateway} in this cluster"))?;
+        let token = self.issuer.mint(topic, ALL_SCOPES, TOKEN_LIFETIME)?;
+        Ok(HubClient::new(&gateway.hub_url(), topic, Some(token)))
+    }
+
+    /// Returns the ids of the live members of `role`, sorted (heartbeat deadline not past).
+    pub async fn live(&self, role: Role) -> Result<BTreeSet<String>> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .context("the clock is before 1970")?
+            .as_millis();
+        let mut command = ::redis::cmd("ZRANGEBYSCORE");
+        command
+            .arg(members_key(role))
+            .arg(now.to_string())
+            .arg("+inf");
+        let ids: Vec<String> = self.redis.query(&command).await?;
+        Ok(ids.into_iter().collect())
+    }
+
+    /// Waits until every id in `ids` is a live member of `role`.
+    pub async fn wait_live(&self, role: Role, ids: &[String]) -> Result<()> {
+        let what = format!("{ids:?} live in {}", members_key(role));
+        let waited = eventually(&what, MEMBERSHIP_DEADLINE, || async {
+            let live = self.live(role).await?;
+            Ok(ids.iter().all(|id| live.contains(id)).then_some(()))
+        })
+        .await;
+        waited.map_err(|error| error.context(self.logs_tail()))
+    }
+
+    /// Returns the id of the node holding `topic`'s ownership lease, if any.
+    pub async fn owner(&self, topic: &str) -> Result<Option<String>> {
+        let mut command = ::redis::cmd("GET");
+        command.arg(self.keys_of(topic).lease);
+        self.redis.query(&command).await
+    }
+
+    /// Restarts node `index` with the same id and waits until it is live again.
+    pub async fn restart_node(&mut self, index: usize) -> Result<()> {
+        let node = self
+            .nodes
+            .get_mut(index)
+            .with_context(|| format!("no node {index} in this cluster"))?;
+        node.restart().await?;
+        let id = node.id().to_owned();
+        self.wait_live(Role::Node, &[id]).await
+    }
+
+    /// Returns the tail of every member's logs, for failure messages.
+    pub fn logs_tail(&self) -> String {
+        let nodes = self.nodes.iter().map(Node::logs_tail);
+        let gateways = self
+            .gateways
+            .iter()
+            .map(|gateway| gateway.process().logs_tail());
+        nodes
+            .chain(gateways)
+            .chain(std::iter::once(self.redis.logs_tail()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Stops the gateways, then the nodes, then Redis, each with SIGTERM and a clean exit;
+    /// stops everything even after a failure and returns the first one.
+    pub async fn stop(self) -> Result<()> {
+        let mut result = Ok(());
+        let mut keep_first = |stopped: Result<()>| {
+            if result.is_ok() {
+                result = stopped;
+            }
+        };
+        for gateway in self.gateways {
+            keep_first(gateway.stop().await.context("stopping a gateway"));
+        }
+        for node in self.nodes {
+            keep_first(node.stop().await.context("stopping a node"));
+        }
+        keep_first(self.redis.stop().await.context("stopping Redis"));
+        result
+    }
+}

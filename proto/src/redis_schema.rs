@@ -131,6 +131,7 @@ if holder and holder ~= ARGV[1] then
   return {0, holder}
 end
 local fence = redis.call('HINCRBY', KEYS[2], 'fence', 1)
+redis.call('PERSIST', KEYS[2])
 redis.call('HSET', KEYS[2], 'owner', ARGV[1])
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return {1, tostring(fence)}
@@ -164,6 +165,21 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
   return 1
 end
 return 0
+";
+
+/// Deletes a topic that held nothing or was abandoned, only for the holder of the current
+/// fence. The fence stays in `meta` (with a long expiry), so no earlier owner can write.
+///
+/// KEYS: meta, lease, subs, ended, ctx, ids, idorder, stream. ARGV: fence, meta expiry ms.
+/// Returns 1, or 0 when fenced off.
+pub const FORGET: &str = r"
+if redis.call('HGET', KEYS[1], 'fence') ~= ARGV[1] then
+  return 0
+end
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8])
+redis.call('HDEL', KEYS[1], 'header', 'seq', 'epoch', 'owner')
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
 ";
 
 /// Starts a new epoch for a topic whose stored seq went back, only for the holder of the
@@ -235,7 +251,7 @@ return 1
 ";
 
 /// Every script, for loading them all at start-up.
-pub const SCRIPTS: [&str; 5] = [ACQUIRE, RENEW, RELEASE, RESTART_EPOCH, COMMIT];
+pub const SCRIPTS: [&str; 6] = [ACQUIRE, RENEW, RELEASE, FORGET, RESTART_EPOCH, COMMIT];
 
 #[cfg(test)]
 mod tests {

@@ -91,6 +91,12 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Gives up ownership of a topic whose actor stopped.
     async fn release(&self, topic: &TopicRef, fence: Fence) -> Result<(), StoreError>;
 
+    /// Gives up ownership of a topic that held nothing or was abandoned, and deletes what
+    /// the store kept of it (its fence stays, so an old owner can never write again).
+    async fn forget(&self, topic: &TopicRef, fence: Fence) -> Result<(), StoreError> {
+        self.release(topic, fence).await
+    }
+
     /// Returns the topic an endpoint belongs to.
     async fn resolve_endpoint(&self, endpoint: &EndpointId)
     -> Result<Option<TopicRef>, StoreError>;

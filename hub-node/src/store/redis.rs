@@ -27,6 +27,10 @@ use fhircast_proto::{EndpointId, TopicRef};
 
 use super::{Change, Delta, Fence, Header, Snapshot, Store, StoreError};
 
+/// How long the fence of a forgotten topic is kept (30 days): an owner paused for longer
+/// than that could write again, which nothing real does.
+const FORGOTTEN_FENCE_TTL_MS: u64 = 30 * 24 * 3600 * 1000;
+
 /// How the store behaves; the defaults are the production ones.
 #[derive(Clone, Debug)]
 pub struct RedisStoreSettings {
@@ -52,6 +56,7 @@ pub struct RedisStore<C> {
     acquire: Script,
     renew: Script,
     release: Script,
+    forget: Script,
     restart_epoch: Script,
     commit: Script,
 }
@@ -76,6 +81,7 @@ where
             acquire: Script::new(redis_schema::ACQUIRE),
             renew: Script::new(redis_schema::RENEW),
             release: Script::new(redis_schema::RELEASE),
+            forget: Script::new(redis_schema::FORGET),
             restart_epoch: Script::new(redis_schema::RESTART_EPOCH),
             commit: Script::new(redis_schema::COMMIT),
         }
@@ -279,6 +285,26 @@ where
             .await
             .map_err(|err| store_error(&err))?;
         self.index_endpoints(topic, &change).await
+    }
+
+    async fn forget(&self, topic: &TopicRef, fence: Fence) -> Result<(), StoreError> {
+        let keys = TopicKeys::of(topic);
+        let _: u8 = self
+            .forget
+            .key(&keys.meta)
+            .key(&keys.lease)
+            .key(&keys.subs)
+            .key(&keys.ended)
+            .key(&keys.ctx)
+            .key(&keys.ids)
+            .key(&keys.idorder)
+            .key(&keys.stream)
+            .arg(fence.0)
+            .arg(FORGOTTEN_FENCE_TTL_MS)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(|err| store_error(&err))?;
+        Ok(())
     }
 
     async fn restart_epoch(

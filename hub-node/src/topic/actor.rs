@@ -120,11 +120,14 @@ impl TopicActor {
             }
         };
         self.mailbox.close();
-        if let Err(err) = self
-            .store
-            .release(self.state.topic().topic_ref(), self.fence)
-            .await
-        {
+        let topic = self.state.topic().topic_ref();
+        // A topic that held nothing, or was abandoned, is forgotten by the store too; any
+        // other exit keeps its state for the next owner.
+        let given_up = match exit {
+            TopicExit::Idle | TopicExit::Abandoned => self.store.forget(topic, self.fence).await,
+            _ => self.store.release(topic, self.fence).await,
+        };
+        if let Err(err) = given_up {
             warn!(topic = %self.state.topic(), error = %err, "could not release topic ownership");
         }
         debug!(topic = %self.state.topic(), exit = ?exit, "topic actor stopped");

@@ -217,3 +217,55 @@ async fn a_topic_is_rebuilt_from_its_commits_after_a_kill_9_of_redis() -> Result
     );
     server.stop().await
 }
+
+#[tokio::test]
+async fn a_forgotten_topic_leaves_only_its_fence_and_its_old_owner_cannot_write() -> Result<()> {
+    let server = RedisServer::start(RedisOptions::new()).await?;
+    let conn = connect(&server).await?;
+    let node = store(&conn, "hub-a", 60_000);
+    let topic = topic()?;
+    let keys = fhircast_proto::redis_schema::TopicKeys::of(topic.topic_ref());
+    let fence = node.acquire(topic.topic_ref()).await?;
+    let mut state = TopicState::new(topic.clone(), TopicSettings::default(), 3);
+    let (_, effects) = state
+        .publish(patient_open(&topic, "e1", "p1")?, &Owner::default())
+        .map_err(|err| anyhow::anyhow!("{err}"))?;
+    node.commit(topic.topic_ref(), fence, state.take_change(effects))
+        .await?;
+
+    node.forget(topic.topic_ref(), fence).await?;
+    let snapshot = node.load(topic.topic_ref()).await?;
+    ensure!(
+        snapshot.header.is_none() && snapshot.contexts.is_empty(),
+        "state left behind"
+    );
+    let left: Vec<String> = server
+        .query(::redis::cmd("KEYS").arg(format!("fhc:v1:{{{}}}:*", topic.topic_ref().as_str())))
+        .await?;
+    ensure!(
+        left == vec![keys.meta.clone()],
+        "keys left behind: {left:?}"
+    );
+    let ttl: i64 = server.query(::redis::cmd("PTTL").arg(&keys.meta)).await?;
+    ensure!(ttl > 0, "the forgotten fence does not expire (PTTL {ttl})");
+
+    // Used again: a higher fence, kept for good; the old owner is fenced off.
+    let again = node.acquire(topic.topic_ref()).await?;
+    ensure!(
+        again.0 > fence.0,
+        "the fence went back: {fence:?} → {again:?}"
+    );
+    let ttl: i64 = server.query(::redis::cmd("PTTL").arg(&keys.meta)).await?;
+    ensure!(ttl == -1, "a topic in use again still expires (PTTL {ttl})");
+    let (_, effects) = state
+        .publish(patient_open(&topic, "e2", "p2")?, &Owner::default())
+        .map_err(|err| anyhow::anyhow!("{err}"))?;
+    let stale = node
+        .commit(topic.topic_ref(), fence, state.take_change(effects))
+        .await;
+    ensure!(
+        stale == Err(StoreError::Fenced),
+        "the old owner wrote: {stale:?}"
+    );
+    server.stop().await
+}

@@ -23,6 +23,7 @@ mod bad_tokens;
 mod bounds;
 mod cluster_any_gateway;
 mod cluster_endpoint_url;
+mod cluster_node_loss;
 mod cluster_placement;
 mod conformance;
 mod dev_issuer;

@@ -242,18 +242,16 @@ impl ClusterBuilder {
             .iter()
             .map(|id| {
                 let gateway = match cluster.public_url() {
-                    Some(url) => self.gateway.clone().arg("--public-url").arg(url),
+                    Some(url) => self.gateway.clone().arg(format!("--public-url={url}")),
                     None => self.gateway.clone(),
                 };
+                // `--flag=value`: a random topic key may start with `-`.
                 gateway
                     .name(id)
                     .issuer(&cluster.issuer)
-                    .arg("--redis-url")
-                    .arg(&redis_url)
-                    .arg("--topic-key")
-                    .arg(&cluster.topic_key)
-                    .arg("--gateway-id")
-                    .arg(id)
+                    .arg(format!("--redis-url={redis_url}"))
+                    .arg(format!("--topic-key={}", cluster.topic_key))
+                    .arg(format!("--gateway-id={id}"))
             })
             .collect();
         cluster.gateways = try_join_all(gateways.iter().map(GatewayBuilder::start)).await?;

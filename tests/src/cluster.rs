@@ -211,6 +211,7 @@ impl ClusterBuilder {
         };
         let mut cluster = Cluster {
             front_door,
+            clients: Vec::new(),
             key: TopicKey::new(topic_key.as_bytes()),
             topic_key,
             issuer,
@@ -241,18 +242,16 @@ impl ClusterBuilder {
             .iter()
             .map(|id| {
                 let gateway = match cluster.public_url() {
-                    Some(url) => self.gateway.clone().arg("--public-url").arg(url),
+                    Some(url) => self.gateway.clone().arg(format!("--public-url={url}")),
                     None => self.gateway.clone(),
                 };
+                // `--flag=value`: a random topic key may start with `-`.
                 gateway
                     .name(id)
                     .issuer(&cluster.issuer)
-                    .arg("--redis-url")
-                    .arg(&redis_url)
-                    .arg("--topic-key")
-                    .arg(&cluster.topic_key)
-                    .arg("--gateway-id")
-                    .arg(id)
+                    .arg(format!("--redis-url={redis_url}"))
+                    .arg(format!("--topic-key={}", cluster.topic_key))
+                    .arg(format!("--gateway-id={id}"))
             })
             .collect();
         cluster.gateways = try_join_all(gateways.iter().map(GatewayBuilder::start)).await?;
@@ -264,6 +263,11 @@ impl ClusterBuilder {
                 .collect::<Result<Vec<_>>>()?;
             front_door.set_targets(&addresses);
         }
+        cluster.clients = cluster
+            .gateways
+            .iter()
+            .map(|gateway| HubClient::new(&gateway.hub_url(), "", None))
+            .collect();
         cluster.wait_live(Role::Gateway, &gateway_ids).await?;
         Ok(cluster)
     }
@@ -273,6 +277,10 @@ impl ClusterBuilder {
 #[derive(Debug)]
 pub struct Cluster {
     issuer: Arc<TestIssuer>,
+    /// One client per gateway, without topic or token: [`Cluster::client`] derives from it,
+    /// so every client of a gateway shares one connection pool (building an HTTP client is
+    /// costly next to a request).
+    clients: Vec<HubClient>,
     front_door: Option<TcpProxy>,
     redis: RedisServer,
     topic_key: String,
@@ -353,12 +361,12 @@ impl Cluster {
 
     /// Returns a client for `topic` on gateway `gateway` with a token allowing everything.
     pub fn client(&self, gateway: usize, topic: &str) -> Result<HubClient> {
-        let gateway = self
-            .gateways
+        let client = self
+            .clients
             .get(gateway)
             .with_context(|| format!("no gateway {gateway} in this cluster"))?;
         let token = self.issuer.mint(topic, ALL_SCOPES, TOKEN_LIFETIME)?;
-        Ok(HubClient::new(&gateway.hub_url(), topic, Some(token)))
+        Ok(client.with_topic(topic).with_token(Some(token)))
     }
 
     /// Returns the ids of the live members of `role`, sorted (heartbeat deadline not past).
@@ -392,6 +400,18 @@ impl Cluster {
         let mut command = ::redis::cmd("GET");
         command.arg(self.keys_of(topic).lease);
         self.redis.query(&command).await
+    }
+
+    /// Returns the lease holder of each of `topics`, in order, in one pipelined round trip.
+    pub async fn owners<S: AsRef<str>>(&self, topics: &[S]) -> Result<Vec<Option<String>>> {
+        let mut pipe = ::redis::pipe();
+        for topic in topics {
+            pipe.get(self.keys_of(topic.as_ref()).lease);
+        }
+        let mut connection = self.redis.connection().await?;
+        pipe.query_async(&mut connection)
+            .await
+            .context("reading the topics' leases")
     }
 
     /// Restarts node `index` with the same id and waits until it is live again.

@@ -120,15 +120,12 @@ impl NodeBuilder {
         else {
             bail!("a hub node needs a Redis URL, a topic key and a node id");
         };
+        // `--flag=value`: a value may start with `-` (a random topic key does at times).
         let mut args = vec![
-            "--grpc-listen".to_owned(),
-            "127.0.0.1:0".to_owned(),
-            "--redis-url".to_owned(),
-            redis_url.clone(),
-            "--topic-key".to_owned(),
-            topic_key.clone(),
-            "--node-id".to_owned(),
-            node_id.clone(),
+            "--grpc-listen=127.0.0.1:0".to_owned(),
+            format!("--redis-url={redis_url}"),
+            format!("--topic-key={topic_key}"),
+            format!("--node-id={node_id}"),
         ];
         args.extend(self.args.iter().cloned());
         Ok(args)
@@ -271,4 +268,27 @@ impl Node {
 async fn stop_process(process: Process) -> Result<()> {
     process.signal("CONT")?;
     process.stop(STOP_DEADLINE).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_that_start_with_a_dash_stay_values() -> Result<()> {
+        let key = "-j2xkEwBjW8yZ3n0Qd4pR5sT6uV7wX8yZ9a0b1c2d3e";
+        let args = NodeBuilder::new()
+            .redis_url("redis://127.0.0.1:1/")
+            .topic_key(key)
+            .node_id("hub-0")
+            .command_line()?;
+        assert!(args.contains(&format!("--topic-key={key}")), "{args:?}");
+        assert!(args.contains(&"--node-id=hub-0".to_owned()), "{args:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn a_node_needs_redis_a_key_and_an_id() {
+        assert!(NodeBuilder::new().node_id("hub-0").command_line().is_err());
+    }
 }

@@ -1,5 +1,6 @@
 //! Cross-process scenarios: each test spawns its own `fhircast-gateway` through the harness,
-//! trusting the in-process test issuer, and talks to it over real sockets.
+//! trusting the in-process test issuer, and talks to it over real sockets. The `cluster_*`
+//! scenarios spawn a whole cluster instead (Redis, hub nodes, gateways: [`crate::cluster`]).
 //!
 //! One file per behaviour; all compile into this crate's single test binary.
 
@@ -23,6 +24,8 @@ mod bad_tokens;
 mod bounds;
 mod cluster_any_gateway;
 mod cluster_endpoint_url;
+mod cluster_node_loss;
+mod cluster_placement;
 mod conformance;
 mod dev_issuer;
 mod graceful_shutdown;

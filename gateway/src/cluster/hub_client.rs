@@ -10,7 +10,7 @@
 //! detaches get a longer budget than requests from apps: a lost one would leave a
 //! subscription attached with nobody behind it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -18,6 +18,7 @@ use std::time::Duration;
 use hub_node::cluster::redis::RedisConn;
 use tokio::sync::watch;
 use tokio::time::Instant;
+use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
 use tracing::debug;
 
@@ -28,6 +29,7 @@ use fhircast_proto::hub::{
 };
 use fhircast_proto::placement::owner_of;
 use fhircast_proto::redis_schema::endpoint_key;
+use fhircast_proto::wire::ERROR_METADATA_KEY;
 use fhircast_proto::wire::v1;
 use fhircast_proto::wire::v1::hub_node_client::HubNodeClient;
 use fhircast_proto::{EndpointId, TopicId, TopicKey, TopicRef};
@@ -56,6 +58,10 @@ impl Default for CallBudgets {
     }
 }
 
+/// How long a node that did not answer is looked past (longer than a membership
+/// heartbeat's lifetime: by then a dead node has left the live set).
+const SUSPECT_FOR: Duration = Duration::from_secs(3);
+
 /// Redirects followed within one attempt round before backing off.
 const MAX_REDIRECTS: usize = 3;
 
@@ -64,6 +70,8 @@ const MAX_REDIRECTS: usize = 3;
 pub struct GrpcHubClient {
     nodes: watch::Receiver<LiveNodes>,
     channels: Mutex<HashMap<String, HubNodeClient<Channel>>>,
+    /// Nodes that did not answer, until when they are looked past.
+    suspects: Mutex<HashMap<String, Instant>>,
     redis: RedisConn,
     key: TopicKey,
     budgets: CallBudgets,
@@ -84,11 +92,30 @@ impl GrpcHubClient {
         Self {
             nodes,
             channels: Mutex::new(HashMap::new()),
+            suspects: Mutex::new(HashMap::new()),
             redis,
             key,
             budgets,
             gateway,
         }
+    }
+
+    /// Returns the nodes that failed to answer recently.
+    fn suspects(&self) -> HashSet<String> {
+        let mut suspects = self
+            .suspects
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let now = Instant::now();
+        suspects.retain(|_, until| *until > now);
+        suspects.keys().cloned().collect()
+    }
+
+    fn suspect(&self, node: String) {
+        self.suspects
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .insert(node, Instant::now() + SUSPECT_FOR);
     }
 
     fn channels(&self) -> MutexGuard<'_, HashMap<String, HubNodeClient<Channel>>> {
@@ -122,7 +149,7 @@ impl GrpcHubClient {
     ) -> Result<T, TopicError>
     where
         F: Fn(HubNodeClient<Channel>) -> Fut,
-        Fut: Future<Output = Result<T, TopicError>>,
+        Fut: Future<Output = Result<T, Failure>>,
     {
         let deadline = Instant::now() + budget;
         let mut backoff = Duration::from_millis(20);
@@ -131,30 +158,39 @@ impl GrpcHubClient {
             let mut last = TopicError::Unavailable;
             for _ in 0..=MAX_REDIRECTS {
                 let nodes = self.nodes.borrow().clone();
+                let suspects = self.suspects();
                 let node = target
                     .take()
-                    .filter(|id| nodes.contains_key(id))
-                    .or_else(|| {
-                        owner_of(topic, nodes.keys().map(String::as_str)).map(str::to_owned)
-                    });
-                let Some(address) = node.as_ref().and_then(|id| nodes.get(id)) else {
+                    .filter(|id| nodes.contains_key(id) && !suspects.contains(id))
+                    .or_else(|| place(topic, &nodes, &suspects));
+                let Some((id, address)) =
+                    node.and_then(|id| nodes.get(&id).map(|address| (id, address.clone())))
+                else {
                     last = TopicError::Unavailable;
                     break;
                 };
-                match op(self.client(address)?).await {
+                match op(self.client(&address)?).await {
                     Ok(value) => return Ok(value),
-                    Err(TopicError::NotOwner { holder }) => {
+                    Err(Failure::Unreachable) => {
+                        // A dead node stays in the membership until its heartbeat lapses:
+                        // look past it meanwhile, so its topics move as soon as their
+                        // leases do.
+                        self.suspect(id);
+                        last = TopicError::Unavailable;
+                        break;
+                    }
+                    Err(Failure::Topic(TopicError::NotOwner { holder })) => {
                         debug!(topic = %topic, "following a NotOwner redirect");
                         last = TopicError::NotOwner {
                             holder: holder.clone(),
                         };
                         target = Some(holder);
                     }
-                    Err(err @ (TopicError::Unavailable | TopicError::Stopped)) => {
+                    Err(Failure::Topic(err @ (TopicError::Unavailable | TopicError::Stopped))) => {
                         last = err;
                         break;
                     }
-                    Err(err) => return Err(err),
+                    Err(Failure::Topic(err)) => return Err(err),
                 }
             }
             if Instant::now() + backoff >= deadline {
@@ -164,7 +200,7 @@ impl GrpcHubClient {
                 });
             }
             tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_millis(250));
+            backoff = (backoff * 2).min(Duration::from_millis(100));
         }
     }
 
@@ -177,7 +213,7 @@ impl GrpcHubClient {
     ) -> Result<T, TopicError>
     where
         F: Fn(HubNodeClient<Channel>, TopicRef) -> Fut,
-        Fut: Future<Output = Result<T, TopicError>>,
+        Fut: Future<Output = Result<T, Failure>>,
     {
         let topic = self.resolve_endpoint(endpoint).await?;
         self.call(&topic, budget, |client| op(client, topic.clone()))
@@ -185,16 +221,48 @@ impl GrpcHubClient {
     }
 }
 
+/// Why one attempt failed.
+#[derive(Debug)]
+enum Failure {
+    /// The node answered with this error.
+    Topic(TopicError),
+    /// The node did not answer (refused, reset, timed out).
+    Unreachable,
+}
+
 /// Turns a response (or a status) into the vocabulary.
 fn answer<M, T>(
     result: Result<tonic::Response<M>, tonic::Status>,
     convert: impl FnOnce(M) -> Result<T, fhircast_proto::wire::WireError>,
-) -> Result<T, TopicError> {
-    let message = result.map_err(TopicError::from)?.into_inner();
+) -> Result<T, Failure> {
+    let message = match result {
+        Ok(response) => response.into_inner(),
+        Err(status) if status.metadata().get_bin(ERROR_METADATA_KEY).is_none() => {
+            return Err(match status.code() {
+                Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown => {
+                    Failure::Unreachable
+                }
+                _ => Failure::Topic(TopicError::from(status)),
+            });
+        }
+        Err(status) => return Err(Failure::Topic(TopicError::from(status))),
+    };
     convert(message).map_err(|err| {
         debug!(error = %err, "a hub node answered with a malformed message");
-        TopicError::Unavailable
+        Failure::Topic(TopicError::Unavailable)
     })
+}
+
+/// Returns the node placement picks for `topic`, looking past suspected nodes unless every
+/// node is suspected.
+fn place(topic: &TopicRef, nodes: &LiveNodes, suspects: &HashSet<String>) -> Option<String> {
+    let trusted = nodes
+        .keys()
+        .filter(|id| !suspects.contains(*id))
+        .map(String::as_str);
+    owner_of(topic, trusted)
+        .or_else(|| owner_of(topic, nodes.keys().map(String::as_str)))
+        .map(str::to_owned)
 }
 
 #[async_trait::async_trait]

@@ -46,7 +46,7 @@ pub struct NodeConfig {
 
     /// How long a topic's ownership lease lasts without renewal; ownership of a dead
     /// node's topics returns after at most this long.
-    #[arg(long, env = "FHIRCAST_LEASE_MS", default_value_t = 1_500)]
+    #[arg(long, env = "FHIRCAST_LEASE_MS", default_value_t = 1_000)]
     pub lease_ms: u64,
 
     /// How long a membership heartbeat keeps this node in the live set.

@@ -26,6 +26,8 @@ test: deps redis-deps interop-deps build-test ## run every test: unit, cross-pro
 	$(CARGO) nextest run --workspace --profile ci
 	./target/debug/fhircast-conformance --embedded
 	./target/debug/fhircast-conformance --cluster
+	./target/debug/fhircast-conformance --cluster --redis sentinel
+	./target/debug/fhircast-conformance --cluster --redis cluster
 
 build-test:
 	$(CARGO) build --workspace --bins

@@ -29,6 +29,7 @@
 //! [`Cluster::stop`] stops gateways, then nodes, then Redis, each with SIGTERM and a clean
 //! exit; dropping a cluster kills whatever still runs.
 
+mod deployment;
 mod node;
 
 use std::collections::BTreeSet;
@@ -40,6 +41,7 @@ use fhircast_proto::TopicKey;
 use fhircast_proto::redis_schema::{Role, TopicKeys, members_key};
 use futures_util::future::try_join_all;
 
+pub use deployment::{RedisDeployment, RedisTopology};
 pub use node::{Node, NodeBuilder, STOP_DEADLINE as NODE_STOP_DEADLINE, hub_node_binary};
 
 use crate::client::HubClient;
@@ -47,7 +49,7 @@ use crate::eventually::eventually;
 use crate::gateway::{Gateway, GatewayBuilder};
 use crate::issuer::TestIssuer;
 use crate::proxy::TcpProxy;
-use crate::redis::{RedisOptions, RedisServer};
+use crate::redis::RedisServer;
 use crate::token::{ALL_SCOPES, TokenSource};
 
 /// How long the members of a freshly started (or restarted) cluster may take to show up in
@@ -55,23 +57,6 @@ use crate::token::{ALL_SCOPES, TokenSource};
 const MEMBERSHIP_DEADLINE: Duration = Duration::from_secs(20);
 /// Lifetime of the tokens [`Cluster::client`] mints.
 const TOKEN_LIFETIME: i64 = 3600;
-
-/// The Redis a cluster keeps its topics in.
-#[derive(Debug, Clone)]
-pub enum RedisTopology {
-    /// One server with these options (AOF `appendfsync always` by default).
-    Single(RedisOptions),
-    /// A primary, a replica and three sentinels: not supported by the product yet.
-    Sentinel,
-    /// A Redis Cluster with sharded pub/sub: not supported by the product yet.
-    Cluster,
-}
-
-impl Default for RedisTopology {
-    fn default() -> Self {
-        Self::Single(RedisOptions::new())
-    }
-}
 
 /// What a [`Cluster`] is made of: 3 nodes and 2 gateways on one AOF-always Redis by default.
 #[derive(Debug, Clone)]
@@ -191,13 +176,7 @@ impl ClusterBuilder {
         if self.nodes == 0 || self.gateways == 0 {
             bail!("a cluster needs at least one node and one gateway");
         }
-        let redis = match self.topology {
-            RedisTopology::Single(options) => RedisServer::start(options).await?,
-            RedisTopology::Sentinel => {
-                bail!("a cluster on a Redis sentinel set is not supported yet")
-            }
-            RedisTopology::Cluster => bail!("a cluster on a Redis Cluster is not supported yet"),
-        };
+        let redis = RedisDeployment::start(self.topology).await?;
         let issuer = match self.issuer {
             Some(issuer) => issuer,
             None => Arc::new(TestIssuer::start().await?),
@@ -282,7 +261,7 @@ pub struct Cluster {
     /// costly next to a request).
     clients: Vec<HubClient>,
     front_door: Option<TcpProxy>,
-    redis: RedisServer,
+    redis: RedisDeployment,
     topic_key: String,
     key: TopicKey,
     nodes: Vec<Node>,
@@ -300,14 +279,20 @@ impl Cluster {
         TokenSource::Issuer(Arc::clone(&self.issuer))
     }
 
-    /// Returns the Redis server.
+    /// Returns the (first) Redis data server: the single server, the sentinel set's initial
+    /// primary, or the first master of a Redis Cluster.
     pub fn redis(&self) -> &RedisServer {
-        &self.redis
+        self.redis.first_server()
     }
 
-    /// Returns the Redis server, mutably (to kill or restart it).
+    /// Returns the (first) Redis data server, mutably (to kill or restart it).
     pub fn redis_mut(&mut self) -> &mut RedisServer {
-        &mut self.redis
+        self.redis.first_server_mut()
+    }
+
+    /// Returns the Redis deployment, whatever its topology.
+    pub fn deployment(&self) -> &RedisDeployment {
+        &self.redis
     }
 
     /// Returns the topic key every member shares.
@@ -404,12 +389,16 @@ impl Cluster {
 
     /// Returns the lease holder of each of `topics`, in order, in one pipelined round trip.
     pub async fn owners<S: AsRef<str>>(&self, topics: &[S]) -> Result<Vec<Option<String>>> {
-        let mut pipe = ::redis::pipe();
-        for topic in topics {
-            pipe.get(self.keys_of(topic.as_ref()).lease);
-        }
-        let mut connection = self.redis.connection().await?;
-        pipe.query_async(&mut connection)
+        let commands: Vec<::redis::Cmd> = topics
+            .iter()
+            .map(|topic| {
+                let mut command = ::redis::cmd("GET");
+                command.arg(self.keys_of(topic.as_ref()).lease);
+                command
+            })
+            .collect();
+        self.redis
+            .query_each(&commands)
             .await
             .context("reading the topics' leases")
     }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use clap::Parser;
-use hub_tests::cluster::ClusterBuilder;
+use hub_tests::cluster::{ClusterBuilder, RedisTopology};
 use hub_tests::conformance::Ctx;
 use hub_tests::conformance::runner::{self, Options, Report};
 use hub_tests::gateway::GatewayBuilder;
@@ -23,6 +23,14 @@ use hub_tests::token::TokenSource;
 const EMBEDDED_ACK_TIMEOUT: Duration = Duration::from_millis(1000);
 const EMBEDDED_ATTACH_WINDOW: Duration = Duration::from_millis(2000);
 const EMBEDDED_RECONNECT_GRACE_MS: u64 = 1000;
+/// The Redis topologies `--cluster` can run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Topology {
+    Single,
+    Sentinel,
+    Cluster,
+}
+
 /// The cluster `--cluster` starts.
 const CLUSTER_NODES: usize = 3;
 const CLUSTER_GATEWAYS: usize = 2;
@@ -49,6 +57,10 @@ struct Args {
     /// issuer and run against it, spreading each check's clients over both gateways.
     #[arg(long, conflicts_with = "hub_url")]
     cluster: bool,
+    /// The Redis of `--cluster`: one server (AOF always), a primary and a replica under
+    /// three sentinels, or a three-master Redis Cluster with sharded pub/sub.
+    #[arg(long, value_enum, default_value_t = Topology::Single, requires = "cluster")]
+    redis: Topology,
     /// Gateway binary for `--embedded` and `--cluster` (default: GATEWAY_BIN or
     /// target/debug); `--cluster` takes the hub node binary from HUB_NODE_BIN or
     /// target/debug.
@@ -115,7 +127,7 @@ async fn run(args: Args) -> Result<Report> {
         let grace_ms = args
             .reconnect_grace_ms
             .unwrap_or(EMBEDDED_RECONNECT_GRACE_MS);
-        return run_cluster(args.gateway_bin, grace_ms, &options).await;
+        return run_cluster(args.gateway_bin, args.redis, grace_ms, &options).await;
     }
     let hub_url = args.hub_url.context("--hub-url is required")?;
     let tokens = match (args.token_url, args.token_cmd) {
@@ -173,11 +185,18 @@ async fn run_embedded(
 /// the next gateway; every other request goes straight to a gateway, in turn.
 async fn run_cluster(
     gateway_bin: Option<String>,
+    topology: Topology,
     grace_ms: u64,
     options: &Options,
 ) -> Result<Report> {
     let grace = Duration::from_millis(grace_ms);
+    let topology = match topology {
+        Topology::Single => RedisTopology::default(),
+        Topology::Sentinel => RedisTopology::Sentinel,
+        Topology::Cluster => RedisTopology::Cluster,
+    };
     let mut builder = ClusterBuilder::new()
+        .topology(topology)
         .front_door()
         .nodes(CLUSTER_NODES)
         .gateways(CLUSTER_GATEWAYS)

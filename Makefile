@@ -22,7 +22,7 @@ run: deps ## start the embedded hub with the dev issuer on $(LISTEN) and print a
 	$(CARGO) build --release -p gateway -p hub-tests --bins
 	./target/release/fhircast-gateway --embedded --dev-issuer --listen $(LISTEN)
 
-test: deps redis-deps interop-deps build-test ## run every test: unit, cross-process scenarios, Medplum SDK interop, conformance suite (embedded hub, then a 3-node cluster)
+test: deps redis-deps interop-deps build-test ## run every test: unit, cross-process scenarios, Medplum SDK interop, conformance suite (embedded hub, then a 3-node cluster on each Redis topology)
 	$(CARGO) nextest run --workspace --profile ci
 	./target/debug/fhircast-conformance --embedded
 	./target/debug/fhircast-conformance --cluster

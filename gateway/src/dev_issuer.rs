@@ -1,8 +1,11 @@
 //! The dev-only SMART issuer: mints access tokens for local development so the real
 //! verification path runs even on a laptop. Only started with `--dev-issuer` on a loopback
-//! bind (the caller checks [`is_loopback_bind`]); its ES256 key is generated at
-//! construction and lives only in memory. Every log line it writes says it is dev-only,
-//! and no line contains a token or a topic.
+//! bind (the caller checks [`is_loopback_bind`]). Its ES256 key is generated at
+//! construction and lives only in memory, unless the gateway is given `--dev-issuer-key`:
+//! then every gateway of a dev cluster given the same file signs with the same key, and
+//! with the same `--dev-issuer-url` (the `iss` of its tokens) and `--audience`, a token
+//! minted by one gateway is accepted by all. Every log line it writes says it is dev-only,
+//! and no line contains a token, a topic or the key.
 //!
 //! Routes (relative to the mount point, `/dev-issuer`): `POST /token`, `GET /jwks.json`,
 //! `GET /.well-known/smart-configuration`; see [`DevIssuer::router`].
@@ -21,7 +24,7 @@ use jsonwebtoken::{Algorithm, Header};
 use serde_json::{Value, json};
 use tracing::warn;
 
-use self::key::SigningKey;
+pub use self::key::SigningKey;
 
 /// Scope granted when a token request names none.
 pub const DEFAULT_SCOPE: &str = "fhircast/*.read fhircast/*.write";
@@ -58,6 +61,15 @@ pub enum DevIssuerError {
     /// The ephemeral key could not be generated.
     #[error("dev issuer could not generate its signing key")]
     KeyGeneration,
+    /// The `--dev-issuer-key` file is missing, unreadable or not a PEM PKCS#8 EC P-256
+    /// private key.
+    #[error("dev issuer key file {path} {reason}")]
+    Key {
+        /// The file as given.
+        path: String,
+        /// Why it is unusable (never the key's content).
+        reason: String,
+    },
     /// The token request is invalid; the text is the reason for the client.
     #[error("{0}")]
     BadRequest(String),
@@ -75,7 +87,7 @@ impl DevIssuerError {
         match self {
             Self::BadRequest(_) => 400,
             Self::UnsupportedMediaType => 415,
-            Self::Config(_) | Self::KeyGeneration | Self::Signing => 500,
+            Self::Config(_) | Self::KeyGeneration | Self::Key { .. } | Self::Signing => 500,
         }
     }
 
@@ -84,7 +96,7 @@ impl DevIssuerError {
     }
 }
 
-/// A dev-only token issuer with an ephemeral ES256 key.
+/// A dev-only token issuer with an ES256 key: ephemeral, or shared through a key file.
 pub struct DevIssuer {
     issuer_url: String,
     hub_url: String,
@@ -115,17 +127,7 @@ impl DevIssuer {
         audience: String,
         topic_claim: String,
     ) -> Result<Self, DevIssuerError> {
-        check_issuer_url(&issuer_url)?;
-        if hub_url.is_empty() || audience.is_empty() {
-            return Err(DevIssuerError::Config(
-                "hub url and audience must not be empty".to_owned(),
-            ));
-        }
-        if topic_claim.is_empty() || REGISTERED_CLAIMS.contains(&topic_claim.as_str()) {
-            return Err(DevIssuerError::Config(
-                "topic claim must be a non-empty, non-registered claim name".to_owned(),
-            ));
-        }
+        check_settings(&issuer_url, &hub_url, &audience, &topic_claim)?;
         let key = SigningKey::generate()?;
         warn!(
             target: "dev_issuer",
@@ -140,6 +142,37 @@ impl DevIssuer {
             topic_claim,
             key,
         })
+    }
+
+    /// Like [`DevIssuer::new`], signing with `key` (read from `--dev-issuer-key`), so that
+    /// every issuer built with the same key and `issuer_url` mints tokens the others'
+    /// JWKS verify.
+    pub fn with_key(
+        issuer_url: String,
+        hub_url: String,
+        audience: String,
+        topic_claim: String,
+        key: SigningKey,
+    ) -> Result<Self, DevIssuerError> {
+        check_settings(&issuer_url, &hub_url, &audience, &topic_claim)?;
+        warn!(
+            target: "dev_issuer",
+            issuer = %issuer_url,
+            kid = %key.kid(),
+            "dev-only issuer: signing with the key file given by --dev-issuer-key; never use in production"
+        );
+        Ok(Self {
+            issuer_url,
+            hub_url,
+            audience,
+            topic_claim,
+            key,
+        })
+    }
+
+    /// The `kid` of the signing key (its RFC 7638 thumbprint).
+    pub fn kid(&self) -> &str {
+        self.key.kid()
     }
 
     /// The URL of the JWK set: `{issuer_url}/jwks.json`.
@@ -250,7 +283,29 @@ pub fn is_loopback_bind(addr: &SocketAddr) -> bool {
     }
 }
 
-fn check_issuer_url(raw: &str) -> Result<(), DevIssuerError> {
+fn check_settings(
+    issuer_url: &str,
+    hub_url: &str,
+    audience: &str,
+    topic_claim: &str,
+) -> Result<(), DevIssuerError> {
+    check_issuer_url(issuer_url)?;
+    if hub_url.is_empty() || audience.is_empty() {
+        return Err(DevIssuerError::Config(
+            "hub url and audience must not be empty".to_owned(),
+        ));
+    }
+    if topic_claim.is_empty() || REGISTERED_CLAIMS.contains(&topic_claim) {
+        return Err(DevIssuerError::Config(
+            "topic claim must be a non-empty, non-registered claim name".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks an issuer URL (`--dev-issuer-url`): http or https, without a trailing `/`, a
+/// query or a fragment.
+pub fn check_issuer_url(raw: &str) -> Result<(), DevIssuerError> {
     let config = |reason: &str| Err(DevIssuerError::Config(reason.to_owned()));
     let Ok(url) = reqwest::Url::parse(raw) else {
         return config("issuer url is not a url");

@@ -46,7 +46,7 @@ use hub_node::bus::HistoryLimits;
 
 use crate::auth::{Verifier, VerifierConfig};
 use crate::config::Config;
-use crate::dev_issuer::DevIssuer;
+use crate::dev_issuer::{DevIssuer, SigningKey};
 use crate::embedded::EmbeddedHub;
 use crate::listener::ListenerSettings;
 use crate::state::{AppState, Settings, SocketSettings};
@@ -227,12 +227,25 @@ fn token_verification(
             .audience
             .clone()
             .unwrap_or_else(|| hub_url.to_owned());
-        let issuer = DevIssuer::new(
-            format!("{public_url}/dev-issuer"),
-            hub_url.to_owned(),
-            audience.clone(),
-            config.topic_claim.clone(),
-        )
+        let issuer_url = config
+            .dev_issuer_url
+            .clone()
+            .unwrap_or_else(|| format!("{public_url}/dev-issuer"));
+        let issuer = match &config.dev_issuer_key {
+            Some(path) => DevIssuer::with_key(
+                issuer_url,
+                hub_url.to_owned(),
+                audience.clone(),
+                config.topic_claim.clone(),
+                SigningKey::from_pem_file(path).context("failed to start the dev issuer")?,
+            ),
+            None => DevIssuer::new(
+                issuer_url,
+                hub_url.to_owned(),
+                audience.clone(),
+                config.topic_claim.clone(),
+            ),
+        }
         .context("failed to start the dev issuer")?;
         let verifier = VerifierConfig::new(
             issuer.issuer_url(),
@@ -269,7 +282,11 @@ fn announce(
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "listening http://{bound}");
     if dev_issuer.is_some() {
-        let _ = write!(stdout, "{}", walkthrough::walkthrough(public_url, hub_url));
+        let _ = write!(
+            stdout,
+            "{}",
+            walkthrough::walkthrough(public_url, hub_url, embedded)
+        );
     }
     let _ = stdout.flush();
     info!(hub_url, "fhircast hub listening");
@@ -282,7 +299,8 @@ fn announce(
         warn!(
             target: "dev_issuer",
             token_url = %issuer.token_url(),
-            "dev-only issuer enabled: tokens are signed with an ephemeral key; never use in production"
+            kid = %issuer.kid(),
+            "dev-only issuer enabled: tokens are signed with a dev key; never use in production"
         );
     }
 }

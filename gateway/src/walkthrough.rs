@@ -1,13 +1,24 @@
 //! The copy-paste walkthrough `make run` prints: get a token from the dev issuer,
 //! subscribe, connect, publish, see the event, read the current context. Every command
 //! uses only curl, sed and the repository's own `fhircast-listen` client, in one terminal.
+//! A cluster gateway with the dev issuer (`make cluster`) prints it too, with a header that
+//! says where the state lives.
 
-/// Returns the walkthrough for a hub at `public_url` with `hub_url`.
-pub fn walkthrough(public_url: &str, hub_url: &str) -> String {
+/// Returns the walkthrough for a hub at `public_url` with `hub_url`; `embedded` picks the
+/// header (state in memory, or in the cluster's Redis).
+pub fn walkthrough(public_url: &str, hub_url: &str, embedded: bool) -> String {
+    let header = if embedded {
+        "FHIRcast hub (embedded, dev issuer) at {hub_url}\n\
+         State is kept in memory: stopping the hub forgets every subscription and context."
+    } else {
+        "FHIRcast hub (cluster gateway, dev issuer) at {hub_url}\n\
+         Subscriptions and context are kept in Redis: a gateway or hub node may restart \
+         without losing them."
+    }
+    .replace("{hub_url}", hub_url);
     format!(
         r#"
-FHIRcast hub (embedded, dev issuer) at {hub_url}
-State is kept in memory: stopping the hub forgets every subscription and context.
+{header}
 
 Try it in another terminal, from this repository:
 

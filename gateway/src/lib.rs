@@ -1,6 +1,12 @@
-//! The FHIRcast gateway: HTTP API, WebSocket channel and SMART token verification. With
-//! `--embedded` (today the only mode) it also hosts the topics in-process through the
-//! hub-node library, behind the same seams the cluster uses.
+//! The FHIRcast gateway: HTTP API, WebSocket channel and SMART token verification. Embedded
+//! (the default), it also hosts the topics in-process through the hub-node library; with
+//! `--redis-url` it joins a cluster, reaching the topics' owners over gRPC and their
+//! notifications over Redis. Both fill the same seams ([`hub_client::HubClient`] and
+//! `fhircast_proto::bus::Bus`), so handlers and sockets do not know which runs.
+//!
+//! The gateway uses hub-node for the embedded wiring and for process plumbing it shares with
+//! the hub node binary (logs, signals, the topic flags, Redis connections); it never reaches
+//! a topic except through the seam.
 //!
 //! # Layout
 //!
@@ -8,7 +14,8 @@
 //! - [`listener`]: the accept loop (header timeout, connection cap, graceful close).
 //! - [`http`]: the route table and handlers; [`ws`]: handshake, fan-out, socket tasks.
 //! - [`auth`]: JWKS-backed token verification; [`dev_issuer`]: the dev-only issuer.
-//! - [`hub_client`]: the seam to the topics; [`embedded`]: the in-process hub behind it.
+//! - [`hub_client`]: the seam to the topics; [`embedded`]: the in-process hub behind it;
+//!   [`cluster`]: the gRPC client, the Redis bus and the membership of cluster mode.
 //! - [`state`]: what handlers share.
 //! - [`error`]: HTTP error answers; [`walkthrough`]: what `make run` prints. Logs and
 //!   signals are set up with `hub_node::telemetry` and `hub_node::shutdown`, shared with

@@ -26,9 +26,9 @@ pub struct Config {
     pub embedded: bool,
 
     /// Join a cluster: Redis holding the topics and carrying notifications:
-    /// redis://[user:password@]host:port (rediss:// for TLS),
-    /// redis+sentinel://[user:password@]host:port[,…]/master-name, or
-    /// redis+cluster://[user:password@]host:port[,…]. Topics then live on the hub nodes
+    /// `redis://user:password@host:port` (`rediss://` for TLS; credentials optional),
+    /// `redis+sentinel://user:password@host:port,host:port/master-name`, or
+    /// `redis+cluster://user:password@host:port,host:port`. Topics then live on the hub nodes
     /// registered there.
     #[arg(long, env = "FHIRCAST_REDIS_URL")]
     pub redis_url: Option<String>,

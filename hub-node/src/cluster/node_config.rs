@@ -19,9 +19,10 @@ use crate::telemetry::LogFormat;
     about = "FHIRcast hub node: hosts topic actors for the gateways of a cluster"
 )]
 pub struct NodeConfig {
-    /// Redis holding the topics and carrying the bus: redis://[user:password@]host:port
-    /// (rediss:// for TLS), redis+sentinel://[user:password@]host:port[,…]/master-name, or
-    /// redis+cluster://[user:password@]host:port[,…].
+    /// Redis holding the topics and carrying the bus: `redis://user:password@host:port`
+    /// (`rediss://` for TLS; credentials optional),
+    /// `redis+sentinel://user:password@host:port,host:port/master-name`, or
+    /// `redis+cluster://user:password@host:port,host:port`.
     #[arg(long, env = "FHIRCAST_REDIS_URL")]
     pub redis_url: String,
 

@@ -3,11 +3,13 @@
 //!
 //! | URL | topology |
 //! |---|---|
-//! | `redis://[user:password@]host:port[/db]`, `rediss://…` (TLS) | one server |
-//! | `redis+sentinel://[user:password@]host:port[,host:port…]/master-name`, `rediss+sentinel://…` | Sentinel |
-//! | `redis+cluster://[user:password@]host:port[,host:port…]`, `rediss+cluster://…` | Redis Cluster |
+//! | `redis://user:password@host:port/db`, `rediss://…` (TLS) | one server |
+//! | `redis+sentinel://user:password@host:port,host:port/master-name`, `rediss+sentinel://…` | Sentinel |
+//! | `redis+cluster://user:password@host:port,host:port`, `rediss+cluster://…` | Redis Cluster |
 //!
-//! Credentials apply to the data servers (and to the sentinels). [`RedisConn`] is one
+//! Credentials and the database are optional.
+//!
+//! The credentials apply to the data servers (and to the sentinels). [`RedisConn`] is one
 //! cloneable, multiplexed connection for commands and scripts: with Sentinel it follows
 //! failovers (a write answered `READONLY` or a lost connection makes the next command ask
 //! the sentinels for the primary again); with Redis Cluster it routes by slot.

@@ -43,7 +43,7 @@ pub struct OpenContext {
     pub suppressed_by: Vec<EventName>,
     /// The batch (seq) that opened it; a source and its derived opens share one.
     pub opened_seq: u64,
-    /// When it was opened, relative to the others (unique; set by [`Contexts::open`]).
+    /// When it was opened, relative to the others (unique; set when the anchor is opened).
     pub order: u64,
     pub version_id: String,
     /// Shared content, in the order resources were first added.

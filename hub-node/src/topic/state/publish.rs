@@ -21,7 +21,7 @@ use fhircast_proto::hub::TopicError;
 
 impl TopicState {
     /// Accepts or refuses an event from `poster`; see the module docs of
-    /// [`super::context`] for the context rules.
+    /// `topic::context` for the context rules.
     pub fn publish(
         &mut self,
         event: EventRequest,

@@ -300,6 +300,11 @@ impl Cluster {
         &self.topic_key
     }
 
+    /// Returns the topic key every member shares, as a key.
+    pub fn key(&self) -> &TopicKey {
+        &self.key
+    }
+
     /// Returns the Redis keys of `topic` under this cluster's topic key.
     pub fn keys_of(&self, topic: &str) -> TopicKeys {
         TopicKeys::of(&self.key.topic_ref(topic))

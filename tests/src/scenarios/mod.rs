@@ -24,6 +24,7 @@ mod bad_tokens;
 mod bounds;
 mod cluster_any_gateway;
 mod cluster_endpoint_url;
+mod cluster_malformed;
 mod cluster_node_loss;
 mod cluster_placement;
 mod conformance;

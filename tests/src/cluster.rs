@@ -183,6 +183,17 @@ impl ClusterBuilder {
         };
         let topic_key = fhircast_proto::ids::random_token();
         let redis_url = redis.url();
+        // A TLS Redis has a CA of its own: the members trust it the way an operator would,
+        // through the trust store rustls reads (`SSL_CERT_FILE`).
+        let redis_ca = redis
+            .first_server()
+            .ca_path()
+            .map(|path| path.display().to_string());
+        let (mut node, mut gateway) = (self.node.clone(), self.gateway.clone());
+        if let Some(ca) = &redis_ca {
+            node = node.env("SSL_CERT_FILE", ca);
+            gateway = gateway.env("SSL_CERT_FILE", ca);
+        }
         let front_door = if self.front_door {
             Some(TcpProxy::balancer().await?)
         } else {
@@ -201,8 +212,7 @@ impl ClusterBuilder {
 
         let nodes: Vec<NodeBuilder> = (0..self.nodes)
             .map(|n| {
-                self.node
-                    .clone()
+                node.clone()
                     .redis_url(&redis_url)
                     .topic_key(&cluster.topic_key)
                     .node_id(&format!("hub-{n}"))
@@ -221,8 +231,8 @@ impl ClusterBuilder {
             .iter()
             .map(|id| {
                 let gateway = match cluster.public_url() {
-                    Some(url) => self.gateway.clone().arg(format!("--public-url={url}")),
-                    None => self.gateway.clone(),
+                    Some(url) => gateway.clone().arg(format!("--public-url={url}")),
+                    None => gateway.clone(),
                 };
                 // `--flag=value`: a random topic key may start with `-`.
                 gateway

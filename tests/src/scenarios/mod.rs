@@ -27,6 +27,7 @@ mod cluster_endpoint_url;
 mod cluster_malformed;
 mod cluster_node_loss;
 mod cluster_placement;
+mod cluster_redis_tls;
 mod conformance;
 mod dev_issuer;
 mod graceful_shutdown;

@@ -127,21 +127,12 @@ impl DevIssuer {
         audience: String,
         topic_claim: String,
     ) -> Result<Self, DevIssuerError> {
-        check_settings(&issuer_url, &hub_url, &audience, &topic_claim)?;
         let key = SigningKey::generate()?;
-        warn!(
-            target: "dev_issuer",
-            issuer = %issuer_url,
-            kid = %key.kid(),
-            "dev-only issuer: generated an ephemeral signing key; never use in production"
-        );
-        Ok(Self {
-            issuer_url,
-            hub_url,
-            audience,
-            topic_claim,
+        Self::assemble(
+            (issuer_url, hub_url, audience, topic_claim),
             key,
-        })
+            "generated an ephemeral signing key",
+        )
     }
 
     /// Like [`DevIssuer::new`], signing with `key` (read from `--dev-issuer-key`), so that
@@ -154,12 +145,25 @@ impl DevIssuer {
         topic_claim: String,
         key: SigningKey,
     ) -> Result<Self, DevIssuerError> {
+        Self::assemble(
+            (issuer_url, hub_url, audience, topic_claim),
+            key,
+            "signing with the key file given by --dev-issuer-key",
+        )
+    }
+
+    /// Checks the settings, says where the key came from (dev-only), builds the issuer.
+    fn assemble(
+        (issuer_url, hub_url, audience, topic_claim): (String, String, String, String),
+        key: SigningKey,
+        origin: &str,
+    ) -> Result<Self, DevIssuerError> {
         check_settings(&issuer_url, &hub_url, &audience, &topic_claim)?;
         warn!(
             target: "dev_issuer",
             issuer = %issuer_url,
             kid = %key.kid(),
-            "dev-only issuer: signing with the key file given by --dev-issuer-key; never use in production"
+            "dev-only issuer: {origin}; never use in production"
         );
         Ok(Self {
             issuer_url,

@@ -89,11 +89,11 @@ pub async fn run(
         .topic_key
         .as_ref()
         .map_or_else(TopicKey::random, |key| TopicKey::new(key.as_bytes()));
-    let (hub, bus) = match &config.redis_url {
+    let (hub, bus, in_standing) = match &config.redis_url {
         Some(url) => {
             let cluster =
                 cluster::start(&config, url, topic_key.clone(), hub_shutdown.clone()).await?;
-            (cluster.hub, cluster.bus)
+            (cluster.hub, cluster.bus, Some(cluster.in_standing))
         }
         None => {
             let history = HistoryLimits {
@@ -107,7 +107,7 @@ pub async fn run(
                 hub_tracker.clone(),
                 hub_shutdown.clone(),
             );
-            (embedded.hub, embedded.bus)
+            (embedded.hub, embedded.bus, None)
         }
     };
 
@@ -149,6 +149,13 @@ pub async fn run(
         }
     });
 
+    if let Some(in_standing) = in_standing {
+        socket_tracker.spawn(follow_standing(
+            in_standing,
+            state.clone(),
+            shutdown.clone(),
+        ));
+    }
     {
         let state = state.clone();
         let shutdown = shutdown.clone();
@@ -182,6 +189,33 @@ pub async fn run(
         Err(_) => warn!("grace period ended before every socket closed"),
     }
     Ok(())
+}
+
+/// Out of the cluster's membership, a gateway cannot vouch for its sockets (the hub nodes
+/// may have detached them, and its bus may be cut): it closes them with 1012, so clients
+/// reconnect through another gateway, and refuses attaches (not ready) until it is back.
+async fn follow_standing(
+    mut in_standing: tokio::sync::watch::Receiver<bool>,
+    state: AppState,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            changed = in_standing.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+        }
+        let standing = *in_standing.borrow_and_update();
+        if !standing {
+            state.fanout.evict_everything(ws::CLOSE_RECONNECT);
+        }
+        if !shutdown.is_cancelled() {
+            state.ready.store(standing, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Returns what handlers read on every request, with the discovery document encoded once.

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use hub_node::cluster::redis::RedisConn;
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -16,18 +17,31 @@ use fhircast_proto::redis_schema::{Role, members_key, node_addresses_key};
 /// Live hub nodes: id → gRPC address (host:port).
 pub type LiveNodes = BTreeMap<String, String>;
 
-/// Heartbeats as gateway `id` until `shutdown`, then leaves. Returns the live nodes, read
-/// on every heartbeat, once the first read succeeded (start-up waits for the cluster).
+/// What the membership tells the rest of the gateway.
+#[derive(Debug)]
+pub struct Membership {
+    /// Live hub nodes, read on every heartbeat.
+    pub nodes: watch::Receiver<LiveNodes>,
+    /// False once heartbeats have failed for a whole TTL: the nodes may consider this
+    /// gateway gone (and detach its sockets), so it must stop serving sockets until a
+    /// heartbeat succeeds again.
+    pub in_standing: watch::Receiver<bool>,
+}
+
+/// Heartbeats as gateway `id` until `shutdown`, then leaves. Returns once the first
+/// heartbeat succeeded (start-up waits for the cluster).
 pub async fn join(
     conn: RedisConn,
     id: String,
     ttl: Duration,
     shutdown: CancellationToken,
-) -> redis::RedisResult<watch::Receiver<LiveNodes>> {
+) -> redis::RedisResult<Membership> {
     let first = heartbeat(&mut conn.clone(), &id, ttl).await?;
     let (sender, receiver) = watch::channel(first);
+    let (standing, in_standing) = watch::channel(true);
     tokio::spawn(async move {
         let mut failing = false;
+        let mut last_success = Instant::now();
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => break,
@@ -35,6 +49,8 @@ pub async fn join(
             }
             match heartbeat(&mut conn.clone(), &id, ttl).await {
                 Ok(nodes) => {
+                    last_success = Instant::now();
+                    standing.send_if_modified(|standing| !std::mem::replace(standing, true));
                     if failing {
                         info!(gateway = %id, "membership heartbeat recovered");
                         failing = false;
@@ -51,6 +67,16 @@ pub async fn join(
                 }
                 Err(err) => debug!(gateway = %id, error = %err, "membership heartbeat failed"),
             }
+            if failing
+                && last_success.elapsed() >= ttl
+                && standing.send_if_modified(|standing| std::mem::replace(standing, false))
+            {
+                warn!(
+                    gateway = %id,
+                    "out of the membership for a whole TTL: hub nodes may have detached this \
+                     gateway's sockets; closing them (1012) until heartbeats succeed again"
+                );
+            }
         }
         let _: redis::RedisResult<()> = redis::cmd("ZREM")
             .arg(members_key(Role::Gateway))
@@ -58,7 +84,10 @@ pub async fn join(
             .query_async(&mut conn.clone())
             .await;
     });
-    Ok(receiver)
+    Ok(Membership {
+        nodes: receiver,
+        in_standing,
+    })
 }
 
 async fn heartbeat(conn: &mut RedisConn, id: &str, ttl: Duration) -> redis::RedisResult<LiveNodes> {

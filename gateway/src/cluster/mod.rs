@@ -27,6 +27,8 @@ pub struct ClusterHub {
     pub hub: Arc<dyn HubClient>,
     /// Notifications, over Redis pub/sub.
     pub bus: Arc<dyn Bus>,
+    /// Whether this gateway is in the membership (see [`membership::Membership`]).
+    pub in_standing: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Connects to Redis, joins the membership (waiting for its first read) and prepares the
@@ -50,13 +52,19 @@ pub async fn start(
         .clone()
         .unwrap_or_else(|| format!("gateway-{}", &random_token()[..12]));
     let ttl = Duration::from_millis(config.membership_ttl_ms);
-    let nodes = membership::join(redis.clone(), id.clone(), ttl, shutdown)
+    let membership = membership::join(redis.clone(), id.clone(), ttl, shutdown)
         .await
         .context("failed to join the cluster membership")?;
-    let hub =
-        hub_client::GrpcHubClient::new(nodes, redis, key, hub_client::CallBudgets::default(), id);
+    let hub = hub_client::GrpcHubClient::new(
+        membership.nodes,
+        redis,
+        key,
+        hub_client::CallBudgets::default(),
+        id,
+    );
     Ok(ClusterHub {
         hub: Arc::new(hub),
         bus: Arc::new(bus),
+        in_standing: membership.in_standing,
     })
 }

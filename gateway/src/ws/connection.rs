@@ -31,13 +31,11 @@ use fhircast_proto::sync_error::SyncFailure;
 use fhircast_proto::{EndpointId, EventName, TopicId};
 
 use super::acks::Acks;
-use super::fanout::{CLOSE_SLOW, Eviction, Registration};
+use super::fanout::{CLOSE_RECONNECT, CLOSE_SLOW, Eviction, Registration};
 use super::reader::ReaderEvent;
 use crate::hub_client::HubClient;
 use crate::state::SocketSettings;
 
-/// Close code of a drain: clients resubscribe elsewhere.
-const CLOSE_DRAINING: u16 = 1012;
 /// Close code of an oversized message.
 const CLOSE_TOO_BIG: u16 = 1009;
 
@@ -227,12 +225,16 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             let step = tokio::select! {
                 biased;
                 code = eviction.evicted() => {
-                    let reason = if code == CLOSE_SLOW { "subscriber too slow" } else { "delivery order lost, resubscribe" };
+                    let reason = match code {
+                        CLOSE_SLOW => "subscriber too slow",
+                        CLOSE_RECONNECT => "this gateway left the cluster, reconnect",
+                        _ => "delivery order lost, resubscribe",
+                    };
                     self.close(code, reason).await;
                     return Ending::Hub;
                 }
                 () = shutdown.cancelled() => {
-                    self.close(CLOSE_DRAINING, "hub is restarting, resubscribe").await;
+                    self.close(CLOSE_RECONNECT, "hub is restarting, resubscribe").await;
                     return Ending::Hub;
                 }
                 event = reader.recv() => self.on_reader(event).await,

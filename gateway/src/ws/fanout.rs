@@ -28,6 +28,9 @@ use fhircast_proto::{EndpointId, TopicRef};
 pub(crate) const CLOSE_SLOW: u16 = 1008;
 /// Close code when delivery order could not be guaranteed (resubscribe).
 pub(crate) const CLOSE_GAP: u16 = 1011;
+/// Close code when the gateway hands its sockets back (drain, or out of the membership):
+/// the client reconnects, through another gateway if there is one.
+pub const CLOSE_RECONNECT: u16 = 1012;
 
 /// Why the fan-out could not take a socket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -103,6 +106,10 @@ enum Command {
     Position {
         epoch: u64,
         seq: u64,
+    },
+    /// Close every socket of the topic with this code.
+    EvictAll {
+        code: u16,
     },
 }
 
@@ -184,6 +191,14 @@ impl Fanout {
             id,
             fanout: self.clone(),
         })
+    }
+
+    /// Closes every socket of every topic with `code` (the gateway can no longer vouch for
+    /// their delivery, e.g. it fell out of the cluster's membership).
+    pub fn evict_everything(&self, code: u16) {
+        for sender in self.lock().values() {
+            let _ = sender.send(Command::EvictAll { code });
+        }
     }
 
     /// Returns the bus the fan-out reads (sockets backfill what they missed from it).
@@ -280,6 +295,7 @@ impl TopicFanout {
                 let _ = ready.send(());
             }
             Command::Unregister { id } => self.remove(id),
+            Command::EvictAll { code } => self.evict_all(code),
             Command::Position { epoch, seq } => {
                 if self.last.is_none() {
                     self.last = Some((epoch, seq));

@@ -8,5 +8,5 @@ mod fanout;
 mod reader;
 mod upgrade;
 
-pub use fanout::{Fanout, FanoutError};
+pub use fanout::{CLOSE_RECONNECT, Fanout, FanoutError};
 pub use upgrade::upgrade;

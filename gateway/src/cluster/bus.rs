@@ -12,6 +12,7 @@
 //! subscription the same way. Undecodable messages are logged and dropped.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
@@ -27,7 +28,7 @@ use tracing::{debug, info, warn};
 use fhircast_proto::TopicRef;
 use fhircast_proto::bus::{Bus, BusError, BusSubscription, Envelope};
 use fhircast_proto::redis_schema::{TopicKeys, topic_of_channel};
-use hub_node::cluster::redis::{REDIS_TIMEOUT, RedisConn, RedisTarget, resp3};
+use hub_node::cluster::redis::{REDIS_TIMEOUT, RedisConn, RedisTarget, resp3, until_primary};
 
 /// Envelopes queued per topic before its subscriber counts as fallen behind.
 const ROUTE_CAPACITY: usize = 4096;
@@ -120,6 +121,8 @@ struct Inner {
     reader: RedisConn,
     /// Channel → the topic fan-out's queue.
     routes: Mutex<HashMap<String, mpsc::Sender<Arc<Envelope>>>>,
+    /// A failover is being followed (one at a time).
+    following: AtomicBool,
 }
 
 impl Inner {
@@ -151,6 +154,7 @@ impl RedisBus {
                 pushes,
                 reader,
                 routes: Mutex::new(HashMap::new()),
+                following: AtomicBool::new(false),
             }),
         };
         tokio::spawn(bus.clone().route(received, shutdown));
@@ -210,22 +214,21 @@ impl RedisBus {
         else {
             return;
         };
+        if self.inner.following.swap(true, Ordering::AcqRel) {
+            return;
+        }
         let manager = Arc::clone(manager);
         let bus = self.clone();
         tokio::spawn(async move {
             let inner = &bus.inner;
-            match primary_manager(&inner.target, inner.pushes.clone()).await {
-                Ok(replacement) => {
-                    *manager.write().unwrap_or_else(|poison| poison.into_inner()) = replacement;
-                    // Subscriptions made on the old connection are gone with it: every
-                    // topic resubscribes (on the new one) and backfills.
-                    std::mem::take(&mut *inner.routes());
-                    info!("bus reconnected to the primary the sentinels name");
-                }
-                Err(err) => {
-                    warn!(error = %err, "bus could not reach the primary the sentinels name")
-                }
-            }
+            let replacement =
+                until_primary(|| primary_manager(&inner.target, inner.pushes.clone())).await;
+            *manager.write().unwrap_or_else(|poison| poison.into_inner()) = replacement;
+            // Subscriptions made on the old connection are gone with it: every topic
+            // resubscribes (on the new one) and backfills.
+            std::mem::take(&mut *inner.routes());
+            inner.following.store(false, Ordering::Release);
+            info!("bus reconnected to the primary the sentinels name");
         });
     }
 

@@ -227,24 +227,45 @@ impl PrimaryConn {
             let Ok(_resolving) = conn.resolving.try_lock() else {
                 return;
             };
-            match conn.target.primary_client().await {
-                Ok(client) => {
-                    match ConnectionManager::new_with_config(client, manager_config()).await {
-                        Ok(manager) => {
-                            *conn
-                                .current
-                                .write()
-                                .unwrap_or_else(|poison| poison.into_inner()) = manager;
-                            info!("reconnected to the primary the sentinels name");
-                        }
-                        Err(err) => {
-                            warn!(error = %err, "could not connect to the primary the sentinels name")
-                        }
-                    }
-                }
-                Err(err) => warn!(error = %err, "the sentinels could not name a primary"),
-            }
+            let target = &conn.target;
+            let manager = until_primary(|| async {
+                let client = target.primary_client().await?;
+                ConnectionManager::new_with_config(client, manager_config()).await
+            })
+            .await;
+            *conn
+                .current
+                .write()
+                .unwrap_or_else(|poison| poison.into_inner()) = manager;
+            info!("reconnected to the primary the sentinels name");
         });
+    }
+}
+
+/// Pause between two attempts to reach the primary after a failover.
+const FAILOVER_RETRY: Duration = Duration::from_millis(250);
+
+/// Retries `connect` until it succeeds. Right after a primary dies the sentinels still name
+/// it for a while (until they agree it is down and promote a replica), so the first
+/// attempts fail; a failover takes seconds, and nothing else can be done meanwhile.
+pub async fn until_primary<T, F, Fut>(mut connect: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = RedisResult<T>>,
+{
+    let mut failures = 0u32;
+    loop {
+        match connect().await {
+            Ok(connected) => return connected,
+            Err(err) => {
+                failures += 1;
+                // One line when it starts failing, then one every ~10 s.
+                if failures % 40 == 1 {
+                    warn!(error = %err, "cannot reach the primary the sentinels name yet; retrying");
+                }
+            }
+        }
+        tokio::time::sleep(FAILOVER_RETRY).await;
     }
 }
 

@@ -524,6 +524,15 @@ impl Cluster {
         self.wait_live(Role::Node, &[id]).await
     }
 
+    /// Returns node `index`'s whole log (stderr) so far; empty while it is killed.
+    pub fn node_log(&self, index: usize) -> String {
+        self.nodes
+            .get(index)
+            .and_then(Node::process)
+            .map(crate::process::Process::stderr_text)
+            .unwrap_or_default()
+    }
+
     /// Returns the tail of every member's logs, for failure messages.
     pub fn logs_tail(&self) -> String {
         let nodes = self.nodes.iter().map(Node::logs_tail);

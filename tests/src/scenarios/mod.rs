@@ -25,6 +25,7 @@ mod bounds;
 mod cluster_any_gateway;
 mod cluster_endpoint_url;
 mod cluster_faults_gateway_bus;
+mod cluster_faults_gateway_loss;
 mod cluster_faults_owner_pause;
 mod cluster_faults_redis_loss;
 mod cluster_node_loss;

@@ -13,6 +13,13 @@
 //! supersedes ([`Gaps::SupersededAfter1011`]). The time from the heal until every
 //! subscriber has everything it is due ("caught up") is printed per cut. Each of
 //! [`cycles`] cycles takes a fresh topic.
+//!
+//! With the default stream (1024 envelopes per topic) the gateway backfills. The same
+//! scenario on a stream cut to [`SHORT_STREAM`] envelopes (nodes with `--stream-max-len`,
+//! Redis with `stream-node-max-entries 1` so the approximate trim is exact) cannot
+//! backfill what a reset cut made gw-1 miss: there every subscriber must see its socket
+//! closed with 1011 and subscribe again, and still miss nothing its new subscription does
+//! not supersede.
 
 use std::time::Duration;
 
@@ -21,15 +28,16 @@ use fhircast_proto::redis_schema::Role;
 use tokio::time::Instant;
 
 use super::{MSG, expect_id, publish};
-use crate::cluster::{Cluster, ClusterBuilder};
+use crate::cluster::{Cluster, ClusterBuilder, RedisTopology};
 use crate::conformance::assert::event_name;
 use crate::eventually::eventually;
 use crate::faults::{
     Follower, Publisher, Route, budget, close_cycle, cycles, run_scenario, wait_steady,
 };
-use crate::invariants::{Gaps, History, spread};
+use crate::invariants::{Gaps, History, Opening, spread};
 use crate::payloads::random_topic;
 use crate::proxy::{FaultMode, TcpProxy, with_address};
+use crate::redis::RedisOptions;
 use crate::subscriber::{ConnectError, Incoming, Subscriber};
 
 /// How often the publisher publishes.
@@ -47,6 +55,18 @@ const SUBSCRIBERS: usize = 2;
 /// What the subscribers obey: a 1011 lets them miss what their new subscription supersedes.
 const GAPS: Gaps = Gaps::SupersededAfter1011;
 
+/// Envelopes per topic stream in the short-stream variant: fewer than a cut misses.
+const SHORT_STREAM: usize = 2;
+
+/// Which stream the topics have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stream {
+    /// The default: long enough to backfill a cut.
+    Default,
+    /// [`SHORT_STREAM`] envelopes: a reset cut cannot be backfilled.
+    Short,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flt06_a_gateway_cut_from_redis_backfills_or_closes_with_1011() -> Result<()> {
     let cluster = ClusterBuilder::new().nodes(3).gateways(1).start().await?;
@@ -54,12 +74,31 @@ async fn flt06_a_gateway_cut_from_redis_backfills_or_closes_with_1011() -> Resul
     run_scenario(
         cluster,
         budget,
-        Box::new(|cluster| Box::pin(scenario(cluster))),
+        Box::new(|cluster| Box::pin(scenario(cluster, Stream::Default))),
     )
     .await
 }
 
-async fn scenario(cluster: &mut Cluster) -> Result<()> {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flt06_a_gap_the_stream_cannot_backfill_closes_with_1011() -> Result<()> {
+    let redis = RedisOptions::new().directive("stream-node-max-entries 1");
+    let cluster = ClusterBuilder::new()
+        .topology(RedisTopology::Single(redis))
+        .nodes(3)
+        .gateways(1)
+        .configure_nodes(|node| node.arg(format!("--stream-max-len={SHORT_STREAM}")))
+        .start()
+        .await?;
+    let budget = budget(Duration::from_secs(30), Duration::from_secs(40));
+    run_scenario(
+        cluster,
+        budget,
+        Box::new(|cluster| Box::pin(scenario(cluster, Stream::Short))),
+    )
+    .await
+}
+
+async fn scenario(cluster: &mut Cluster, stream: Stream) -> Result<()> {
     let proxy = TcpProxy::start(cluster.redis().address()).await?;
     let cut = cluster
         .add_gateway(&proxy.url_for(&cluster.redis().url()))
@@ -97,13 +136,18 @@ async fn scenario(cluster: &mut Cluster) -> Result<()> {
             })
             .collect();
         println!(
-            "FLT-06 cycle {cycle}/{cycles}: gw-1 cut from Redis for {} ms twice: {}\n{report}",
+            "FLT-06 cycle {cycle}/{cycles} ({stream:?} stream): gw-1 cut from Redis for {} ms \
+             twice: {}\n{report}",
             CUT.as_millis(),
             figures.join(", ")
         );
         report
             .ensure_ok()
             .with_context(|| format!("cycle {cycle}"))?;
+        if stream == Stream::Short {
+            expect_resubscribed_after_1011(&history)
+                .with_context(|| format!("cycle {cycle}: the stream could not backfill"))?;
+        }
         catch_ups.extend(this_cycle);
     }
     for mode in [FaultMode::Reset, FaultMode::Blackhole] {
@@ -113,8 +157,30 @@ async fn scenario(cluster: &mut Cluster) -> Result<()> {
             .map(|(_, took)| *took)
             .collect();
         println!(
-            "FLT-06: caught up after a {mode:?} cut over {cycles} cycles: {}",
+            "FLT-06 ({stream:?} stream): caught up after a {mode:?} cut over {cycles} cycles: {}",
             spread(&times)
+        );
+    }
+    Ok(())
+}
+
+/// Asserts every subscriber had a socket closed with 1011 and subscribed again.
+fn expect_resubscribed_after_1011(history: &History) -> Result<()> {
+    for log in history.subscribers() {
+        let closed = log
+            .sockets
+            .iter()
+            .filter(|socket| socket.ended.as_ref().is_some_and(|(_, end)| end.is_gap()))
+            .count();
+        let again = log
+            .sockets
+            .iter()
+            .filter(|socket| socket.opening == Opening::Resubscribe)
+            .count();
+        ensure!(
+            closed > 0 && again >= closed,
+            "{}: {closed} sockets closed with 1011, {again} new subscriptions",
+            log.name
         );
     }
     Ok(())

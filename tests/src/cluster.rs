@@ -25,6 +25,9 @@
 //!
 //! Fault hooks: [`Node::kill_9`], [`Node::sigstop`], [`Node::restart`] (same id), through
 //! [`Cluster::nodes_mut`]; [`Cluster::restart_node`] also waits for the node to rejoin.
+//! Gateways: [`Cluster::kill_gateway`], [`Cluster::drain_gateway`] (SIGTERM),
+//! [`Cluster::restart_gateway`] (same id, new port), and [`Cluster::add_gateway`] for one
+//! that reaches Redis another way (through a fault proxy).
 //! Ownership is read from Redis: [`Cluster::owner`] returns the node holding a topic's lease.
 //! [`Cluster::stop`] stops gateways, then nodes, then Redis, each with SIGTERM and a clean
 //! exit; dropping a cluster kills whatever still runs.
@@ -206,6 +209,8 @@ impl ClusterBuilder {
             topic_key,
             issuer,
             nodes: Vec::new(),
+            gateway_template: gateway,
+            gateway_builders: Vec::new(),
             gateways: Vec::new(),
             redis,
         };
@@ -227,31 +232,13 @@ impl ClusterBuilder {
         cluster.wait_live(Role::Node, &node_ids).await?;
 
         let gateway_ids: Vec<String> = (0..self.gateways).map(|n| format!("gw-{n}")).collect();
-        let gateways: Vec<GatewayBuilder> = gateway_ids
+        cluster.gateway_builders = gateway_ids
             .iter()
-            .map(|id| {
-                let gateway = match cluster.public_url() {
-                    Some(url) => gateway.clone().arg(format!("--public-url={url}")),
-                    None => gateway.clone(),
-                };
-                // `--flag=value`: a random topic key may start with `-`.
-                gateway
-                    .name(id)
-                    .issuer(&cluster.issuer)
-                    .arg(format!("--redis-url={redis_url}"))
-                    .arg(format!("--topic-key={}", cluster.topic_key))
-                    .arg(format!("--gateway-id={id}"))
-            })
+            .map(|id| cluster.gateway_builder(id, &redis_url))
             .collect();
-        cluster.gateways = try_join_all(gateways.iter().map(GatewayBuilder::start)).await?;
-        if let Some(front_door) = &cluster.front_door {
-            let addresses = cluster
-                .gateways
-                .iter()
-                .map(Gateway::address)
-                .collect::<Result<Vec<_>>>()?;
-            front_door.set_targets(&addresses);
-        }
+        cluster.gateways =
+            try_join_all(cluster.gateway_builders.iter().map(GatewayBuilder::start)).await?;
+        cluster.update_front_door()?;
         cluster.clients = cluster
             .gateways
             .iter()
@@ -275,10 +262,32 @@ pub struct Cluster {
     topic_key: String,
     key: TopicKey,
     nodes: Vec<Node>,
+    /// What every gateway is started with before its own flags.
+    gateway_template: GatewayBuilder,
+    /// Each gateway's full command line, kept for [`Cluster::restart_gateway`].
+    gateway_builders: Vec<GatewayBuilder>,
     gateways: Vec<Gateway>,
 }
 
 impl Cluster {
+    /// The command line of gateway `id` talking to Redis at `redis_url`.
+    fn gateway_builder(&self, id: &str, redis_url: &str) -> GatewayBuilder {
+        let gateway = match self.public_url() {
+            Some(url) => self
+                .gateway_template
+                .clone()
+                .arg(format!("--public-url={url}")),
+            None => self.gateway_template.clone(),
+        };
+        // `--flag=value`: a random topic key may start with `-`.
+        gateway
+            .name(id)
+            .issuer(&self.issuer)
+            .arg(format!("--redis-url={redis_url}"))
+            .arg(format!("--topic-key={}", self.topic_key))
+            .arg(format!("--gateway-id={id}"))
+    }
+
     /// Returns the issuer every gateway trusts.
     pub fn issuer(&self) -> &Arc<TestIssuer> {
         &self.issuer
@@ -338,6 +347,83 @@ impl Cluster {
     /// Returns the gateways, `gw-0` first.
     pub fn gateways(&self) -> &[Gateway] {
         &self.gateways
+    }
+
+    /// Returns the address of gateway `index` (its own, also with a front door).
+    pub fn gateway_address(&self, index: usize) -> Result<std::net::SocketAddr> {
+        self.gateways
+            .get(index)
+            .with_context(|| format!("no gateway {index} in this cluster"))?
+            .address()
+    }
+
+    /// Starts one more gateway (`gw-N`, N the count so far) that reaches Redis at
+    /// `redis_url` (e.g. through a [`TcpProxy`] in front of [`Cluster::redis`]) and waits
+    /// until it is live; returns its index.
+    pub async fn add_gateway(&mut self, redis_url: &str) -> Result<usize> {
+        let index = self.gateways.len();
+        let id = format!("gw-{index}");
+        let builder = self.gateway_builder(&id, redis_url);
+        let gateway = builder.start().await?;
+        self.clients
+            .push(HubClient::new(&gateway.hub_url(), "", None));
+        self.gateways.push(gateway);
+        self.gateway_builders.push(builder);
+        self.update_front_door()?;
+        self.wait_live(Role::Gateway, &[id]).await?;
+        Ok(index)
+    }
+
+    /// Kills gateway `index` with SIGKILL: its sockets drop without a close frame and its
+    /// membership lapses after the heartbeat TTL. [`Cluster::restart_gateway`] brings it back.
+    pub async fn kill_gateway(&mut self, index: usize) -> Result<()> {
+        self.gateway_mut(index)?.kill_9().await
+    }
+
+    /// Drains gateway `index` with SIGTERM (its sockets close with 1012) and waits for its
+    /// clean exit. [`Cluster::restart_gateway`] brings it back.
+    pub async fn drain_gateway(&mut self, index: usize) -> Result<()> {
+        self.gateway_mut(index)?.drain().await
+    }
+
+    /// Starts gateway `index` again with the same id and flags (a running one is stopped
+    /// with SIGTERM first) on a new port, and waits until it is live. Clients from
+    /// [`Cluster::client`] made before the restart still name the old port.
+    pub async fn restart_gateway(&mut self, index: usize) -> Result<()> {
+        let builder = self
+            .gateway_builders
+            .get(index)
+            .with_context(|| format!("no gateway {index} in this cluster"))?
+            .clone();
+        if self.gateway_mut(index)?.is_running() {
+            self.drain_gateway(index).await?;
+        }
+        let gateway = builder.start().await?;
+        self.clients[index] = HubClient::new(&gateway.hub_url(), "", None);
+        let old = std::mem::replace(&mut self.gateways[index], gateway);
+        let _ = std::fs::remove_dir_all(old.process().dir());
+        self.update_front_door()?;
+        self.wait_live(Role::Gateway, &[format!("gw-{index}")])
+            .await
+    }
+
+    fn gateway_mut(&mut self, index: usize) -> Result<&mut Gateway> {
+        self.gateways
+            .get_mut(index)
+            .with_context(|| format!("no gateway {index} in this cluster"))
+    }
+
+    /// Points the front door (if any) at the gateways' current addresses.
+    fn update_front_door(&self) -> Result<()> {
+        if let Some(front_door) = &self.front_door {
+            let addresses = self
+                .gateways
+                .iter()
+                .map(Gateway::address)
+                .collect::<Result<Vec<_>>>()?;
+            front_door.set_targets(&addresses);
+        }
+        Ok(())
     }
 
     /// Returns the public URL every gateway shares (`http://<balancer>`), with
@@ -402,6 +488,19 @@ impl Cluster {
         self.redis.query(&command).await
     }
 
+    /// Returns `topic`'s ref as the members log it (`t:…`): logs never name a topic.
+    pub fn topic_ref(&self, topic: &str) -> String {
+        self.key.topic_ref(topic).to_string()
+    }
+
+    /// Returns the event ids `topic`'s state has accepted, oldest first (its `idorder`
+    /// list, capped by the nodes' idempotency capacity).
+    pub async fn accepted_ids(&self, topic: &str) -> Result<Vec<String>> {
+        let mut command = ::redis::cmd("LRANGE");
+        command.arg(self.keys_of(topic).idorder).arg(0).arg(-1);
+        self.redis.query(&command).await
+    }
+
     /// Returns the lease holder of each of `topics`, in order, in one pipelined round trip.
     pub async fn owners<S: AsRef<str>>(&self, topics: &[S]) -> Result<Vec<Option<String>>> {
         let commands: Vec<::redis::Cmd> = topics
@@ -429,6 +528,15 @@ impl Cluster {
         self.wait_live(Role::Node, &[id]).await
     }
 
+    /// Returns node `index`'s whole log (stderr) so far; empty while it is killed.
+    pub fn node_log(&self, index: usize) -> String {
+        self.nodes
+            .get(index)
+            .and_then(Node::process)
+            .map(crate::process::Process::stderr_text)
+            .unwrap_or_default()
+    }
+
     /// Returns the tail of every member's logs, for failure messages.
     pub fn logs_tail(&self) -> String {
         let nodes = self.nodes.iter().map(Node::logs_tail);
@@ -452,7 +560,8 @@ impl Cluster {
                 result = stopped;
             }
         };
-        for gateway in self.gateways {
+        // A gateway killed or drained by the scenario (and not restarted) is already gone.
+        for gateway in self.gateways.into_iter().filter(Gateway::is_running) {
             keep_first(gateway.stop().await.context("stopping a gateway"));
         }
         for node in self.nodes {

@@ -232,6 +232,40 @@ impl Gateway {
         Ok(())
     }
 
+    /// Whether the process still runs (not killed or drained through this handle).
+    pub fn is_running(&self) -> bool {
+        !self.process.is_reaped()
+    }
+
+    /// Kills the gateway with SIGKILL (no drain: its sockets just drop) and reaps it. Its
+    /// logs stay for failure messages.
+    pub async fn kill_9(&mut self) -> Result<()> {
+        self.process.signal("KILL")?;
+        self.process.wait_exit(STOP_DEADLINE).await?;
+        self.process.forget_child();
+        Ok(())
+    }
+
+    /// Drains the gateway with SIGTERM (its sockets close with 1012) and asserts a clean
+    /// exit within [`STOP_DEADLINE`]; the handle stays, with its logs.
+    pub async fn drain(&mut self) -> Result<()> {
+        self.process.signal("TERM")?;
+        // Still running after the deadline: the handle keeps it, so dropping it kills it.
+        let status = self
+            .process
+            .wait_exit(STOP_DEADLINE)
+            .await
+            .map_err(|error| error.context(self.process.logs_tail()))?;
+        self.process.forget_child();
+        if !status.success() {
+            bail!(
+                "the gateway exited with {status} after SIGTERM\n{}",
+                self.process.logs_tail()
+            );
+        }
+        Ok(())
+    }
+
     /// Stops the gateway with SIGTERM and asserts a clean exit.
     pub async fn stop(self) -> Result<()> {
         self.process.stop(STOP_DEADLINE).await

@@ -11,6 +11,8 @@
 //! - [`proxy`]: a TCP proxy that drops connections the way a network blip does.
 //! - [`redis`]: Redis topologies (single with AOF/ACL/TLS, sentinel set, cluster) on loopback.
 //! - [`cluster`]: a whole cluster (Redis, hub nodes, gateways) with node fault hooks.
+//! - [`invariants`]: the history of a fault scenario and the invariants it must keep.
+//! - [`faults`]: what the fault scenarios share (cycles, publisher, following subscriber).
 //! - [`conformance`]: one check per fhircast-spec.md §15 item, and its runner.
 //! - `scenarios` (tests only): cross-process scenarios, one file per behaviour.
 
@@ -18,7 +20,9 @@ pub mod client;
 pub mod cluster;
 pub mod conformance;
 pub mod eventually;
+pub mod faults;
 pub mod gateway;
+pub mod invariants;
 pub mod issuer;
 pub mod payloads;
 pub mod process;

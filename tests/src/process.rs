@@ -259,6 +259,11 @@ impl Process {
         }
     }
 
+    /// Whether the process was reaped (killed or stopped and waited for) through this handle.
+    pub fn is_reaped(&self) -> bool {
+        self.child.is_none()
+    }
+
     /// Marks the process as reaped, for callers that waited for it themselves.
     pub fn forget_child(&mut self) {
         self.child = None;

@@ -167,6 +167,13 @@ impl Subscriber {
         }
     }
 
+    /// Waits for the next queued item, however long it takes; `None` once the socket task
+    /// has ended and everything it queued was taken. For a reader that records everything
+    /// (see [`crate::faults::Follower`]), not for a test waiting for one message.
+    pub async fn recv(&mut self) -> Option<Incoming> {
+        self.incoming.recv().await
+    }
+
     /// Returns the next JSON message; a close or the end of the stream is an error.
     pub async fn next_message(&mut self, timeout: Duration) -> Result<Value> {
         match self.next_incoming(timeout).await? {

@@ -229,27 +229,11 @@ const RECONNECT_GRACE: Duration = Duration::from_secs(1);
 /// closed (its client then re-attaches), or the hub still counts it as attached, so it
 /// raises no SyncError about `s` and refuses a second socket on `s`'s endpoint (409).
 ///
-/// KNOWN PRODUCT BUG. Reproduction (3 nodes; gw-0 on Redis; gw-1 with `--redis-url`
-/// through a TCP proxy; nodes with `--reconnect-grace-ms 1000`):
-/// 1. subscribe `s` (Patient-open) through gw-1 and attach it there; subscribe a watcher
-///    (Patient-open, SyncError) through gw-0 and attach it there; publish `a`: both get it;
-/// 2. blackhole the proxy; after ~1.5 s every node logs "gateways left the cluster; their
-///    sockets are detached gateways={"gw-1"}", and 1 s later "hub raised a SyncError …
-///    failure=connection_lost" for `s`'s endpoint;
-/// 3. heal the proxy; gw-1 logs "membership heartbeat recovered", but `s`'s socket, which
-///    gw-1 never closed, stays detached in the topic's state;
-/// 4. publish `b`: `s` gets it on its open socket; the watcher got a SyncError saying `s`
-///    lost its connection before `b`;
-/// 5. attach `s`'s endpoint again through gw-0: accepted (101), and that second socket
-///    replays `a`, `b` and gets every later event too: two live sockets on one
-///    subscription.
-///
-/// Expected: a gateway whose membership lapsed closes its sockets (or re-registers them
-/// when it rejoins), so the nodes' view and the sockets agree.
+/// The hub closes it: a gateway out of the membership for a whole TTL closes its sockets
+/// with 1012 and refuses attaches until its heartbeats succeed again. (Before that, gw-1
+/// kept `s`'s socket open after the nodes had detached it: a false SyncError about `s`,
+/// and a second socket accepted on `s`'s endpoint through gw-0.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "KNOWN PRODUCT BUG: a gateway cut from Redis past its membership TTL keeps the \
-            sockets the nodes detached (false SyncError, a second socket accepted on the \
-            same endpoint)"]
 async fn flt06_a_partition_past_the_membership_ttl_leaves_one_socket_per_endpoint() -> Result<()> {
     let cluster = ClusterBuilder::new()
         .nodes(3)

@@ -75,7 +75,7 @@ async fn scenario(cluster: &mut Cluster) -> Result<()> {
         )
         .await?;
         println!(
-            "FLT-10 cycle {cycle}/{cycles}: Redis down {} ms; {} publishes answered meanwhile, \
+            "FLT-10 cycle {cycle}/{cycles}: Redis down {} ms; publishes answered meanwhile: {}, \
              all 503 with Retry-After; first acknowledged publish {} ms after the restart\n{report}",
             outage.down.as_millis(),
             outage.refused,

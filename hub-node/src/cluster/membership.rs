@@ -31,23 +31,32 @@ pub struct NodeMember {
 /// Entries dead for this many TTLs are removed.
 const PRUNE_AFTER_TTLS: u64 = 10;
 
-/// Heartbeats until `shutdown`, then leaves; publishes the live gateway ids on the returned
-/// channel after each heartbeat. A heartbeat that fails is retried at the next tick.
+/// Successful heartbeats in a row before the live gateways are trusted again after a
+/// failure: long enough (a whole TTL and more) for every live gateway to have heartbeated
+/// into the same Redis, e.g. a primary the sentinels just promoted, whose copy of the
+/// membership stopped at the promotion.
+const STEADY_HEARTBEATS: u32 = 4;
+
+/// Heartbeats until `shutdown`, then leaves. Publishes the live gateway ids after each
+/// heartbeat, or `None` while they cannot be trusted (since a failed heartbeat, until
+/// [`STEADY_HEARTBEATS`] succeeded in a row). A heartbeat that fails is retried at the
+/// next tick.
 pub fn run<C>(
     conn: C,
     me: NodeMember,
     shutdown: CancellationToken,
 ) -> (
-    watch::Receiver<BTreeSet<String>>,
+    watch::Receiver<Option<BTreeSet<String>>>,
     tokio::task::JoinHandle<()>,
 )
 where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
-    let (sender, receiver) = watch::channel(BTreeSet::new());
+    let (sender, receiver) = watch::channel(None);
     let task = tokio::spawn(async move {
         let interval = me.ttl / 3;
         let mut was_failing = false;
+        let mut steady = 0u32;
         loop {
             match heartbeat(&mut conn.clone(), &me).await {
                 Ok(gateways) => {
@@ -55,17 +64,24 @@ where
                         info!(node = %me.id, "membership heartbeat recovered");
                         was_failing = false;
                     }
+                    steady = steady.saturating_add(1);
+                    let trusted = (steady >= STEADY_HEARTBEATS).then_some(gateways);
                     sender.send_if_modified(|live| {
-                        let changed = *live != gateways;
-                        *live = gateways;
+                        let changed = *live != trusted;
+                        *live = trusted;
                         changed
                     });
                 }
-                Err(err) if !was_failing => {
-                    warn!(node = %me.id, error = %err, "membership heartbeat failed; retrying");
-                    was_failing = true;
+                Err(err) => {
+                    steady = 0;
+                    sender.send_if_modified(|live| live.take().is_some());
+                    if was_failing {
+                        debug!(node = %me.id, error = %err, "membership heartbeat failed");
+                    } else {
+                        warn!(node = %me.id, error = %err, "membership heartbeat failed; retrying");
+                        was_failing = true;
+                    }
                 }
-                Err(err) => debug!(node = %me.id, error = %err, "membership heartbeat failed"),
             }
             tokio::select! {
                 () = shutdown.cancelled() => break,

@@ -104,16 +104,27 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
 }
 
 /// Watches the live gateways; when one disappears, every topic drops its attachments.
-async fn drop_vanished_gateways(mut live: watch::Receiver<BTreeSet<String>>, registry: Registry) {
+///
+/// Only trusted readings are compared: after this node's own heartbeats failed (Redis down,
+/// a failover) the membership is read again only once it is steady, so a stale copy of it
+/// (a promoted replica's) never detaches a live gateway's sockets, while a gateway that died
+/// meanwhile is still missed from the next trusted reading.
+async fn drop_vanished_gateways(
+    mut live: watch::Receiver<Option<BTreeSet<String>>>,
+    registry: Registry,
+) {
     let mut known = live.borrow_and_update().clone();
     while live.changed().await.is_ok() {
         let now = live.borrow_and_update().clone();
-        let gone: BTreeSet<String> = known.difference(&now).cloned().collect();
-        if !gone.is_empty() {
-            info!(gateways = ?gone, "gateways left the cluster; their sockets are detached");
-            registry.gateways_gone(gone).await;
+        let Some(after) = now else { continue };
+        if let Some(before) = &known {
+            let gone: BTreeSet<String> = before.difference(&after).cloned().collect();
+            if !gone.is_empty() {
+                info!(gateways = ?gone, "gateways left the cluster; their sockets are detached");
+                registry.gateways_gone(gone).await;
+            }
         }
-        known = now;
+        known = Some(after);
     }
 }
 

@@ -11,7 +11,7 @@
 //! missed), and a refused handshake on an endpoint that already has a live socket must
 //! leave that socket's registration untouched.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -179,6 +179,8 @@ impl Fanout {
                     sockets: HashMap::new(),
                     by_endpoint: HashMap::new(),
                     last: None,
+                    recent: VecDeque::new(),
+                    attached_through: 0,
                 };
                 self.inner.tracker.spawn(task.run());
             }
@@ -236,6 +238,13 @@ struct TopicFanout {
     by_endpoint: HashMap<EndpointId, Vec<u64>>,
     /// The epoch and seq of the last envelope handed out.
     last: Option<(u64, u64)>,
+    /// What the last envelopes handed out carried (seq, first event id or endpoint), to
+    /// tell a repeat (dropped) from a seq the topic reused with other content (a store
+    /// that lost acknowledged writes: the topic's sockets are closed with 1011).
+    recent: VecDeque<(u64, String)>,
+    /// The seq an attachment reflected when the fan-out started from its position:
+    /// envelopes up to it may still arrive (published before the attach) and are repeats.
+    attached_through: u64,
 }
 
 impl TopicFanout {
@@ -299,6 +308,7 @@ impl TopicFanout {
             Command::Position { epoch, seq } => {
                 if self.last.is_none() {
                     self.last = Some((epoch, seq));
+                    self.attached_through = seq;
                 }
             }
         }
@@ -335,7 +345,25 @@ impl TopicFanout {
         let seq = envelope.seq;
         let last_seen = self.last;
         match last_seen {
-            Some((epoch, last)) if epoch == envelope.epoch && seq <= last => return,
+            Some((epoch, last)) if epoch == envelope.epoch && seq <= last => {
+                let repeat = self
+                    .recent
+                    .iter()
+                    .any(|(seen, mark)| *seen == seq && *mark == content_mark(&envelope));
+                if repeat || seq <= self.attached_through || seq + RECENT_ENVELOPES as u64 <= last {
+                    return;
+                }
+                warn!(
+                    topic = %self.topic,
+                    seq,
+                    last,
+                    "the topic reused a seq with other content (its store lost acknowledged \
+                     changes); closing its sockets (1011)"
+                );
+                self.evict_all(CLOSE_GAP);
+                self.recent.clear();
+                self.attached_through = 0;
+            }
             Some((epoch, last))
                 if epoch == envelope.epoch
                     && seq > last + 1
@@ -346,11 +374,22 @@ impl TopicFanout {
             Some((epoch, _)) if epoch != envelope.epoch => {
                 // The topic's sequence restarted: order can no longer be proven.
                 self.evict_all(CLOSE_GAP);
+                self.recent.clear();
+                self.attached_through = 0;
             }
             _ => {}
         }
         self.last = Some((envelope.epoch, seq));
+        self.remember(&envelope);
         self.offer(&envelope);
+    }
+
+    fn remember(&mut self, envelope: &Envelope) {
+        if self.recent.len() >= RECENT_ENVELOPES {
+            self.recent.pop_front();
+        }
+        self.recent
+            .push_back((envelope.seq, content_mark(envelope)));
     }
 
     /// Hands an envelope to the sockets it concerns: an event to every socket it does not
@@ -390,6 +429,7 @@ impl TopicFanout {
             Ok(Some(missing)) => {
                 for envelope in missing {
                     self.last = Some((epoch, envelope.seq));
+                    self.remember(&envelope);
                     self.offer(&envelope);
                 }
                 true
@@ -398,6 +438,8 @@ impl TopicFanout {
                 warn!(topic = %self.topic, "gap in the topic's sequence could not be backfilled; closing its sockets (1011)");
                 self.evict_all(CLOSE_GAP);
                 self.last = None;
+                self.recent.clear();
+                self.attached_through = 0;
                 false
             }
         }
@@ -419,6 +461,19 @@ impl TopicFanout {
             socket.eviction.evict(code);
         }
         self.by_endpoint.clear();
+    }
+}
+
+/// How many recent envelopes a topic's fan-out remembers to recognise repeats.
+const RECENT_ENVELOPES: usize = 256;
+
+/// What distinguishes one envelope's content from another's at the same seq.
+fn content_mark(envelope: &Envelope) -> String {
+    match &envelope.kind {
+        EnvelopeKind::Event { deliveries, .. } => deliveries
+            .first()
+            .map_or_else(String::new, |delivery| delivery.event_id.clone()),
+        EnvelopeKind::Control { endpoint, .. } => format!("control:{}", endpoint.expose()),
     }
 }
 

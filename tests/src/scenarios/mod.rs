@@ -32,6 +32,7 @@ mod cluster_malformed;
 mod cluster_node_loss;
 mod cluster_placement;
 mod cluster_redis_tls;
+mod cluster_rollback;
 mod conformance;
 mod dev_issuer;
 mod graceful_shutdown;

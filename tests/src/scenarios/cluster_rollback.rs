@@ -17,6 +17,9 @@ use crate::cluster::ClusterBuilder;
 use crate::payloads::random_topic;
 use crate::subscriber::Subscriber;
 
+/// One stream entry as XRANGE answers it: its id and its fields.
+type StreamEntry = (String, Vec<(String, Vec<u8>)>);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn p9_a_seq_reused_after_lost_writes_closes_the_topics_sockets_with_1011() -> Result<()> {
     let mut cluster = ClusterBuilder::new().nodes(2).gateways(1).start().await?;
@@ -55,7 +58,7 @@ async fn p9_a_seq_reused_after_lost_writes_closes_the_topics_sockets_with_1011()
         .arg(&keys.stream)
         .arg("-")
         .arg(format!("{}-0", seq - 2));
-    let kept: Vec<(String, Vec<(String, Vec<u8>)>)> = cluster.deployment().query(&range).await?;
+    let kept: Vec<StreamEntry> = cluster.deployment().query(&range).await?;
     let mut drop_stream = ::redis::cmd("DEL");
     drop_stream.arg(&keys.stream);
     let _: i64 = cluster.deployment().query(&drop_stream).await?;

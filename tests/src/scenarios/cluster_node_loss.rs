@@ -42,23 +42,24 @@ const BUDGET: Duration = Duration::from_secs(90);
 
 /// One publish and what came of it.
 #[derive(Debug, Clone)]
-struct Attempt {
-    id: String,
-    sent: Instant,
-    done: Instant,
+pub(super) struct Attempt {
+    pub(super) id: String,
+    pub(super) sent: Instant,
+    pub(super) done: Instant,
     /// The HTTP status, or why there was none (timeout, connection error).
-    outcome: Result<u16, String>,
+    pub(super) outcome: Result<u16, String>,
 }
 
 impl Attempt {
-    fn succeeded(&self) -> bool {
+    pub(super) fn succeeded(&self) -> bool {
         self.outcome
             .as_ref()
             .is_ok_and(|status| (200..300).contains(status))
     }
 }
 
-type Log = Arc<Mutex<Vec<Attempt>>>;
+/// Every publish attempt, in order (the n-th opened patient `p-{n}`).
+pub(super) type Log = Arc<Mutex<Vec<Attempt>>>;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flt01_p8_killing_the_owner_keeps_publishes_flowing_without_a_gap() -> Result<()> {
@@ -133,7 +134,7 @@ async fn scenario(cluster: &mut Cluster) -> Result<()> {
 
 /// Publishes a Patient-open every [`PUBLISH_EVERY`], one at a time, until `stop` or
 /// [`MAX_PUBLISHES`], logging each attempt.
-async fn publish_steadily(client: HubClient, log: Log, stop: CancellationToken) {
+pub(super) async fn publish_steadily(client: HubClient, log: Log, stop: CancellationToken) {
     let mut ticks = tokio::time::interval(PUBLISH_EVERY);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     for n in 0..MAX_PUBLISHES {
@@ -233,7 +234,7 @@ async fn kill_the_owner(
 }
 
 /// Describes the last failed publishes, for failure messages.
-fn last_failures(log: &Log) -> String {
+pub(super) fn last_failures(log: &Log) -> String {
     let Ok(log) = log.lock() else {
         return String::new();
     };

@@ -26,6 +26,7 @@ mod cluster_any_gateway;
 mod cluster_endpoint_url;
 mod cluster_node_loss;
 mod cluster_placement;
+mod cluster_sentinel_failover;
 mod conformance;
 mod dev_issuer;
 mod graceful_shutdown;

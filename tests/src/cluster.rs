@@ -24,7 +24,8 @@
 //! go to the gateways, which hold the sockets. A cluster gateway ignores topic flags.
 //!
 //! Fault hooks: [`Node::kill_9`], [`Node::sigstop`], [`Node::restart`] (same id), through
-//! [`Cluster::nodes_mut`]; [`Cluster::restart_node`] also waits for the node to rejoin.
+//! [`Cluster::nodes_mut`]; [`Cluster::restart_node`] also waits for the node to rejoin;
+//! [`Cluster::kill_gateway`] kills a gateway with SIGKILL.
 //! Ownership is read from Redis: [`Cluster::owner`] returns the node holding a topic's lease.
 //! [`Cluster::stop`] stops gateways, then nodes, then Redis, each with SIGTERM and a clean
 //! exit; dropping a cluster kills whatever still runs.
@@ -196,6 +197,7 @@ impl ClusterBuilder {
             issuer,
             nodes: Vec::new(),
             gateways: Vec::new(),
+            killed_gateways: BTreeSet::new(),
             redis,
         };
 
@@ -266,6 +268,9 @@ pub struct Cluster {
     key: TopicKey,
     nodes: Vec<Node>,
     gateways: Vec<Gateway>,
+    /// Indexes of the gateways killed by [`Cluster::kill_gateway`] (kept in `gateways`, so
+    /// indexes stay stable; [`Cluster::stop`] skips them).
+    killed_gateways: BTreeSet<usize>,
 }
 
 impl Cluster {
@@ -318,6 +323,24 @@ impl Cluster {
     /// Returns the index of the node with this id.
     pub fn node_index(&self, id: &str) -> Option<usize> {
         self.nodes.iter().position(|node| node.id() == id)
+    }
+
+    /// Kills gateway `index` with SIGKILL (no drain: its sockets drop without a close frame,
+    /// it stays in the membership until its heartbeat deadline passes) and reaps it. It keeps
+    /// its place in [`Cluster::gateways`]; [`Cluster::stop`] skips it.
+    pub async fn kill_gateway(&mut self, index: usize) -> Result<()> {
+        let gateway = self
+            .gateways
+            .get_mut(index)
+            .with_context(|| format!("no gateway {index} in this cluster"))?;
+        if !self.killed_gateways.insert(index) {
+            bail!("gateway {index} was already killed");
+        }
+        let process = gateway.process_mut();
+        process.signal("KILL")?;
+        process.wait_exit(NODE_STOP_DEADLINE).await?;
+        process.forget_child();
+        Ok(())
     }
 
     /// Returns the gateways, `gw-0` first.
@@ -437,7 +460,11 @@ impl Cluster {
                 result = stopped;
             }
         };
-        for gateway in self.gateways {
+        for (index, gateway) in self.gateways.into_iter().enumerate() {
+            if self.killed_gateways.contains(&index) {
+                let _ = std::fs::remove_dir_all(gateway.process().dir());
+                continue;
+            }
             keep_first(gateway.stop().await.context("stopping a gateway"));
         }
         for node in self.nodes {

@@ -34,6 +34,7 @@ mod http_surface;
 mod hub_closes;
 mod idempotency;
 mod interop_medplum;
+mod interop_medplum_cluster;
 mod keepalive;
 mod leniency;
 mod operator_log;

@@ -20,6 +20,14 @@
 //                   (skipping 4 also skips 5). The real test never sets it.
 //   INTEROP_DEBUG   optional: 1 logs every SDK HTTP exchange and WebSocket frame to stderr.
 //   SCENARIO_TIMEOUT_MS optional: a global limit below the default 60 s.
+//   SCENARIO_MODE   optional: `full` (default, the steps below) or `gateway-loss` (SDK 5.x only):
+//                   FLT-02 with the real client against a cluster behind one public URL. C
+//                   subscribes and attaches (g1), prints the g1 line and waits for a line
+//                   `killed` on stdin: the test kills the gateway holding C's socket meanwhile.
+//                   Then A publishes while C is away and the SDK reconnects on its own through
+//                   the public URL to a surviving gateway, re-attaching the same endpoint (it
+//                   retries through resets and 409s until the hub has noticed the dead
+//                   gateway) and receives what was published meanwhile (g2), then live (g3).
 //
 // Output: one JSON line per step on stdout, {"step":"...","ok":true|false,...}. Exit 0 when every
 // step passed, 1 on the first broken expectation (step 9 reports all of its independent checks
@@ -32,6 +40,7 @@
 import { createRequire } from 'node:module';
 import net from 'node:net';
 import path from 'node:path';
+import readline from 'node:readline';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 
@@ -104,7 +113,12 @@ const ACK_TIMEOUT_MS = Number(requireEnv('ACK_TIMEOUT_MS'));
 const SKIP = new Set((process.env.SKIP_STEPS ?? '').split(',').map((s) => s.trim()).filter(Boolean));
 if (SKIP.has('4')) SKIP.add('5');
 const QUIET_MS = ACK_TIMEOUT_MS + 1000;
+const MODE = process.env.SCENARIO_MODE || 'full';
 
+if (!['full', 'gateway-loss'].includes(MODE) || (MODE === 'gateway-loss' && SDK_LINE !== '5')) {
+  emit({ step: 'setup', ok: false, error: `SCENARIO_MODE=${MODE}: use full, or gateway-loss with SDK_LINE=5` });
+  process.exit(1);
+}
 if (!['4', '5'].includes(SDK_LINE) || !(ACK_TIMEOUT_MS > 0)) {
   emit({ step: 'setup', ok: false, error: 'SDK_LINE must be 4 or 5 and ACK_TIMEOUT_MS a positive number' });
   process.exit(1);
@@ -714,6 +728,107 @@ const habits = [
   },
 ];
 
+// ---------------------------------------------------------------------------------------------
+// Mode gateway-loss (FLT-02 with the real client; see SCENARIO_MODE in the header)
+
+/** Resolves with the next line on stdin, or throws after `timeoutMs`. */
+function nextStdinLine(timeoutMs) {
+  return new Promise((resolve, reject) => {
+    const lines = readline.createInterface({ input: process.stdin });
+    const timer = setTimeout(() => {
+      lines.close();
+      reject(new Expectation(`no line on stdin within ${timeoutMs} ms`));
+    }, timeoutMs);
+    lines.once('line', (line) => {
+      clearTimeout(timer);
+      lines.close();
+      resolve(line.trim());
+    });
+  });
+}
+
+/**
+ * Publishes through the SDK until the hub acknowledges it: while a gateway behind the public URL
+ * is dead, a request may be reset (the front door still routes to it) or refused with a 5xx.
+ * Each attempt is a new event (the SDK makes the id); only the acknowledged one counts.
+ */
+async function publishUntilAcked(client, event, context, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  const failures = [];
+  for (;;) {
+    try {
+      const { id } = await publish(client, event, context);
+      return { id, failures };
+    } catch (err) {
+      failures.push(err.details?.http?.status ?? err.message);
+      if (Date.now() >= deadline) throw new Expectation(`${event} was never acknowledged`, { failures });
+      await sleep(100); // a client's pause between retries, not synchronisation
+    }
+  }
+}
+
+const gatewayLossSteps = [
+  {
+    n: 'g1',
+    name: 'attach',
+    // C subscribes and attaches through the public URL and gets a first event; A publishes.
+    async run() {
+      state.A = makeClient('A', TOKEN_A);
+      const C = makeClient('C', TOKEN_B);
+      state.subC = new Subscriber('C', C, ['Patient-open', 'Patient-close']);
+      await state.subC.subscribe();
+      await connectAndConfirm(state.subC);
+      const { id } = await publish(state.A, 'Patient-open', patientCtx(rid('pat')));
+      await waitFor('C to receive the first event', 5000, () => state.subC.received(id));
+      await allAcked([state.subC], id);
+      return { endpoint: state.subC.subRequest.endpoint };
+    },
+  },
+  {
+    n: 'g2',
+    name: 'reconnect-after-gateway-loss',
+    // The gateway holding C's socket is killed. The SDK notices the drop, A publishes meanwhile
+    // (retrying through the dead gateway's resets), and the SDK reconnects to the same endpoint
+    // through the public URL, keeps its subscription and receives what it missed.
+    async run() {
+      const signal = await nextStdinLine(30_000);
+      expect(signal === 'killed', `expected "killed" on stdin, got ${JSON.stringify(signal)}`);
+      const killedAt = Date.now();
+      const subC = state.subC;
+      await waitFor('C to notice the drop', 10_000, () => subC.disconnects.length > 0);
+      const patientId = rid('pat');
+      const missed = [];
+      const publishFailures = [];
+      for (const event of ['Patient-open', 'Patient-close']) {
+        const { id, failures } = await publishUntilAcked(state.A, event, patientCtx(patientId), 20_000);
+        missed.push(id);
+        publishFailures.push(...failures);
+      }
+      await waitFor('C to reconnect through the public URL', 40_000, () => subC.connects.length > 1);
+      for (const id of missed) await waitFor(`C to receive ${id}, published while it was away`, 5000, () => subC.received(id));
+      return {
+        reconnectMs: subC.connects[1] - subC.disconnects[0],
+        sinceKillMs: subC.connects[1] - killedAt,
+        closeCodes: subC.closeCodes,
+        publishFailures,
+      };
+    },
+  },
+  {
+    n: 'g3',
+    name: 'live-after-reconnect',
+    // Live delivery goes on, and C's session was kept: no SyncError, no denial.
+    async run() {
+      const subC = state.subC;
+      const { id } = await publish(state.A, 'Patient-open', patientCtx(rid('pat')));
+      await waitFor('C to receive a live event after reconnecting', 5000, () => subC.received(id));
+      expect(!subC.syncErrors().length && !subC.denial(), 'C lost its session', { syncErrors: subC.syncErrors(), denial: subC.denial() });
+      expect(subC.connects.length === 2, `C connected ${subC.connects.length} times, expected 2`);
+      return { connects: subC.connects.length };
+    },
+  },
+];
+
 async function runStep(label, fn) {
   try {
     const result = await fn();
@@ -743,7 +858,18 @@ function cleanup() {
 }
 
 async function main() {
-  emit({ step: 'setup', ok: true, sdk: `@medplum/core ${sdkVersion}`, node: process.version, hub: HUB_URL, ackTimeoutMs: ACK_TIMEOUT_MS, skipped: [...SKIP] });
+  emit({ step: 'setup', ok: true, sdk: `@medplum/core ${sdkVersion}`, node: process.version, hub: HUB_URL, ackTimeoutMs: ACK_TIMEOUT_MS, mode: MODE, skipped: [...SKIP] });
+  if (MODE === 'gateway-loss') {
+    for (const step of gatewayLossSteps) {
+      if (!(await runStep(`${step.n}.${step.name}`, step.run))) {
+        cleanup();
+        process.exit(1);
+      }
+    }
+    cleanup();
+    emit({ step: 'done', ok: true });
+    process.exit(0);
+  }
   for (const step of steps) {
     const label = `${step.n}.${step.name}`;
     if (SKIP.has(step.n) || (step.line && step.line !== SDK_LINE)) {

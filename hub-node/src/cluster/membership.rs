@@ -10,6 +10,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use redis::aio::ConnectionLike;
+
+use super::redis::RedisConn;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -41,24 +43,29 @@ const STEADY_HEARTBEATS: u32 = 4;
 /// heartbeat, or `None` while they cannot be trusted (since a failed heartbeat, until
 /// [`STEADY_HEARTBEATS`] succeeded in a row). A heartbeat that fails is retried at the
 /// next tick.
-pub fn run<C>(
-    conn: C,
+pub fn run(
+    conn: RedisConn,
     me: NodeMember,
     shutdown: CancellationToken,
 ) -> (
     watch::Receiver<Option<BTreeSet<String>>>,
     tokio::task::JoinHandle<()>,
-)
-where
-    C: ConnectionLike + Clone + Send + Sync + 'static,
-{
+) {
     let (sender, receiver) = watch::channel(None);
     let task = tokio::spawn(async move {
         let interval = me.ttl / 3;
         let mut was_failing = false;
         let mut steady = 0u32;
+        let mut moves = conn.moves();
         loop {
             match heartbeat(&mut conn.clone(), &me).await {
+                Ok(_) if conn.moves() != moves => {
+                    // The connection moved to another primary (a failover) without a
+                    // failed heartbeat: what it reads now is another server's copy.
+                    moves = conn.moves();
+                    steady = 0;
+                    sender.send_if_modified(|live| live.take().is_some());
+                }
                 Ok(gateways) => {
                     if was_failing {
                         info!(node = %me.id, "membership heartbeat recovered");

@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::transport::server::TcpIncoming;
@@ -78,7 +79,8 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
     };
     let membership_shutdown = CancellationToken::new();
     let (gateways, membership_task) = membership::run(conn, member, membership_shutdown.clone());
-    tokio::spawn(drop_vanished_gateways(gateways, registry.clone()));
+    let confirm = Duration::from_millis(config.membership_ttl_ms.saturating_mul(3));
+    tokio::spawn(drop_vanished_gateways(gateways, registry.clone(), confirm));
 
     announce(&bound, &node_id);
     let service = HubNodeServer::new(HubNodeService::new(registry, key));
@@ -112,19 +114,46 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
 async fn drop_vanished_gateways(
     mut live: watch::Receiver<Option<BTreeSet<String>>>,
     registry: Registry,
+    confirm: Duration,
 ) {
     let mut known = live.borrow_and_update().clone();
-    while live.changed().await.is_ok() {
-        let now = live.borrow_and_update().clone();
-        let Some(after) = now else { continue };
-        if let Some(before) = &known {
-            let gone: BTreeSet<String> = before.difference(&after).cloned().collect();
-            if !gone.is_empty() {
-                info!(gateways = ?gone, "gateways left the cluster; their sockets are detached");
-                registry.gateways_gone(gone).await;
-            }
+    // After a stretch without trusted readings (this node's heartbeats failed: Redis down,
+    // a failover), a missing gateway must stay missing for `confirm` before it counts as
+    // gone: live gateways may take a moment longer to find the new primary than this node.
+    let mut recovering_until: Option<Instant> = None;
+    let mut missing: BTreeSet<String> = BTreeSet::new();
+    loop {
+        let wake = recovering_until.unwrap_or_else(|| Instant::now() + confirm);
+        tokio::select! {
+            changed = live.changed() => if changed.is_err() { return },
+            () = tokio::time::sleep_until(wake), if recovering_until.is_some() => {}
         }
-        known = Some(after);
+        let now = live.borrow_and_update().clone();
+        let Some(after) = now else {
+            recovering_until = Some(Instant::now() + confirm);
+            continue;
+        };
+        if recovering_until.is_some_and(|until| Instant::now() >= until) {
+            recovering_until = None;
+        }
+        if let Some(before) = &known {
+            missing.extend(before.difference(&after).cloned());
+        }
+        missing.retain(|gateway| !after.contains(gateway));
+        if recovering_until.is_none() && !missing.is_empty() {
+            let gone = std::mem::take(&mut missing);
+            info!(gateways = ?gone, "gateways left the cluster; their sockets are detached");
+            registry.gateways_gone(gone).await;
+        }
+        if recovering_until.is_none() {
+            known = Some(after);
+        } else if let Some(before) = &mut known {
+            // Keep every gateway ever trusted while recovering, so a missing one is judged
+            // when recovery ends.
+            before.extend(after);
+        } else {
+            known = Some(after);
+        }
     }
 }
 

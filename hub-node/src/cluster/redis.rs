@@ -14,6 +14,7 @@
 //! failovers (a write answered `READONLY` or a lost connection makes the next command ask
 //! the sentinels for the primary again); with Redis Cluster it routes by slot.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -200,6 +201,8 @@ pub struct PrimaryConn {
     target: Arc<RedisTarget>,
     current: Arc<RwLock<ConnectionManager>>,
     resolving: Arc<Mutex<()>>,
+    /// How many times the connection moved to another primary.
+    moves: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for PrimaryConn {
@@ -237,6 +240,7 @@ impl PrimaryConn {
                 .current
                 .write()
                 .unwrap_or_else(|poison| poison.into_inner()) = manager;
+            conn.moves.fetch_add(1, Ordering::AcqRel);
             info!("reconnected to the primary the sentinels name");
         });
     }
@@ -310,8 +314,20 @@ impl RedisConn {
                     target: Arc::new(target.clone()),
                     current: Arc::new(RwLock::new(manager)),
                     resolving: Arc::new(Mutex::new(())),
+                    moves: Arc::new(AtomicU64::new(0)),
                 }))
             }
+        }
+    }
+}
+
+impl RedisConn {
+    /// Returns how many times this connection moved to another primary (a Sentinel
+    /// failover): what was read before a move may come from another server's data.
+    pub fn moves(&self) -> u64 {
+        match self {
+            Self::Primary(primary) => primary.moves.load(Ordering::Acquire),
+            Self::Cluster(_) => 0,
         }
     }
 }

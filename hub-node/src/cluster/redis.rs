@@ -75,12 +75,7 @@ impl RedisTarget {
             "a Redis URL starts with redis://, rediss://, redis+sentinel:// or redis+cluster://",
         )?;
         let (base, tls) = match scheme {
-            "redis" => {
-                return Ok(Self::Single {
-                    url: url.to_owned(),
-                });
-            }
-            "rediss" => {
+            "redis" | "rediss" => {
                 return Ok(Self::Single {
                     url: url.to_owned(),
                 });

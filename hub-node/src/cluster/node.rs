@@ -58,6 +58,10 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
             accepted_capacity: topics.idempotency_capacity,
             endpoint_ttl_ms: u64::try_from(ENDPOINT_TTL.as_millis()).unwrap_or(u64::MAX),
             sharded_pubsub: target.is_cluster(),
+            wait_replicas: config
+                .redis_wait_replicas
+                .unwrap_or(u32::from(matches!(target, RedisTarget::Sentinel { .. }))),
+            wait_timeout_ms: config.redis_wait_ms,
         },
     );
     let hub_tracker = TaskTracker::new();

@@ -54,6 +54,16 @@ pub struct NodeConfig {
     #[arg(long, env = "FHIRCAST_MEMBERSHIP_TTL_MS", default_value_t = 1_500)]
     pub membership_ttl_ms: u64,
 
+    /// Replicas that must hold each change before it is acknowledged (Redis `WAIT`), so a
+    /// failover cannot lose an acknowledged change. Default: 1 with a `redis+sentinel://`
+    /// URL, 0 otherwise.
+    #[arg(long, env = "FHIRCAST_REDIS_WAIT_REPLICAS")]
+    pub redis_wait_replicas: Option<u32>,
+
+    /// How long a change waits for those replicas before it fails (503, not acknowledged).
+    #[arg(long, env = "FHIRCAST_REDIS_WAIT_MS", default_value_t = 1_000)]
+    pub redis_wait_ms: u64,
+
     /// Envelopes kept per topic stream for gateways' gap recovery.
     #[arg(long, env = "FHIRCAST_STREAM_MAX_LEN", default_value_t = 1_024)]
     pub stream_max_len: usize,

@@ -47,6 +47,11 @@ pub struct RedisStoreSettings {
     pub endpoint_ttl_ms: u64,
     /// `PUBLISH`, or `SPUBLISH` for Redis Cluster's sharded pub/sub.
     pub sharded_pubsub: bool,
+    /// Replicas that must hold a commit before it is acknowledged (`WAIT`); 0 acknowledges
+    /// what the primary wrote. With replicas, a failover cannot lose an acknowledged change.
+    pub wait_replicas: u32,
+    /// How long a commit waits for those replicas before it fails (503, not acknowledged).
+    pub wait_timeout_ms: u64,
 }
 
 /// The Redis store.
@@ -284,6 +289,7 @@ where
             .invoke_async(&mut self.conn())
             .await
             .map_err(|err| store_error(&err))?;
+        self.wait_for_replicas(topic).await?;
         self.index_endpoints(topic, &change).await
     }
 
@@ -356,6 +362,32 @@ impl<C> RedisStore<C>
 where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
+    /// Waits until the configured replicas hold what this connection wrote; a commit they
+    /// do not confirm in time is not acknowledged (it may survive on the primary; a retry of
+    /// the same event id is then a duplicate).
+    async fn wait_for_replicas(&self, topic: &TopicRef) -> Result<(), StoreError> {
+        let wanted = self.settings.wait_replicas;
+        if wanted == 0 {
+            return Ok(());
+        }
+        let acked: u32 = redis::cmd("WAIT")
+            .arg(wanted)
+            .arg(self.settings.wait_timeout_ms)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(|err| store_error(&err))?;
+        if acked < wanted {
+            warn!(
+                topic = %topic,
+                acked,
+                wanted,
+                "a commit did not reach enough replicas in time; not acknowledged"
+            );
+            return Err(StoreError::Unavailable);
+        }
+        Ok(())
+    }
+
     /// Writes the endpoint index: new endpoints resolve to the topic, removed ones stop.
     async fn index_endpoints(&self, topic: &TopicRef, change: &Change) -> Result<(), StoreError> {
         if change.endpoints_added.is_empty() && change.endpoints_removed.is_empty() {

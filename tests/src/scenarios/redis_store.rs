@@ -28,6 +28,8 @@ fn store(conn: &RedisConn, node: &str, lease_ms: u64) -> RedisStore<RedisConn> {
             accepted_capacity: 100,
             endpoint_ttl_ms: 60_000,
             sharded_pubsub: false,
+            wait_replicas: 0,
+            wait_timeout_ms: 1_000,
         },
     )
 }

@@ -19,6 +19,15 @@ use crate::eventually::eventually;
 use crate::redis::{RedisOptions, RedisServer};
 
 fn store(conn: &RedisConn, node: &str, lease_ms: u64) -> RedisStore<RedisConn> {
+    store_waiting_for(conn, node, lease_ms, 0)
+}
+
+fn store_waiting_for(
+    conn: &RedisConn,
+    node: &str,
+    lease_ms: u64,
+    wait_replicas: u32,
+) -> RedisStore<RedisConn> {
     RedisStore::new(
         conn.clone(),
         RedisStoreSettings {
@@ -28,8 +37,8 @@ fn store(conn: &RedisConn, node: &str, lease_ms: u64) -> RedisStore<RedisConn> {
             accepted_capacity: 100,
             endpoint_ttl_ms: 60_000,
             sharded_pubsub: false,
-            wait_replicas: 0,
-            wait_timeout_ms: 1_000,
+            wait_replicas,
+            wait_timeout_ms: 200,
         },
     )
 }
@@ -268,6 +277,27 @@ async fn a_forgotten_topic_leaves_only_its_fence_and_its_old_owner_cannot_write(
     ensure!(
         stale == Err(StoreError::Fenced),
         "the old owner wrote: {stale:?}"
+    );
+    server.stop().await
+}
+
+#[tokio::test]
+async fn a_change_no_replica_confirms_is_not_acknowledged() -> Result<()> {
+    let server = RedisServer::start(RedisOptions::new()).await?;
+    let conn = connect(&server).await?;
+    let node = store_waiting_for(&conn, "hub-a", 60_000, 1);
+    let topic = topic()?;
+    let fence = node.acquire(topic.topic_ref()).await?;
+    let mut state = TopicState::new(topic.clone(), TopicSettings::default(), 4);
+    let (_, effects) = state
+        .publish(patient_open(&topic, "e1", "p1")?, &Owner::default())
+        .map_err(|err| anyhow::anyhow!("{err}"))?;
+    let outcome = node
+        .commit(topic.topic_ref(), fence, state.take_change(effects))
+        .await;
+    ensure!(
+        outcome == Err(StoreError::Unavailable),
+        "a change no replica holds was acknowledged: {outcome:?}"
     );
     server.stop().await
 }

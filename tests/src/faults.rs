@@ -226,6 +226,28 @@ pub struct Route {
     pub subscribe: Vec<HubClient>,
 }
 
+impl Route {
+    /// Attaches through gateways `attach` and subscribes `topic` through gateways
+    /// `subscribe`, each list in the order they are tried.
+    pub fn through(
+        cluster: &Cluster,
+        topic: &str,
+        attach: &[usize],
+        subscribe: &[usize],
+    ) -> Result<Self> {
+        Ok(Self {
+            attach: attach
+                .iter()
+                .map(|gateway| cluster.gateway_address(*gateway))
+                .collect::<Result<_>>()?,
+            subscribe: subscribe
+                .iter()
+                .map(|gateway| cluster.client(*gateway, topic))
+                .collect::<Result<_>>()?,
+        })
+    }
+}
+
 /// One subscribing app that follows its topic through faults (see the module docs).
 #[derive(Debug)]
 pub struct Follower {

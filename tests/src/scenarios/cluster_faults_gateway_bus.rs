@@ -108,10 +108,7 @@ async fn scenario(cluster: &mut Cluster, stream: Stream) -> Result<()> {
     for cycle in 1..=cycles {
         let topic = random_topic();
         let history = History::new();
-        let route = Route {
-            attach: vec![cluster.gateway_address(cut)?],
-            subscribe: vec![cluster.client(cut, &topic)?, cluster.client(0, &topic)?],
-        };
+        let route = Route::through(cluster, &topic, &[cut], &[cut, 0])?;
         let followers =
             Follower::start_many(&history, "s", SUBSCRIBERS, &route, "Patient-open").await?;
         let publisher = Publisher::start(&history, cluster.client(0, &topic)?, PUBLISH_EVERY);

@@ -98,13 +98,7 @@ async fn scenario(cluster: &mut Cluster, loss: Loss) -> Result<()> {
     for cycle in 1..=cycles {
         let topic = random_topic();
         let history = History::new();
-        let route = Route {
-            attach: [VICTIM, 1, 0]
-                .into_iter()
-                .map(|gateway| cluster.gateway_address(gateway))
-                .collect::<Result<_>>()?,
-            subscribe: vec![cluster.client(VICTIM, &topic)?],
-        };
+        let route = Route::through(cluster, &topic, &[VICTIM, 1, 0], &[VICTIM])?;
         let followers =
             Follower::start_many(&history, "s", SUBSCRIBERS, &route, "Patient-open").await?;
         let publisher =

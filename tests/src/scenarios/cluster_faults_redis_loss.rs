@@ -56,10 +56,7 @@ async fn scenario(cluster: &mut Cluster) -> Result<()> {
     for cycle in 1..=cycles {
         let topic = random_topic();
         let history = History::new();
-        let route = Route {
-            attach: vec![cluster.gateway_address(0)?, cluster.gateway_address(1)?],
-            subscribe: vec![cluster.client(0, &topic)?, cluster.client(1, &topic)?],
-        };
+        let route = Route::through(cluster, &topic, &[0, 1], &[0, 1])?;
         let followers =
             Follower::start_many(&history, "s", SUBSCRIBERS, &route, "Patient-open").await?;
         let publisher = Publisher::start(&history, cluster.client(1, &topic)?, PUBLISH_EVERY);

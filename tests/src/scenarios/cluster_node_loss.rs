@@ -48,10 +48,7 @@ async fn scenario(cluster: &mut Cluster) -> Result<()> {
     for cycle in 1..=cycles {
         let topic = random_topic();
         let history = History::new();
-        let route = Route {
-            attach: vec![cluster.gateway_address(0)?],
-            subscribe: vec![cluster.client(0, &topic)?],
-        };
+        let route = Route::through(cluster, &topic, &[0], &[0])?;
         let follower = Follower::start(&history, "s", route, "Patient-open").await?;
         let publisher = Publisher::start(&history, cluster.client(1, &topic)?, PUBLISH_EVERY);
         let gap = kill_the_owner(cluster, &history, &topic, cycle).await;

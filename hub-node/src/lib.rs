@@ -10,12 +10,14 @@
 //! - [`topic`]: state machine (`state.rs`, `context.rs`), mailbox (`command.rs`), actor
 //!   loop (`actor.rs`), handle (`handle.rs`), settings.
 //! - [`registry`]: topic ref → running actor; spawn on demand, respawn when stopped.
+//! - [`high_water`]: what this node last committed per topic, to notice a rolled-back store.
 //! - [`store`]: the system-of-record seam and its in-memory implementation.
 //! - [`bus`]: the fan-out seam and its in-process implementation.
 
 pub mod bus;
 pub mod cluster;
 pub mod config;
+pub mod high_water;
 pub mod registry;
 pub mod shutdown;
 pub mod store;

@@ -6,6 +6,10 @@
 //! an await; each topic's slot has its own async lock, held while that one topic is being
 //! acquired and loaded. Store I/O for one topic never blocks another.
 //!
+//! Each loaded topic is compared with what this node last committed to it ([`HighWater`]):
+//! a store found behind (a failover rolled acknowledged changes back) restarts the topic in
+//! a new epoch.
+//!
 //! A topic can be reached by its raw id (subscribe, publish, get context) or by its ref
 //! alone (endpoint-addressed calls in the cluster, after a failover): the raw topic is then
 //! read from the store, which keeps it with the topic.
@@ -23,6 +27,7 @@ use fhircast_proto::hub::TopicError;
 use fhircast_proto::ids::random_bytes;
 use fhircast_proto::{EndpointId, TopicId, TopicKey, TopicRef};
 
+use crate::high_water::{HighWater, Mark, restart_after_rollback};
 use crate::store::{Fence, Store, StoreError};
 use crate::topic::{TopicActor, TopicHandle, TopicSettings, TopicState};
 
@@ -43,6 +48,7 @@ struct Inner {
     key: TopicKey,
     tracker: TaskTracker,
     shutdown: CancellationToken,
+    high_water: Arc<HighWater>,
 }
 
 impl Inner {
@@ -84,6 +90,7 @@ impl Registry {
                 key,
                 tracker,
                 shutdown,
+                high_water: Arc::default(),
             }),
         }
     }
@@ -226,7 +233,7 @@ impl Registry {
                 StoreError::Owned { holder } => TopicError::NotOwner { holder },
                 _ => TopicError::Unavailable,
             })?;
-        let state = match self.load(topic_ref, topic).await {
+        let state = match self.load_checked(topic_ref, topic, fence).await {
             Ok(state) => state,
             Err(err) => {
                 let _ = inner.store.release(topic_ref, fence).await;
@@ -234,6 +241,32 @@ impl Registry {
             }
         };
         Ok(self.start(state, fence))
+    }
+
+    /// Loads a topic and compares it with what this node last committed to it: when the
+    /// store is behind in the same epoch (a failover lost acknowledged changes), the topic
+    /// restarts in a new epoch and is loaded again.
+    async fn load_checked(
+        &self,
+        topic_ref: &TopicRef,
+        topic: Option<&TopicId>,
+        fence: Fence,
+    ) -> Result<TopicState, TopicError> {
+        let state = self.load(topic_ref, topic).await?;
+        let loaded = Mark {
+            epoch: state.epoch(),
+            seq: state.seq(),
+        };
+        match self.inner.high_water.get(topic_ref) {
+            Some(committed) if committed.is_ahead_of(loaded) => {
+                let store = self.inner.store.as_ref();
+                restart_after_rollback(store, state.topic(), fence, loaded, committed)
+                    .await
+                    .map_err(|_| TopicError::Unavailable)?;
+                self.load(topic_ref, topic).await
+            }
+            _ => Ok(state),
+        }
     }
 
     /// Loads a topic after acquiring it: its stored state, or a fresh one when only the
@@ -271,6 +304,10 @@ impl Registry {
     fn start(&self, state: TopicState, fence: Fence) -> TopicHandle {
         let inner = &self.inner;
         let topic = state.topic().clone();
+        let committed = Mark {
+            epoch: state.epoch(),
+            seq: state.seq(),
+        };
         let (sender, mailbox) = mpsc::channel(inner.settings.mailbox_capacity);
         let actor = TopicActor {
             state,
@@ -280,6 +317,8 @@ impl Registry {
             shutdown: inner.shutdown.child_token(),
             idle_stop: Duration::from_millis(inner.settings.idle_stop_ms),
             retention: Duration::from_millis(inner.settings.retention_ms),
+            high_water: Arc::clone(&inner.high_water),
+            committed,
         };
         let handle = TopicHandle::new(topic.clone(), sender);
         // A root span: the actor outlives the request that happened to start it.
@@ -300,3 +339,7 @@ impl Registry {
 #[cfg(test)]
 #[path = "registry_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "registry_rollback_tests.rs"]
+mod rollback_tests;

@@ -149,6 +149,11 @@ impl ClusterBuilder {
         self.configure_nodes(|node| node.lease(lease))
     }
 
+    /// Sets how many replicas must hold each change before a node acknowledges it.
+    pub fn wait_replicas(self, replicas: u32) -> Self {
+        self.configure_nodes(|node| node.wait_replicas(replicas))
+    }
+
     /// Sets every gateway's ack timeout.
     pub fn ack_timeout(self, timeout: Duration) -> Self {
         self.configure_gateways(|gateway| gateway.ack_timeout(timeout))
@@ -312,6 +317,11 @@ impl Cluster {
     /// Returns the Redis deployment, whatever its topology.
     pub fn deployment(&self) -> &RedisDeployment {
         &self.redis
+    }
+
+    /// Returns the Redis deployment, mutably (to kill or restart its servers).
+    pub fn deployment_mut(&mut self) -> &mut RedisDeployment {
+        &mut self.redis
     }
 
     /// Returns the topic key every member shares.

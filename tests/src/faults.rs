@@ -199,8 +199,8 @@ pub async fn wait_steady(
     .map_err(|error| error.context(history.last_failures(5)))
 }
 
-/// Waits for the first publish to `topic` acknowledged at or after `since`; returns when
-/// it was answered.
+/// Waits for the first publish to `topic` sent at or after `since` to be acknowledged;
+/// returns when it was answered.
 pub async fn wait_first_ack(
     history: &History,
     topic: &str,
@@ -209,7 +209,7 @@ pub async fn wait_first_ack(
     what: &str,
 ) -> Result<Instant> {
     eventually(what, deadline, || async {
-        Ok(history.first_ack_answered_since(topic, since))
+        Ok(history.first_ack_sent_since(topic, since))
     })
     .await
     .map_err(|error| error.context(history.last_failures(5)))

@@ -338,14 +338,17 @@ impl History {
             .count()
     }
 
-    /// Returns when the first publish to `topic` acknowledged at or after `since` was
-    /// answered.
-    pub fn first_ack_answered_since(&self, topic: &str, since: Instant) -> Option<Instant> {
+    /// Returns when the first publish to `topic` sent at or after `since` and acknowledged
+    /// was answered. One sent before `since` does not count even if answered after it: the
+    /// fault may have come while its answer was on the way back (answered by a node frozen
+    /// a moment later, say).
+    pub fn first_ack_sent_since(&self, topic: &str, since: Instant) -> Option<Instant> {
         self.records()
             .publishes
             .iter()
-            .find(|publish| publish.topic == topic && publish.done >= since && publish.acked())
+            .filter(|publish| publish.topic == topic && publish.sent >= since && publish.acked())
             .map(|publish| publish.done)
+            .min()
     }
 
     /// Describes the last `count` publishes that were not acknowledged, for failure

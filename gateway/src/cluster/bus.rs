@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::{PushInfo, PushKind, RedisResult, Value};
@@ -28,7 +28,10 @@ use tracing::{debug, info, warn};
 use fhircast_proto::TopicRef;
 use fhircast_proto::bus::{Bus, BusError, BusSubscription, Envelope};
 use fhircast_proto::redis_schema::{TopicKeys, topic_of_channel};
-use hub_node::cluster::redis::{REDIS_TIMEOUT, RedisConn, RedisTarget, resp3, until_primary};
+use hub_node::cluster::redis::{REDIS_TIMEOUT, RedisConn, RedisTarget, manager_config, resp3};
+use hub_node::cluster::sentinel_watch::{
+    address_of, connect_if_moved, follow_announcements, watch_primary,
+};
 
 /// Envelopes queued per topic before its subscriber counts as fallen behind.
 const ROUTE_CAPACITY: usize = 4096;
@@ -43,7 +46,7 @@ type Pushes = mpsc::UnboundedSender<PushInfo>;
 #[derive(Clone)]
 enum Subscriber {
     /// One server or the Sentinel primary (replaced after a failover).
-    Primary(Arc<RwLock<ConnectionManager>>),
+    Primary(Arc<RwLock<Listening>>),
     /// A Redis Cluster: sharded pub/sub.
     Cluster(ClusterConnection),
 }
@@ -61,8 +64,8 @@ impl Subscriber {
                 Ok(Self::Cluster(client.get_async_connection().await?))
             }
             _ => {
-                let manager = primary_manager(target, pushes).await?;
-                Ok(Self::Primary(Arc::new(RwLock::new(manager))))
+                let listening = listen_on_primary(target, pushes).await?;
+                Ok(Self::Primary(Arc::new(RwLock::new(listening))))
             }
         }
     }
@@ -82,22 +85,34 @@ impl Subscriber {
     }
 }
 
-fn read(manager: &RwLock<ConnectionManager>) -> ConnectionManager {
-    manager
+/// The subscriber's connection to the primary and the server it reaches.
+struct Listening {
+    manager: ConnectionManager,
+    address: Option<String>,
+}
+
+fn read(listening: &RwLock<Listening>) -> ConnectionManager {
+    listening
         .read()
         .unwrap_or_else(|poison| poison.into_inner())
+        .manager
         .clone()
 }
 
 /// A RESP3 connection to the current primary whose pushes go to `pushes`.
-async fn primary_manager(target: &RedisTarget, pushes: Pushes) -> RedisResult<ConnectionManager> {
-    let client = resp3(&target.primary_client().await?)?;
-    let config = ConnectionManagerConfig::new()
+async fn listen_on_primary(target: &RedisTarget, pushes: Pushes) -> RedisResult<Listening> {
+    let client = target.primary_client().await?;
+    let address = address_of(&client);
+    let manager = listen_on(client, pushes).await?;
+    Ok(Listening { manager, address })
+}
+
+/// A RESP3 connection to the server of `client` whose pushes go to `pushes`.
+async fn listen_on(client: redis::Client, pushes: Pushes) -> RedisResult<ConnectionManager> {
+    let config = manager_config()
         .set_push_sender(pushes)
-        .set_automatic_resubscription()
-        .set_connection_timeout(Some(REDIS_TIMEOUT))
-        .set_response_timeout(Some(REDIS_TIMEOUT));
-    ConnectionManager::new_with_config(client, config).await
+        .set_automatic_resubscription();
+    ConnectionManager::new_with_config(resp3(&client)?, config).await
 }
 
 /// The Redis bus.
@@ -157,6 +172,24 @@ impl RedisBus {
                 following: AtomicBool::new(false),
             }),
         };
+        if let (Some(named), Subscriber::Primary(listening)) =
+            (watch_primary(target), &bus.inner.subscriber)
+        {
+            let (listening, follower, shutdown) =
+                (Arc::clone(listening), bus.clone(), shutdown.clone());
+            let in_use = move || {
+                (!shutdown.is_cancelled()).then(|| {
+                    listening
+                        .read()
+                        .unwrap_or_else(|poison| poison.into_inner())
+                        .address
+                        .clone()
+                })
+            };
+            tokio::spawn(follow_announcements(named, in_use, move || {
+                follower.follow_failover();
+            }));
+        }
         tokio::spawn(bus.clone().route(received, shutdown));
         Ok(bus)
     }
@@ -206,10 +239,11 @@ impl RedisBus {
         }
     }
 
-    /// With Sentinel, a lost connection may mean the primary moved: reconnect the
-    /// subscriber to the server the sentinels name now.
+    /// With Sentinel, a lost connection may mean the primary moved, and the sentinels may
+    /// name another one: move the subscriber to the server they name now, unless it is the
+    /// one in use (whose connection resubscribes by itself). One move at a time.
     fn follow_failover(&self) {
-        let (RedisTarget::Sentinel { .. }, Subscriber::Primary(manager)) =
+        let (RedisTarget::Sentinel { .. }, Subscriber::Primary(listening)) =
             (&self.inner.target, &self.inner.subscriber)
         else {
             return;
@@ -217,18 +251,29 @@ impl RedisBus {
         if self.inner.following.swap(true, Ordering::AcqRel) {
             return;
         }
-        let manager = Arc::clone(manager);
+        let listening = Arc::clone(listening);
         let bus = self.clone();
         tokio::spawn(async move {
             let inner = &bus.inner;
-            let replacement =
-                until_primary(|| primary_manager(&inner.target, inner.pushes.clone())).await;
-            *manager.write().unwrap_or_else(|poison| poison.into_inner()) = replacement;
-            // Subscriptions made on the old connection are gone with it: every topic
-            // resubscribes (on the new one) and backfills.
-            std::mem::take(&mut *inner.routes());
+            let in_use = listening
+                .read()
+                .unwrap_or_else(|poison| poison.into_inner())
+                .address
+                .clone();
+            let moved = connect_if_moved(&inner.target, in_use, |client| {
+                listen_on(client, inner.pushes.clone())
+            })
+            .await;
+            if let Some((manager, address)) = moved {
+                *listening
+                    .write()
+                    .unwrap_or_else(|poison| poison.into_inner()) = Listening { manager, address };
+                // Subscriptions made on the old connection are gone with it: every topic
+                // resubscribes (on the new one) and backfills.
+                std::mem::take(&mut *inner.routes());
+                info!("bus moved to the primary the sentinels name");
+            }
             inner.following.store(false, Ordering::Release);
-            info!("bus reconnected to the primary the sentinels name");
         });
     }
 

@@ -5,4 +5,5 @@ pub mod membership;
 pub mod node;
 pub mod node_config;
 pub mod redis;
+pub mod sentinel_watch;
 pub mod service;

@@ -11,8 +11,9 @@
 //!
 //! The credentials apply to the data servers (and to the sentinels). [`RedisConn`] is one
 //! cloneable, multiplexed connection for commands and scripts: with Sentinel it follows
-//! failovers (a write answered `READONLY` or a lost connection makes the next command ask
-//! the sentinels for the primary again); with Redis Cluster it routes by slot.
+//! failovers (it moves when the sentinels name another primary, and a write answered
+//! `READONLY` or a lost connection makes it ask them again); with Redis Cluster it routes
+//! by slot.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -25,6 +26,8 @@ use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServer
 use redis::{Cmd, Pipeline, RedisError, RedisFuture, RedisResult, Value};
 use tokio::sync::Mutex;
 use tracing::{info, warn};
+
+use super::sentinel_watch::{address_of, connect_if_moved, follow_announcements, watch_primary};
 
 /// Longest a connection attempt or a reply may take.
 pub const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
@@ -183,60 +186,120 @@ pub fn resp3(client: &redis::Client) -> RedisResult<redis::Client> {
     redis::Client::open(info.set_redis_settings(settings))
 }
 
-/// Connection settings every process uses: bounded connect and reply times.
+/// Connection settings every process uses: bounded connect and reply times, and few
+/// reconnection attempts. Commands issued while a connection reconnects wait for it, so the
+/// library's default (6 attempts with growing pauses, about 6 s against a dead server) would
+/// hold every command that long: a publish would not fail closed promptly, and a member
+/// would not move to a newly promoted primary until its pending commands gave up.
 pub fn manager_config() -> ConnectionManagerConfig {
     ConnectionManagerConfig::new()
         .set_connection_timeout(Some(REDIS_TIMEOUT))
         .set_response_timeout(Some(REDIS_TIMEOUT))
+        .set_number_of_retries(RECONNECT_ATTEMPTS)
+        .set_max_delay(RECONNECT_MAX_PAUSE)
 }
+
+/// Reconnection attempts after a connection drops, before pending commands fail.
+const RECONNECT_ATTEMPTS: usize = 2;
+/// Longest pause between two reconnection attempts.
+const RECONNECT_MAX_PAUSE: Duration = Duration::from_millis(400);
 
 /// A connection to the primary that follows failovers.
 #[derive(Clone)]
 pub struct PrimaryConn {
-    target: Arc<RedisTarget>,
-    current: Arc<RwLock<ConnectionManager>>,
-    resolving: Arc<Mutex<()>>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    target: RedisTarget,
+    current: RwLock<Current>,
+    resolving: Mutex<()>,
     /// How many times the connection moved to another primary.
-    moves: Arc<AtomicU64>,
+    moves: AtomicU64,
+}
+
+/// The connection in use and the server it reaches.
+struct Current {
+    manager: ConnectionManager,
+    address: Option<String>,
 }
 
 impl std::fmt::Debug for PrimaryConn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "PrimaryConn({:?})", self.target)
+        write!(f, "PrimaryConn({:?})", self.shared.target)
     }
 }
 
 impl PrimaryConn {
-    fn manager(&self) -> ConnectionManager {
-        self.current
-            .read()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .clone()
+    async fn connect(target: &RedisTarget) -> RedisResult<Self> {
+        let client = target.primary_client().await?;
+        let address = address_of(&client);
+        let manager = ConnectionManager::new_with_config(client, manager_config()).await?;
+        let conn = Self {
+            shared: Arc::new(Shared {
+                target: target.clone(),
+                current: RwLock::new(Current { manager, address }),
+                resolving: Mutex::new(()),
+                moves: AtomicU64::new(0),
+            }),
+        };
+        if let Some(named) = watch_primary(target) {
+            let shared = Arc::downgrade(&conn.shared);
+            let conn_of = move || shared.upgrade().map(|shared| PrimaryConn { shared });
+            tokio::spawn(follow_announcements(
+                named,
+                {
+                    let conn_of = conn_of.clone();
+                    move || conn_of().map(|conn| conn.current().address.clone())
+                },
+                move || {
+                    if let Some(conn) = conn_of() {
+                        conn.follow_failover();
+                    }
+                },
+            ));
+        }
+        Ok(conn)
     }
 
-    /// After an error that may mean the primary moved: ask the sentinels again and switch
-    /// if they name another server. One resolution at a time.
+    fn current(&self) -> std::sync::RwLockReadGuard<'_, Current> {
+        self.shared
+            .current
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    fn manager(&self) -> ConnectionManager {
+        self.current().manager.clone()
+    }
+
+    /// After an error that may mean the primary moved, or when the sentinels name another
+    /// primary: ask the sentinels and switch if they name another server than the one in
+    /// use. One resolution at a time.
     fn follow_failover(&self) {
-        if !matches!(*self.target, RedisTarget::Sentinel { .. }) {
+        if !matches!(self.shared.target, RedisTarget::Sentinel { .. }) {
             return;
         }
         let conn = self.clone();
         tokio::spawn(async move {
-            let Ok(_resolving) = conn.resolving.try_lock() else {
+            let Ok(_resolving) = conn.shared.resolving.try_lock() else {
                 return;
             };
-            let target = &conn.target;
-            let manager = until_primary(|| async {
-                let client = target.primary_client().await?;
-                ConnectionManager::new_with_config(client, manager_config()).await
+            let in_use = conn.current().address.clone();
+            let moved = connect_if_moved(&conn.shared.target, in_use, |client| {
+                ConnectionManager::new_with_config(client, manager_config())
             })
             .await;
+            let Some((manager, address)) = moved else {
+                return;
+            };
             *conn
+                .shared
                 .current
                 .write()
-                .unwrap_or_else(|poison| poison.into_inner()) = manager;
-            conn.moves.fetch_add(1, Ordering::AcqRel);
-            info!("reconnected to the primary the sentinels name");
+                .unwrap_or_else(|poison| poison.into_inner()) = Current { manager, address };
+            conn.shared.moves.fetch_add(1, Ordering::AcqRel);
+            info!("moved to the primary the sentinels name");
         });
     }
 }
@@ -285,7 +348,7 @@ pub enum RedisConn {
 impl std::fmt::Debug for RedisConn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Primary(conn) => write!(f, "RedisConn::Primary({:?})", conn.target),
+            Self::Primary(conn) => write!(f, "RedisConn::Primary({:?})", conn.shared.target),
             Self::Cluster(_) => f.write_str("RedisConn::Cluster"),
         }
     }
@@ -302,16 +365,7 @@ impl RedisConn {
                     .build()?;
                 Ok(Self::Cluster(client.get_async_connection().await?))
             }
-            _ => {
-                let client = target.primary_client().await?;
-                let manager = ConnectionManager::new_with_config(client, manager_config()).await?;
-                Ok(Self::Primary(PrimaryConn {
-                    target: Arc::new(target.clone()),
-                    current: Arc::new(RwLock::new(manager)),
-                    resolving: Arc::new(Mutex::new(())),
-                    moves: Arc::new(AtomicU64::new(0)),
-                }))
-            }
+            _ => Ok(Self::Primary(PrimaryConn::connect(target).await?)),
         }
     }
 }
@@ -321,7 +375,7 @@ impl RedisConn {
     /// failover): what was read before a move may come from another server's data.
     pub fn moves(&self) -> u64 {
         match self {
-            Self::Primary(primary) => primary.moves.load(Ordering::Acquire),
+            Self::Primary(primary) => primary.shared.moves.load(Ordering::Acquire),
             Self::Cluster(_) => 0,
         }
     }

@@ -154,11 +154,17 @@ where
             .invoke_async(&mut self.conn())
             .await
             .map_err(|err| store_error(&err))?;
-        if acquired == 1 {
-            value.parse().map(Fence).map_err(|_| StoreError::Diverged)
-        } else {
-            Err(StoreError::Owned { holder: value })
+        if acquired != 1 {
+            return Err(StoreError::Owned { holder: value });
         }
+        let fence = value.parse().map(Fence).map_err(|_| StoreError::Diverged)?;
+        // Everything the primary held when the fence was bumped is what `load` reads next:
+        // it is trusted only once the replicas hold it too. Otherwise a change whose commit
+        // was refused for want of replicas, but which the primary kept, would come back as
+        // acknowledged when its publish is retried (a duplicate of a stored event is
+        // answered as accepted) and still be lost if the primary failed over.
+        self.wait_for_replicas(topic).await?;
+        Ok(fence)
     }
 
     async fn renew(&self, topic: &TopicRef, fence: Fence) -> Result<bool, StoreError> {
@@ -362,9 +368,10 @@ impl<C> RedisStore<C>
 where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
-    /// Waits until the configured replicas hold what this connection wrote; a commit they
-    /// do not confirm in time is not acknowledged (it may survive on the primary; a retry of
-    /// the same event id is then a duplicate).
+    /// Waits until the configured replicas hold what this connection wrote (and so all the
+    /// primary held before it); a commit they do not confirm in time is not acknowledged
+    /// (it may survive on the primary, and is confirmed, or not, when the topic is next
+    /// acquired).
     async fn wait_for_replicas(&self, topic: &TopicRef) -> Result<(), StoreError> {
         let wanted = self.settings.wait_replicas;
         if wanted == 0 {

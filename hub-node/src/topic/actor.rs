@@ -12,9 +12,9 @@ use tracing::{debug, info, warn};
 
 use super::command::{Reply, TopicCommand};
 use fhircast_proto::hub::{instant_at, unix_now_ms};
-use fhircast_proto::ids::random_bytes;
 
 use super::state::{Effects, Note, TopicState};
+use crate::high_water::{HighWater, Mark, restart_after_rollback};
 use crate::store::{Fence, Store, StoreError};
 use fhircast_proto::hub::TopicError;
 
@@ -74,6 +74,10 @@ pub(crate) struct TopicActor {
     pub(crate) shutdown: CancellationToken,
     pub(crate) idle_stop: Duration,
     pub(crate) retention: Duration,
+    /// Where this node's commits of the topic reached, kept after the actor stops.
+    pub(crate) high_water: Arc<HighWater>,
+    /// The last position the store acknowledged (the loaded one at first).
+    pub(crate) committed: Mark,
 }
 
 impl TopicActor {
@@ -119,8 +123,14 @@ impl TopicActor {
                 }
             }
         };
-        self.mailbox.close();
         let topic = self.state.topic().topic_ref();
+        // Recorded before the mailbox closes: the next actor of this topic may load as soon
+        // as it is closed, and compares what it loads with this mark.
+        match exit {
+            TopicExit::Idle | TopicExit::Abandoned => self.high_water.forget(topic),
+            _ => self.high_water.record(topic, self.committed),
+        }
+        self.mailbox.close();
         // A topic that held nothing, or was abandoned, is forgotten by the store too; any
         // other exit keeps its state for the next owner.
         let given_up = match exit {
@@ -289,22 +299,26 @@ impl TopicActor {
         let topic = self.state.topic().topic_ref().clone();
         match self.store.commit(&topic, self.fence, change).await {
             Ok(()) => {
+                self.committed = Mark {
+                    epoch: self.state.epoch(),
+                    seq: self.state.seq(),
+                };
                 self.log_notes(&notes);
                 Ok(())
             }
             Err(StoreError::RolledBack { stored_seq }) => {
-                warn!(
-                    topic = %self.state.topic(),
-                    stored_seq,
-                    seq = self.state.seq(),
-                    "the store lost acknowledged changes of this topic (a Redis failover rolled \
-                     them back?); the topic restarts from what the store holds in a new epoch, \
-                     and gateways close its sockets so clients resubscribe"
-                );
-                let epoch = u64::from_le_bytes(random_bytes::<8>());
-                if let Err(err) = self.store.restart_epoch(&topic, self.fence, epoch).await {
-                    warn!(topic = %self.state.topic(), error = %err, "could not start a new epoch");
-                }
+                let stored = Mark {
+                    epoch: self.committed.epoch,
+                    seq: stored_seq,
+                };
+                let _ = restart_after_rollback(
+                    self.store.as_ref(),
+                    self.state.topic(),
+                    self.fence,
+                    stored,
+                    self.committed,
+                )
+                .await;
                 Err(())
             }
             Err(err) => {

@@ -233,6 +233,11 @@ impl TopicState {
         self.seq
     }
 
+    /// Returns the epoch the topic's seqs count in.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
     /// Returns the subscription of an endpoint.
     pub fn subscription(&self, endpoint: &EndpointId) -> Option<&Subscription> {
         self.subscriptions.get(endpoint)

@@ -140,6 +140,14 @@ impl RedisDeployment {
         }
     }
 
+    /// Returns the sentinel set, mutably (to kill or restart its servers).
+    pub fn sentinel_set_mut(&mut self) -> Option<&mut RedisSentinelSet> {
+        match self {
+            Self::Sentinel(set) => Some(set),
+            _ => None,
+        }
+    }
+
     /// Returns the tail of the data servers' logs.
     pub fn logs_tail(&self) -> String {
         match self {

@@ -93,6 +93,12 @@ impl NodeBuilder {
         self.millis("--lease-ms", lease)
     }
 
+    /// Sets how many replicas must hold a change before it is acknowledged
+    /// (`--redis-wait-replicas`; 0 acknowledges what the primary holds).
+    pub fn wait_replicas(self, replicas: u32) -> Self {
+        self.arg(format!("--redis-wait-replicas={replicas}"))
+    }
+
     fn millis(self, flag: &str, duration: Duration) -> Self {
         self.arg(flag).arg(duration.as_millis().to_string())
     }

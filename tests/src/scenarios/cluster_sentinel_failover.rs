@@ -16,22 +16,25 @@
 //!   times, refused publishes and the longest time between two 2xx, how many acknowledged
 //!   events the new primary never got and until when the hub wrote to the old primary (the
 //!   first 2xx the new primary kept), whether the owner logged the rollback, the 1011
-//!   closes. The strict form (no acknowledged event lost or the loss noticed, a
-//!   resubscription never starts before the last acknowledged event) is a known product
-//!   bug.
+//!   closes. Without `WAIT`, acknowledged events the old primary took are lost, and each
+//!   loss must be noticed (a node logs it, the app's socket is closed with 1011); with
+//!   `WAIT` (the default), nothing acknowledged may be lost and a resubscription starts at
+//!   the last acknowledged event.
 //! - **A lost write**: the replica is frozen (SIGSTOP) and its replication link cut on the
 //!   primary (`CLIENT KILL TYPE replica`, so nothing of what follows can sit in the frozen
-//!   replica's socket buffer), an event E is published and acknowledged (the primary has
-//!   it, the replica never will), the primary is killed (kill -9), the replica resumed
-//!   (SIGCONT) and promoted by the sentinels (pushed with `SENTINEL FAILOVER` if they do not
-//!   on their own); once every member heartbeats into it, F and G are published to the same
-//!   topic. The hub must notice that the store lost E: the owner logs "the store lost
-//!   acknowledged changes of this topic", the app's socket is closed with 1011, and after
-//!   resubscribing the app's current context is G. Run with the default 1 s lease (the
-//!   owner's lease lapses during the failover, so another actor reloads the topic first)
-//!   and with a 20 s lease (the owner outlives the failover). Both are known product bugs.
+//!   replica's socket buffer), an event E is published (the primary has it, the replica
+//!   never will), the primary is killed (kill -9), the replica resumed (SIGCONT) and
+//!   promoted by the sentinels (pushed with `SENTINEL FAILOVER` if they do not on their
+//!   own); once every member heartbeats into it, F and G are published to the same topic.
+//!   Without `WAIT` E is acknowledged, and the hub must notice that the store lost it: a
+//!   node logs "the store lost acknowledged changes of this topic", the app's socket is
+//!   closed with 1011, and after resubscribing the app's current context is G; run with the
+//!   default 1 s lease (the owner's lease lapses during the failover, so the topic is loaded
+//!   again) and with a 20 s lease (the owner outlives the failover). With `WAIT` (the
+//!   default) E is refused instead; the old primary restarts so the new one has a replica
+//!   again.
 //! - **Membership after a failover**: no node may take a gateway that ran throughout for
-//!   gone (known product bug).
+//!   gone.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
@@ -52,6 +55,8 @@ use crate::client::HubClient;
 use crate::cluster::{Cluster, ClusterBuilder, RedisTopology};
 use crate::conformance::assert::{event_name, id_of};
 use crate::eventually::eventually;
+use crate::faults::{budget, cycles};
+use crate::invariants::spread;
 use crate::payloads::{patient_open, random_topic};
 use crate::redis::{RedisSentinelSet, RedisServer, info_field};
 use crate::subscriber::{Incoming, Subscriber};
@@ -70,138 +75,109 @@ const PROMOTION_DEADLINE: Duration = Duration::from_secs(15);
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 /// A lease that outlives the failover: the owner keeps the topic throughout.
 const LONG_LEASE: Duration = Duration::from_secs(20);
-/// One whole scenario, cluster start and stop included.
+/// One whole single-failover scenario, cluster start and stop included.
 const BUDGET: Duration = Duration::from_secs(150);
+/// The lost-write scenario: start and stop, and each cycle.
+const LOST_WRITE_SETUP: Duration = Duration::from_secs(60);
+const LOST_WRITE_CYCLE: Duration = Duration::from_secs(60);
 
-/// (a) as far as the app can tell: publishing resumes, the socket the app had delivers every
-/// acknowledged event without a skip until the hub closes it (1011), the app resubscribes,
-/// and at the end its socket, a fresh subscription and Get Current Context all show the last
-/// acknowledged open. The resubscription's first event (the current context then) is not
-/// held to the acknowledged order here; the strict test below is (known product bug).
+/// (a) without `WAIT` (`--redis-wait-replicas 0`), as far as the app can tell: publishing
+/// goes on, the socket the app had delivers every acknowledged event without a skip until
+/// the hub closes it (1011), the app resubscribes, and at the end its socket, a fresh
+/// subscription and Get Current Context all show the last acknowledged open. Acknowledged
+/// events the old primary took after the promotion are lost; each loss must be noticed (a
+/// node logs it, the app's socket is closed with 1011). The resubscription's first event
+/// (the current context then) is not held to the acknowledged order here.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn flt09_a_publishing_resumes_after_a_planned_sentinel_failover() -> Result<()> {
-    run(ClusterBuilder::new(), async |cluster: &mut Cluster| {
-        planned_failover(cluster, Strictness::AsTheAppSees).await
-    })
+async fn flt09_a_without_wait_a_planned_sentinel_failover_loses_nothing_unnoticed() -> Result<()> {
+    run(
+        ClusterBuilder::new().wait_replicas(0),
+        BUDGET,
+        async |cluster: &mut Cluster| planned_failover(cluster, Strictness::AsTheAppSees).await,
+    )
     .await
 }
 
-/// (a) strictly: no acknowledged event is lost by the store, or the loss is noticed (the
-/// owner logs it and the topic restarts in a new epoch), and the current context an app gets
-/// when it resubscribes is never older than what the hub acknowledged.
+/// (a) with `WAIT` (the default with Sentinel), strictly: no acknowledged event is lost by
+/// the store, and the current context an app gets when it resubscribes is never older than
+/// what the hub acknowledged.
 ///
-/// KNOWN PRODUCT BUG 4 (a planned failover loses about 11 s of acknowledged writes). The
-/// sentinels promote the replica within about 0.2 s of `SENTINEL FAILOVER`, but they turn
-/// the old primary into a replica only about 11 s later; until then it accepts writes, and
-/// the members, which follow a failover only when a write fails (READONLY or a dropped
-/// connection), keep committing to it. Every publish is answered 2xx (none refused; the
-/// longest time between two 2xx is 57–163 ms, once 652 ms), and 205–222 of about 245
-/// acknowledged publishes (all those sent from the promotion until the demotion, 0–11 s
-/// after it) are missing from the new primary afterwards: 15 of 15 runs.
-///
-/// KNOWN PRODUCT BUG 2 again (the rollback is mostly not detected): when the sentinels
-/// demote the old primary (`CLIENT KILL`), the owner's next commit usually fails as
-/// "unavailable" (`commit failed; stopping the topic … error=the store is unavailable`)
-/// rather than `SEQ`, and the next command loads the rolled-back topic in the same epoch;
-/// no node logs "the store lost acknowledged changes of this topic" in 12 of 15 runs (in
-/// the other 3 the commit reached the new primary first and the owner logged it). The
-/// app's socket is closed with 1011 either way, because the gateway's backfill after the
-/// bus drop fails (`gap in the topic's sequence could not be backfilled`). When the app's
-/// resubscription reaches the owner before the next publish (2 of 10 runs), the current
-/// context it is given is the rolled-back one, e.g. the 13th publish although the 235th had
-/// been acknowledged and delivered; the next event it gets is the 236th.
+/// This held only once three things changed (before, 205–222 of about 245 acknowledged
+/// publishes were missing from the new primary, in 15 of 15 runs): the sentinels turn the
+/// old primary into a replica only about 11 s after promoting the new one, and until then
+/// the members kept writing to it. Now (1) every member watches the primary the sentinels
+/// name and moves as soon as it changes; (2) a change is acknowledged only once a replica
+/// holds it (`WAIT`, the default with Sentinel); (3) a topic is trusted at load only once a
+/// replica holds what was loaded: a publish whose commit no replica confirmed is refused,
+/// but the primary kept it, and its retry used to be answered "already accepted" from there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "KNOWN PRODUCT BUG: a planned Sentinel failover still loses acknowledged \
-            publishes written to the old primary before it is demoted (about 210 of 245 \
-            before commits waited for a replica; 10 of 34 in one run with WAIT 1)"]
 async fn flt09_a_a_planned_sentinel_failover_loses_no_acknowledged_event() -> Result<()> {
-    run(ClusterBuilder::new(), async |cluster: &mut Cluster| {
-        planned_failover(cluster, Strictness::NothingLost).await
-    })
+    run(
+        ClusterBuilder::new(),
+        BUDGET,
+        async |cluster: &mut Cluster| planned_failover(cluster, Strictness::NothingLost).await,
+    )
     .await
 }
 
-/// (b) with the default 1 s lease.
-///
-/// KNOWN PRODUCT BUG 1 (the gateways' bus never follows a failover after the primary
-/// died). Reproduction: a cluster on Sentinel (3 nodes, 2 gateways), an app attached
-/// through gw-0; kill -9 the primary. Each gateway's bus sees the disconnection and makes
-/// exactly one attempt to reach "the primary the sentinels name" a few ms after the kill,
-/// while the sentinels still name the dead server: `WARN gateway::cluster::bus: bus could
-/// not reach the primary the sentinels name error=Connection refused`. It never tries
-/// again (`follow_failover` in `gateway/src/cluster/bus.rs` runs once per `Disconnection`
-/// push, and the old connection manager keeps reconnecting to the dead address, so no
-/// further push comes). The sentinels promote the replica about 2.2 s after the kill and
-/// the members heartbeat into it again about 8 s after that, publishes are acknowledged,
-/// but every WebSocket handshake on either gateway is refused for good: `WARN
-/// gateway::ws::fanout: could not subscribe to the topic's bus channel` and `request
-/// refused status=503 reason="the bus is unavailable"` (60 s of retries in this test). The
-/// app whose socket was closed with 1011 can never come back; no notification is delivered
-/// by any gateway until the gateways are restarted.
-///
-/// KNOWN PRODUCT BUG (still open). The gateways' bus now follows the failover (it keeps
-/// asking the sentinels until they name a reachable primary), and a gateway that sees the
-/// topic reuse a seq with other content closes its sockets with 1011 and logs "the topic
-/// reused a seq with other content". But no hub node logs the rollback itself: here the
-/// owner's 1 s lease is no longer trusted during the failover (`lease could not be renewed
-/// in time`), and the next command loads the topic from the promoted replica (which never
-/// got E) in the same epoch, so nothing says "the store lost acknowledged changes of this
-/// topic" and no new epoch starts. Next step: detect the rollback when the topic is loaded
-/// (e.g. commits acknowledged only after `WAIT` reached a replica, or a per-topic record
-/// outside the rolled-back data).
+/// (b) without `WAIT` (`--redis-wait-replicas 0`: acknowledged once the primary has it),
+/// with the default 1 s lease: the owner's lease lapses during the failover, the actor
+/// stops, and the topic is loaded again from the promoted replica, which never got E. The
+/// node compares what it loads with what it last committed and restarts the topic in a new
+/// epoch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "KNOWN PRODUCT BUG: a topic reloaded from a promoted replica after a lost write \
-            keeps its epoch; no hub node logs the rollback (gateways close the sockets)"]
 async fn flt09_b_a_write_lost_by_a_failover_is_noticed_with_the_default_lease() -> Result<()> {
-    run(ClusterBuilder::new(), async |cluster: &mut Cluster| {
-        lost_write(cluster, "1 s lease").await
-    })
+    run(
+        ClusterBuilder::new().wait_replicas(0),
+        lost_write_budget(),
+        async |cluster: &mut Cluster| lost_writes(cluster, Acks::PrimaryOnly, "1 s lease").await,
+    )
     .await
 }
 
-/// (b) with a 20 s lease, so that the owner's lease outlives the failover and it could
-/// commit F itself and see the store behind.
-///
-/// STILL OPEN. The owner's connection now keeps asking the sentinels until they name a
-/// reachable primary, and the app's socket is closed with 1011 right after E. But the app's
-/// later sockets (after it subscribes again, and after a 1012 while its gateway was out of
-/// the membership during the failover) go from the context without E straight to F, and
-/// this test's gap check counts the rolled-back E as skipped there. Whether the check or
-/// the hub should change is the open question: E is gone from the store, and the app was
-/// told (1011) before it subscribed again.
+/// (b) without `WAIT`, with a 20 s lease, so that the owner's lease outlives the failover:
+/// its commit of F finds the store behind (`SEQ`) and restarts the topic in a new epoch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "OPEN: after the 1011 that follows a rolled-back write, the gap check counts the \
-            lost write as skipped on the app's later sockets"]
 async fn flt09_b_a_write_lost_by_a_failover_is_noticed_by_an_owner_that_outlives_it() -> Result<()>
 {
     run(
-        ClusterBuilder::new().lease(LONG_LEASE),
-        async |cluster: &mut Cluster| lost_write(cluster, "20 s lease").await,
+        ClusterBuilder::new().wait_replicas(0).lease(LONG_LEASE),
+        lost_write_budget(),
+        async |cluster: &mut Cluster| lost_writes(cluster, Acks::PrimaryOnly, "20 s lease").await,
+    )
+    .await
+}
+
+/// (b) with `WAIT` (the default with Sentinel): E's publish is refused, since no replica
+/// confirms it, so the failover loses nothing acknowledged; an app shown E anyway (the
+/// primary publishes before the replicas confirm) has its socket closed with 1011.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flt09_b_with_wait_a_write_no_replica_holds_is_refused_not_lost() -> Result<()> {
+    run(
+        ClusterBuilder::new(),
+        lost_write_budget(),
+        async |cluster: &mut Cluster| lost_writes(cluster, Acks::WaitForReplica, "1 s lease").await,
     )
     .await
 }
 
 /// (c) A planned failover must not make the nodes believe that live gateways left.
 ///
-/// KNOWN PRODUCT BUG 3 (stale membership on the promoted replica). Every member heartbeats
-/// into the old primary until the sentinels turn it into a replica (about 11 s after the
-/// promotion); the copy of the membership on the new primary has stopped at the promotion.
-/// When the members move over, a node whose first heartbeat there comes before a gateway's
-/// reads that gateway's stale deadline, logs `gateways left the cluster; their sockets are
-/// detached gateways={"gw-0", "gw-1"}` and detaches every subscription attached through it
-/// as if its socket had dropped (1006), although both gateways ran throughout (seen on 3 of
-/// 3 nodes in one run, 1 in others). A detached subscription raises a SyncError after the
-/// reconnect grace and ends after the re-attach window while its socket may still be open.
-/// The same applies after a kill -9 failover (the replica's membership copy is stale by the
-/// time the sentinels promote it). Which heartbeat comes first is a race: one failover
-/// showed it in 3 of 5 runs, so the test makes up to three.
+/// Every member used to heartbeat into the old primary until the sentinels demoted it
+/// (about 11 s after the promotion), and the copy of the membership on the new primary had
+/// stopped at the promotion: a node whose first heartbeat there came before a gateway's read
+/// that gateway's stale deadline and detached every subscription attached through it (seen
+/// on 3 of 3 nodes in one run). Members now move to the new primary within a poll of the
+/// sentinels naming it, and a node trusts the live set only after steady heartbeats on one
+/// server. Which heartbeat comes first is a race each failover runs again, so the test makes
+/// up to three.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flt09_c_a_planned_failover_does_not_make_the_nodes_drop_live_gateways() -> Result<()> {
-    run(ClusterBuilder::new(), stale_membership).await
+    run(ClusterBuilder::new(), BUDGET, stale_membership).await
 }
 
-/// Starts the cluster on a sentinel set, runs `scenario` within [`BUDGET`], stops it all.
-async fn run<F>(builder: ClusterBuilder, scenario: F) -> Result<()>
+/// Starts the cluster on a sentinel set, runs `scenario` within `budget`, stops it all.
+async fn run<F>(builder: ClusterBuilder, budget: Duration, scenario: F) -> Result<()>
 where
     F: AsyncFnOnce(&mut Cluster) -> Result<()>,
 {
@@ -211,9 +187,9 @@ where
         .gateways(2)
         .start()
         .await?;
-    let outcome = match tokio::time::timeout(BUDGET, scenario(&mut cluster)).await {
+    let outcome = match tokio::time::timeout(budget, scenario(&mut cluster)).await {
         Ok(outcome) => outcome,
-        Err(_) => Err(anyhow!("the scenario took longer than {BUDGET:?}")),
+        Err(_) => Err(anyhow!("the scenario took longer than {budget:?}")),
     };
     if outcome.is_err() {
         eprintln!("{}", cluster.logs_tail());
@@ -230,8 +206,8 @@ where
 enum Strictness {
     /// What the app sees: no skip on a socket; a resubscription starts wherever the hub says.
     AsTheAppSees,
-    /// Also: the store keeps every acknowledged event or the owner logs their loss, and a
-    /// resubscription starts at the last acknowledged event, not before.
+    /// Also: the store keeps every acknowledged event, and a resubscription starts at the
+    /// last acknowledged event, not before.
     NothingLost,
 }
 
@@ -293,7 +269,7 @@ async fn planned_failover(cluster: &mut Cluster, strictness: Strictness) -> Resu
     let closes = closes(&seen);
     let current = Current::read(cluster, &topic).await?;
     let lost = lost_by_redis(cluster, &topic, &attempts).await?;
-    let warned = nodes_logging(cluster, ROLLBACK_WARNING);
+    let warned = nodes_logging(cluster, ROLLBACK_WARNING, &topic);
     let timing = publish_timing(&attempts, commanded, promoted);
 
     // The hub switched to the new primary after the last acknowledged write it lost; the
@@ -347,6 +323,13 @@ async fn planned_failover(cluster: &mut Cluster, strictness: Strictness) -> Resu
             lost.len()
         ));
     }
+    if !lost.is_empty() && warned.is_empty() {
+        problems.push(format!(
+            "the new primary misses {} acknowledged events and no node logged \
+             \"{ROLLBACK_WARNING}\"",
+            lost.len()
+        ));
+    }
     if strictness == Strictness::NothingLost && !lost.is_empty() {
         problems.push(format!(
             "the new primary misses {} acknowledged events (sent {}…{} ms after the promotion)",
@@ -355,9 +338,6 @@ async fn planned_failover(cluster: &mut Cluster, strictness: Strictness) -> Resu
                 .map_or(0, |first| signed_ms(first.sent, promoted)),
             lost.last().map_or(0, |last| signed_ms(last.sent, promoted))
         ));
-        if warned.is_empty() {
-            problems.push(format!("no node logged \"{ROLLBACK_WARNING}\""));
-        }
     }
     verdict(cluster, problems, &seen, &last_failures(&log))
 }
@@ -529,7 +509,60 @@ async fn wait_steady(log: &Log, since: Instant, what: &str) -> Result<()> {
 // ---------------------------------------------------------------------------------------
 // (b) A write the failover loses
 
-async fn lost_write(cluster: &mut Cluster, lease: &str) -> Result<()> {
+/// When the hub acknowledges a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Acks {
+    /// Once the primary holds it (`--redis-wait-replicas 0`).
+    PrimaryOnly,
+    /// Once a replica holds it too (`WAIT 1`, the default with Sentinel).
+    WaitForReplica,
+}
+
+fn lost_write_budget() -> Duration {
+    budget(LOST_WRITE_SETUP, LOST_WRITE_CYCLE)
+}
+
+/// What one lost-write cycle measured.
+struct LostWrite {
+    /// From the kill -9 of the primary to the promotion.
+    promotion: Duration,
+    /// From the promotion until every node and gateway heartbeats into the new primary.
+    members: Duration,
+    /// From the promotion until F was acknowledged.
+    publishing: Duration,
+    /// Whether E was acknowledged (and lost), and whether a node logged the loss.
+    lost: bool,
+    logged: bool,
+}
+
+/// Runs [`cycles`] lost-write cycles, each on a fresh topic, and prints their figures.
+async fn lost_writes(cluster: &mut Cluster, acks: Acks, lease: &str) -> Result<()> {
+    let cycles = cycles();
+    let mut runs = Vec::new();
+    for cycle in 1..=cycles {
+        let run = lost_write(cluster, acks, lease)
+            .await
+            .with_context(|| format!("cycle {cycle}/{cycles}"))?;
+        runs.push(run);
+    }
+    let figures =
+        |pick: fn(&LostWrite) -> Duration| spread(&runs.iter().map(pick).collect::<Vec<_>>());
+    let lost = runs.iter().filter(|run| run.lost).count();
+    let detected = runs.iter().filter(|run| run.lost && run.logged).count();
+    println!(
+        "FLT-09 lost write ({acks:?}, {lease}) over {cycles} cycles: acknowledged writes lost \
+         {lost}, detected {detected}; promotion after kill -9 {}; every member on the new \
+         primary {} after the promotion; F acknowledged {} after the promotion",
+        figures(|run| run.promotion),
+        figures(|run| run.members),
+        figures(|run| run.publishing)
+    );
+    Ok(())
+}
+
+/// One cycle: E written to the primary alone, the primary killed, the replica promoted, F
+/// and G published; the old primary comes back as a replica for the next cycle.
+async fn lost_write(cluster: &mut Cluster, acks: Acks, lease: &str) -> Result<LostWrite> {
     let topic = random_topic();
     let app = App::start(cluster.client(0, &topic)?).await?;
     let publisher = cluster.client(1, &topic)?;
@@ -546,11 +579,6 @@ async fn lost_write(cluster: &mut Cluster, lease: &str) -> Result<()> {
     let (primary_address, replica_address) = {
         let set = sentinel_set(cluster)?;
         let primary = set.primary().await?;
-        ensure!(
-            primary.address() == cluster.redis().address(),
-            "the sentinels name {} as the primary, not the first server",
-            primary.address()
-        );
         let replica = server_at(set, other_server(set, primary.address())?)?;
         eventually(
             "the replica holds the topic's seq and epoch",
@@ -570,16 +598,33 @@ async fn lost_write(cluster: &mut Cluster, lease: &str) -> Result<()> {
         (primary.address(), replica.address())
     };
 
-    // E: acknowledged by the primary only.
-    let lost_id = publish_once(&publisher, "lost").await?;
-    acked.push((lost_id.clone(), "lost".to_owned()));
-    ensure!(
-        holds_id(cluster.redis(), &keys.ids, &lost_id).await?,
-        "the primary does not hold the acknowledged E"
-    );
-    app.wait_for(&lost_id).await?;
+    // E: the primary has it, no replica ever will. Acknowledged without WAIT, refused with.
+    let e_event = patient_open(publisher.topic(), "lost");
+    let lost_id = id_of(&e_event).to_owned();
+    let e_answer = answer(&publisher, &e_event).await;
+    let e_acked = is_2xx(&e_answer);
+    match acks {
+        Acks::PrimaryOnly => {
+            ensure!(e_acked, "E was not acknowledged: {e_answer:?}");
+            acked.push((lost_id.clone(), "lost".to_owned()));
+            ensure!(
+                holds_id(
+                    server_at(sentinel_set(cluster)?, primary_address)?,
+                    &keys.ids,
+                    &lost_id
+                )
+                .await?,
+                "the primary does not hold the acknowledged E"
+            );
+            app.wait_for(&lost_id).await?;
+        }
+        Acks::WaitForReplica => ensure!(
+            !e_acked,
+            "E was acknowledged although no replica holds it: {e_answer:?}"
+        ),
+    }
 
-    cluster.redis_mut().kill_9().await?;
+    server_at_mut(cluster, primary_address)?.kill_9().await?;
     let killed = Instant::now();
     let set = sentinel_set(cluster)?;
     server_at(set, replica_address)?.sigcont()?;
@@ -590,6 +635,11 @@ async fn lost_write(cluster: &mut Cluster, lease: &str) -> Result<()> {
         !holds_id(replica, &keys.ids, &lost_id).await?,
         "the promoted replica holds E: the setup lost nothing"
     );
+    if acks == Acks::WaitForReplica {
+        // The promoted server has no replica, so nothing can be acknowledged until one
+        // comes back.
+        rejoin_as_replica(cluster, primary_address, replica_address).await?;
+    }
 
     // The members follow the promotion: each heartbeats into the new primary again.
     wait_all_live(cluster).await?;
@@ -606,11 +656,12 @@ async fn lost_write(cluster: &mut Cluster, lease: &str) -> Result<()> {
     let reached = app.wait_for(&g_id).await;
     let seen = app.stop().await;
     let ids: Vec<String> = acked.iter().map(|(id, _)| id.clone()).collect();
-    let published: HashSet<String> = ids.iter().cloned().collect();
+    // E was published whether or not it was acknowledged.
+    let published: HashSet<String> = ids.iter().chain([&lost_id]).cloned().collect();
     let skips = silent_skips(&ids, &published, &seen, Replay::StartsAnywhere);
     let closes = closes(&seen);
     let current = Current::read(cluster, &topic).await?;
-    let warned = nodes_logging(cluster, ROLLBACK_WARNING);
+    let warned = nodes_logging(cluster, ROLLBACK_WARNING, &topic);
     let closed_at = seen.iter().find_map(|seen| match seen {
         Seen::Closed {
             code: Some(1011),
@@ -620,11 +671,14 @@ async fn lost_write(cluster: &mut Cluster, lease: &str) -> Result<()> {
     });
 
     println!(
-        "sentinel failover (lost write, {lease}): the sentinels promoted {replica_address} {} ms \
+        "sentinel failover (lost write, {acks:?}, {lease}): E answered {e_answer:?}, shown \
+         to the app: {}; the sentinels promoted {replica_address} {} ms \
          after kill -9 of {primary_address}{}; every node and gateway heartbeats into it \
          {} ms after the promotion; F acknowledged {} ms after the promotion (answers: \
          {f_attempts:?}), G: {g_attempts:?}; rollback logged by {warned:?}; app \
          socket closes: {closes:?}{}; what the app saw: {}",
+        seen.iter()
+            .any(|seen| matches!(seen, Seen::Event { id, .. } if *id == lost_id)),
         promoted.duration_since(killed).as_millis(),
         if pushed {
             " (pushed with SENTINEL FAILOVER)"
@@ -644,20 +698,52 @@ async fn lost_write(cluster: &mut Cluster, lease: &str) -> Result<()> {
     if let Err(error) = reached {
         problems.push(format!("{error:#}"));
     }
-    if warned.is_empty() {
+    if acks == Acks::PrimaryOnly && warned.is_empty() {
         problems.push(format!(
             "no node logged \"{ROLLBACK_WARNING}\" although the store lost the acknowledged E"
         ));
     }
-    if !closes.contains(&Some(1011)) {
+    // A socket that was shown E (acknowledged or not) must be told that it is gone.
+    let shown_e = seen
+        .iter()
+        .any(|seen| matches!(seen, Seen::Event { id, .. } if *id == lost_id));
+    if shown_e && !closes.contains(&Some(1011)) {
         problems.push(
-            "the app's socket was never closed with 1011 although the store lost the \
-             acknowledged E"
+            "the app was shown E, which the store lost, and its socket was never closed \
+             with 1011"
                 .to_owned(),
         );
     }
     current.expect(&g_id, "after-g", "G", &mut problems);
-    verdict(cluster, problems, &seen, "")
+    verdict(cluster, problems, &seen, "")?;
+    if acks == Acks::PrimaryOnly {
+        rejoin_as_replica(cluster, primary_address, replica_address).await?;
+    }
+    Ok(LostWrite {
+        promotion: promoted.duration_since(killed),
+        members,
+        publishing: f_acked.duration_since(promoted),
+        lost: e_acked,
+        logged: !warned.is_empty(),
+    })
+}
+
+/// The killed primary comes back as a replica of the promoted one, as its pod would (a
+/// Sentinel-managed Redis asks the sentinels for the primary when it starts), discarding
+/// what only it held.
+async fn rejoin_as_replica(
+    cluster: &mut Cluster,
+    old_primary: SocketAddr,
+    new_primary: SocketAddr,
+) -> Result<()> {
+    let server = server_at_mut(cluster, old_primary)?;
+    server.restart().await?;
+    let mut follow = ::redis::cmd("REPLICAOF");
+    follow
+        .arg(new_primary.ip().to_string())
+        .arg(new_primary.port());
+    let _: String = server.query(&follow).await?;
+    Ok(())
 }
 
 /// Publishes one Patient-open for `patient` and returns its id; it must be acknowledged.
@@ -670,6 +756,19 @@ async fn publish_once(client: &HubClient, patient: &str) -> Result<String> {
     Ok(id_of(&event).to_owned())
 }
 
+/// Posts an event once: the status, or why there was none within [`PUBLISH_TIMEOUT`].
+async fn answer(client: &HubClient, event: &Value) -> Result<u16, String> {
+    match tokio::time::timeout(PUBLISH_TIMEOUT, client.publish(event)).await {
+        Ok(Ok(reply)) => Ok(reply.status),
+        Ok(Err(error)) => Err(format!("{error:#}")),
+        Err(_) => Err(format!("no answer within {PUBLISH_TIMEOUT:?}")),
+    }
+}
+
+fn is_2xx(answer: &Result<u16, String>) -> bool {
+    matches!(answer, Ok(status) if (200..300).contains(status))
+}
+
 /// Publishes one Patient-open for `patient`, re-posting the same event until it is
 /// acknowledged; returns its id and every answer (status or error).
 async fn publish_until_acked(client: &HubClient, patient: &str) -> Result<(String, Vec<String>)> {
@@ -679,12 +778,8 @@ async fn publish_until_acked(client: &HubClient, patient: &str) -> Result<(Strin
         &format!("publish {patient} is acknowledged"),
         RECOVERY_DEADLINE,
         || async {
-            let answer = match tokio::time::timeout(PUBLISH_TIMEOUT, client.publish(&event)).await {
-                Ok(Ok(reply)) => Ok(reply.status),
-                Ok(Err(error)) => Err(format!("{error:#}")),
-                Err(_) => Err(format!("no answer within {PUBLISH_TIMEOUT:?}")),
-            };
-            let acked = matches!(answer, Ok(status) if (200..300).contains(&status));
+            let answer = answer(client, &event).await;
+            let acked = is_2xx(&answer);
             if let Ok(mut answers) = answers.lock() {
                 answers.push(answer.map_or_else(|error| error, |status| status.to_string()));
             }
@@ -1071,13 +1166,19 @@ impl Current {
 // Evidence
 
 /// The ids of the nodes whose log has a line containing `needle`.
-fn nodes_logging(cluster: &Cluster, needle: &str) -> Vec<String> {
+/// The nodes whose log has a line about `topic` (its ref) containing `needle`.
+fn nodes_logging(cluster: &Cluster, needle: &str, topic: &str) -> Vec<String> {
+    let topic_ref = cluster.topic_ref(topic);
     cluster
         .nodes()
         .iter()
         .filter(|node| {
-            node.process()
-                .is_some_and(|process| process.stderr_text().contains(needle))
+            node.process().is_some_and(|process| {
+                process
+                    .stderr_text()
+                    .lines()
+                    .any(|line| line.contains(needle) && line.contains(&topic_ref))
+            })
         })
         .map(|node| node.id().to_owned())
         .collect()
@@ -1150,6 +1251,17 @@ fn other_server(set: &RedisSentinelSet, address: SocketAddr) -> Result<SocketAdd
         .map(RedisServer::address)
         .find(|other| *other != address)
         .context("the set has no second server")
+}
+
+fn server_at_mut(cluster: &mut Cluster, address: SocketAddr) -> Result<&mut RedisServer> {
+    cluster
+        .deployment_mut()
+        .sentinel_set_mut()
+        .context("the cluster does not run on a sentinel set")?
+        .servers_mut()
+        .iter_mut()
+        .find(|server| server.address() == address)
+        .with_context(|| format!("{address} is not one of the set's servers"))
 }
 
 fn server_at(set: &RedisSentinelSet, address: SocketAddr) -> Result<&RedisServer> {

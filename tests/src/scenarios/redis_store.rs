@@ -281,13 +281,23 @@ async fn a_forgotten_topic_leaves_only_its_fence_and_its_old_owner_cannot_write(
     server.stop().await
 }
 
+/// With `WAIT 1` and no replica, neither taking a topic nor a change is acknowledged.
 #[tokio::test]
 async fn a_change_no_replica_confirms_is_not_acknowledged() -> Result<()> {
     let server = RedisServer::start(RedisOptions::new()).await?;
     let conn = connect(&server).await?;
     let node = store_waiting_for(&conn, "hub-a", 60_000, 1);
     let topic = topic()?;
-    let fence = node.acquire(topic.topic_ref()).await?;
+    // Taking the topic waits for a replica too (what is loaded next must be held by one).
+    let acquired = node.acquire(topic.topic_ref()).await;
+    ensure!(
+        acquired == Err(StoreError::Unavailable),
+        "a topic no replica confirms was acquired: {acquired:?}"
+    );
+    // The same node, not waiting, takes it; its commits through the waiting store fail.
+    let fence = store_waiting_for(&conn, "hub-a", 60_000, 0)
+        .acquire(topic.topic_ref())
+        .await?;
     let mut state = TopicState::new(topic.clone(), TopicSettings::default(), 4);
     let (_, effects) = state
         .publish(patient_open(&topic, "e1", "p1")?, &Owner::default())

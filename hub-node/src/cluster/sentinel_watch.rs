@@ -1,0 +1,163 @@
+//! Watching the sentinels for a new primary, so that a process follows a failover as soon
+//! as the sentinels announce it rather than when its next write fails.
+//!
+//! A planned failover (`SENTINEL FAILOVER`) promotes the replica within a fraction of a
+//! second, but the sentinels turn the old primary into a replica only about ten seconds
+//! later; until then it still accepts writes, and a process that follows the primary only
+//! on errors keeps writing there (those writes are discarded when it is demoted) and keeps
+//! listening there (publishes on the new primary never reach it). Every connection to a
+//! Sentinel-managed primary therefore watches the address the sentinels name and moves
+//! when it changes.
+
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, ConnectionAddr};
+use tokio::sync::watch;
+use tracing::debug;
+
+use super::redis::{REDIS_TIMEOUT, RedisTarget, until_primary};
+
+/// How often the sentinels are asked which server is the primary.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Returns `host:port` of the server a client connects to.
+pub fn address_of(client: &redis::Client) -> Option<String> {
+    match &client.get_connection_info().addr() {
+        ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
+            Some(format!("{host}:{port}"))
+        }
+        _ => None,
+    }
+}
+
+/// Starts watching the primary the sentinels name for `target` (`None` unless it is a
+/// Sentinel target). The receiver sees `host:port` each time the answer changes; the watch
+/// stops when every receiver is dropped.
+pub fn watch_primary(target: &RedisTarget) -> Option<watch::Receiver<Option<String>>> {
+    let RedisTarget::Sentinel {
+        sentinels, master, ..
+    } = target
+    else {
+        return None;
+    };
+    let (sender, receiver) = watch::channel(None);
+    let mut asker = Asker {
+        sentinels: sentinels.clone(),
+        master: master.clone(),
+        next: 0,
+        conn: None,
+    };
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(POLL_INTERVAL);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = sender.closed() => break,
+                _ = ticks.tick() => {}
+            }
+            if let Some(named) = asker.ask().await {
+                sender.send_if_modified(|current| {
+                    let changed = current.as_ref() != Some(&named);
+                    if changed {
+                        *current = Some(named);
+                    }
+                    changed
+                });
+            }
+        }
+    });
+    Some(receiver)
+}
+
+/// Runs while `current` answers `Some` (the server in use, if known): at every poll, calls
+/// `follow` if the sentinels name another server.
+pub async fn follow_announcements(
+    mut named: watch::Receiver<Option<String>>,
+    current: impl Fn() -> Option<Option<String>>,
+    follow: impl Fn(),
+) {
+    let mut ticks = tokio::time::interval(POLL_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            changed = named.changed() => if changed.is_err() { return },
+            _ = ticks.tick() => {}
+        }
+        let Some(in_use) = current() else { return };
+        let announced = named.borrow_and_update().clone();
+        if announced.is_some() && announced != in_use {
+            follow();
+        }
+    }
+}
+
+/// Resolves the primary the sentinels name, retrying until one answers, and connects to it
+/// with `connect`; returns `None` when it is the server at `current` (nothing moved: a
+/// connection to it reconnects by itself), else the connection and its address.
+pub async fn connect_if_moved<T, F, Fut>(
+    target: &RedisTarget,
+    current: Option<String>,
+    connect: F,
+) -> Option<(T, Option<String>)>
+where
+    F: Fn(redis::Client) -> Fut,
+    Fut: Future<Output = redis::RedisResult<T>>,
+{
+    let (current, connect) = (&current, &connect);
+    until_primary(|| async move {
+        let client = target.primary_client().await?;
+        let address = address_of(&client);
+        if address.is_some() && address == *current {
+            return Ok(None);
+        }
+        Ok(Some((connect(client).await?, address)))
+    })
+    .await
+}
+
+/// Asks one sentinel at a time, keeping the connection to the last one that answered.
+struct Asker {
+    sentinels: Vec<String>,
+    master: String,
+    next: usize,
+    conn: Option<MultiplexedConnection>,
+}
+
+impl Asker {
+    /// Returns the primary's `host:port` as the first sentinel that answers names it.
+    async fn ask(&mut self) -> Option<String> {
+        for _ in 0..self.sentinels.len() {
+            if self.conn.is_none() {
+                self.conn = self.connect().await;
+            }
+            if let Some(conn) = self.conn.as_mut() {
+                let answer: redis::RedisResult<Option<(String, u16)>> = redis::cmd("SENTINEL")
+                    .arg("GET-MASTER-ADDR-BY-NAME")
+                    .arg(&self.master)
+                    .query_async(conn)
+                    .await;
+                match answer {
+                    Ok(Some((host, port))) => return Some(format!("{host}:{port}")),
+                    Ok(None) => debug!("a sentinel does not know the master name"),
+                    Err(err) => debug!(error = %err, "a sentinel did not answer"),
+                }
+            }
+            self.conn = None;
+            self.next = (self.next + 1) % self.sentinels.len().max(1);
+        }
+        None
+    }
+
+    async fn connect(&self) -> Option<MultiplexedConnection> {
+        let url = self.sentinels.get(self.next)?;
+        let client = redis::Client::open(url.as_str()).ok()?;
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(REDIS_TIMEOUT))
+            .set_response_timeout(Some(REDIS_TIMEOUT));
+        client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .ok()
+    }
+}

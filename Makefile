@@ -37,8 +37,9 @@ test: deps redis-deps interop-deps build-test ## run every test: unit, cross-pro
 	./target/debug/fhircast-conformance --cluster --redis cluster
 
 # The fault scenarios (test names `…::flt<N>_…`: FLT-01 node loss, FLT-02/13 gateway loss,
-# FLT-03 frozen owner, FLT-06 gateway cut from Redis, FLT-10 Redis loss), each for $(CYCLES)
-# fault cycles instead of the 3 of `make test`, one at a time, printing every cycle's figures.
+# FLT-03 frozen owner, FLT-06 gateway cut from Redis, FLT-09 Sentinel failover losing a
+# write, FLT-10 Redis loss), each for $(CYCLES) fault cycles instead of the 3 of `make test`,
+# one at a time, printing every cycle's figures (FLT-09's planned failovers run once).
 CYCLES ?= 100
 SOAK_FILTER := test(/::flt[0-9]+_/)
 

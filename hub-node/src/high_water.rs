@@ -98,6 +98,28 @@ pub async fn restart_after_rollback(
          back?); the topic restarts from what the store holds in a new epoch, and gateways \
          close its sockets so clients resubscribe"
     );
+    new_epoch(store, topic, fence).await
+}
+
+/// Logs that the store may have lost acknowledged changes of `topic` (a failover just
+/// happened, commits do not wait for replicas, and this node has no record of the topic's
+/// history) and starts a new epoch for it, as [`restart_after_rollback`] does.
+pub async fn restart_after_failover(
+    store: &dyn Store,
+    topic: &TopicId,
+    fence: Fence,
+) -> Result<(), StoreError> {
+    warn!(
+        topic = %topic,
+        "the store may have lost acknowledged changes of this topic: Redis failed over moments \
+         ago, commits do not wait for a replica (--redis-wait-replicas 0), and this node has no \
+         record of where the topic had reached; the topic restarts in a new epoch, and gateways \
+         close its sockets so clients resubscribe"
+    );
+    new_epoch(store, topic, fence).await
+}
+
+async fn new_epoch(store: &dyn Store, topic: &TopicId, fence: Fence) -> Result<(), StoreError> {
     let epoch = u64::from_le_bytes(random_bytes::<8>());
     let restarted = store.restart_epoch(topic.topic_ref(), fence, epoch).await;
     if let Err(err) = &restarted {

@@ -27,7 +27,7 @@ use fhircast_proto::hub::TopicError;
 use fhircast_proto::ids::random_bytes;
 use fhircast_proto::{EndpointId, TopicId, TopicKey, TopicRef};
 
-use crate::high_water::{HighWater, Mark, restart_after_rollback};
+use crate::high_water::{HighWater, Mark, restart_after_failover, restart_after_rollback};
 use crate::store::{Fence, Store, StoreError};
 use crate::topic::{TopicActor, TopicHandle, TopicSettings, TopicState};
 
@@ -257,16 +257,20 @@ impl Registry {
             epoch: state.epoch(),
             seq: state.seq(),
         };
-        match self.inner.high_water.get(topic_ref) {
+        let store = self.inner.store.as_ref();
+        let restarted = match self.inner.high_water.get(topic_ref) {
             Some(committed) if committed.is_ahead_of(loaded) => {
-                let store = self.inner.store.as_ref();
-                restart_after_rollback(store, state.topic(), fence, loaded, committed)
-                    .await
-                    .map_err(|_| TopicError::Unavailable)?;
-                self.load(topic_ref, topic).await
+                restart_after_rollback(store, state.topic(), fence, loaded, committed).await
             }
-            _ => Ok(state),
-        }
+            // No record here of where the topic had reached, a stored history, and a
+            // failover that may have lost acknowledged writes moments ago: act as if it did.
+            None if loaded.seq > 0 && store.may_have_lost_writes() => {
+                restart_after_failover(store, state.topic(), fence).await
+            }
+            _ => return Ok(state),
+        };
+        restarted.map_err(|_| TopicError::Unavailable)?;
+        self.load(topic_ref, topic).await
     }
 
     /// Loads a topic after acquiring it: its stored state, or a fresh one when only the

@@ -1,6 +1,7 @@
 //! P9 at load: a topic loaded from a store that is behind what this node committed (a
 //! failover lost acknowledged changes) restarts in a new epoch; one loaded from a store
-//! that kept everything does not.
+//! that kept everything does not; one this node knows nothing about restarts only if the
+//! store says a failover may just have lost acknowledged writes.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,6 +26,7 @@ struct RollbackStore {
     snapshot: Mutex<Snapshot>,
     fences: Mutex<u64>,
     fail_next_commit: AtomicBool,
+    lost_writes_possible: AtomicBool,
     restarted_epochs: Mutex<Vec<u64>>,
 }
 
@@ -40,6 +42,10 @@ impl Store for RollbackStore {
         let mut fences = self.fences.lock().expect("fence lock");
         *fences += 1;
         Ok(Fence(*fences))
+    }
+
+    fn may_have_lost_writes(&self) -> bool {
+        self.lost_writes_possible.load(Ordering::Acquire)
     }
 
     async fn load(&self, _topic: &TopicRef) -> Result<Snapshot, StoreError> {
@@ -90,15 +96,20 @@ impl Store for RollbackStore {
 fn setup() -> (Registry, Arc<RollbackStore>, TopicId) {
     let key = TopicKey::random();
     let store = Arc::new(RollbackStore::default());
-    let registry = Registry::new(
-        Arc::clone(&store) as Arc<dyn Store>,
+    let registry = registry_on(&store, &key);
+    let topic = TopicId::parse("rollback-test-topic-0123456789", &key).expect("valid topic");
+    (registry, store, topic)
+}
+
+/// A registry (a node) over `store`, with no record of any topic.
+fn registry_on(store: &Arc<RollbackStore>, key: &TopicKey) -> Registry {
+    Registry::new(
+        Arc::clone(store) as Arc<dyn Store>,
         TopicSettings::default(),
         key.clone(),
         TaskTracker::new(),
         CancellationToken::new(),
-    );
-    let topic = TopicId::parse("rollback-test-topic-0123456789", &key).expect("valid topic");
-    (registry, store, topic)
+    )
 }
 
 fn patient_open(topic: &TopicId, n: u32) -> EventRequest {
@@ -176,4 +187,33 @@ async fn p9_a_topic_loaded_as_this_node_committed_it_keeps_its_epoch() {
         "no rollback, no new epoch"
     );
     assert_eq!(stored_epoch(&store), epoch);
+}
+
+/// Another node loads a topic the first one wrote; `after_failover` decides whether the
+/// store says a failover may just have lost acknowledged writes. Returns the epochs the
+/// store restarted.
+async fn loaded_by_another_node(after_failover: bool) -> Vec<u64> {
+    let key = TopicKey::random();
+    let store = Arc::new(RollbackStore::default());
+    let topic = TopicId::parse("rollback-test-topic-0123456789", &key).expect("valid topic");
+    publish(&registry_on(&store, &key), &topic, 1)
+        .await
+        .expect("accepted by the first node");
+    store
+        .lost_writes_possible
+        .store(after_failover, Ordering::Release);
+    publish(&registry_on(&store, &key), &topic, 2)
+        .await
+        .expect("accepted by the second node");
+    store.restarted_epochs.lock().expect("epochs").clone()
+}
+
+#[tokio::test]
+async fn p9_a_topic_loaded_without_a_record_right_after_a_failover_restarts_in_a_new_epoch() {
+    assert_eq!(loaded_by_another_node(true).await.len(), 1);
+}
+
+#[tokio::test]
+async fn p9_a_topic_loaded_without_a_record_otherwise_keeps_its_epoch() {
+    assert!(loaded_by_another_node(false).await.is_empty());
 }

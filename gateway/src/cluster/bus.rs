@@ -186,8 +186,8 @@ impl RedisBus {
                         .clone()
                 })
             };
-            tokio::spawn(follow_announcements(named, in_use, move || {
-                follower.follow_failover();
+            tokio::spawn(follow_announcements(named, in_use, move |announced| {
+                follower.follow_failover(Some(announced));
             }));
         }
         tokio::spawn(bus.clone().route(received, shutdown));
@@ -233,7 +233,7 @@ impl RedisBus {
                         "bus connection to Redis lost; topics resubscribe and backfill"
                     );
                 }
-                self.follow_failover();
+                self.follow_failover(None);
             }
             _ => {}
         }
@@ -242,7 +242,7 @@ impl RedisBus {
     /// With Sentinel, a lost connection may mean the primary moved, and the sentinels may
     /// name another one: move the subscriber to the server they name now, unless it is the
     /// one in use (whose connection resubscribes by itself). One move at a time.
-    fn follow_failover(&self) {
+    fn follow_failover(&self, announced: Option<String>) {
         let (RedisTarget::Sentinel { .. }, Subscriber::Primary(listening)) =
             (&self.inner.target, &self.inner.subscriber)
         else {
@@ -260,7 +260,7 @@ impl RedisBus {
                 .unwrap_or_else(|poison| poison.into_inner())
                 .address
                 .clone();
-            let moved = connect_if_moved(&inner.target, in_use, |client| {
+            let moved = connect_if_moved(&inner.target, in_use, announced, |client| {
                 listen_on(client, inner.pushes.clone())
             })
             .await;

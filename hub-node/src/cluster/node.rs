@@ -63,7 +63,11 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
                 .unwrap_or(u32::from(matches!(target, RedisTarget::Sentinel { .. }))),
             wait_timeout_ms: config.redis_wait_ms,
         },
-    );
+    )
+    .with_failover_clock({
+        let conn = conn.clone();
+        std::sync::Arc::new(move || conn.last_moved())
+    });
     let hub_tracker = TaskTracker::new();
     let hub_shutdown = CancellationToken::new();
     let registry = Registry::new(

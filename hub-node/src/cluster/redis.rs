@@ -131,6 +131,52 @@ impl RedisTarget {
         })
     }
 
+    /// Returns a client for the data server at `host:port` of a Sentinel target, with the
+    /// target's credentials and TLS.
+    pub fn client_at(&self, address: &str) -> RedisResult<redis::Client> {
+        let Self::Sentinel {
+            tls,
+            username,
+            password,
+            ..
+        } = self
+        else {
+            return Err(RedisError::from((
+                redis::ErrorKind::InvalidClientConfig,
+                "only a Sentinel target names its servers",
+            )));
+        };
+        let (host, port) = address
+            .rsplit_once(':')
+            .and_then(|(host, port)| Some((host.to_owned(), port.parse().ok()?)))
+            .ok_or_else(|| {
+                RedisError::from((
+                    redis::ErrorKind::InvalidClientConfig,
+                    "a server address is host:port",
+                ))
+            })?;
+        let addr = if *tls {
+            redis::ConnectionAddr::TcpTls {
+                host,
+                port,
+                insecure: false,
+                tls_params: None,
+            }
+        } else {
+            redis::ConnectionAddr::Tcp(host, port)
+        };
+        let mut settings = redis::RedisConnectionInfo::default();
+        if let Some(username) = username {
+            settings = settings.set_username(username);
+        }
+        if let Some(password) = password {
+            settings = settings.set_password(password);
+        }
+        let info =
+            redis::IntoConnectionInfo::into_connection_info(addr)?.set_redis_settings(settings);
+        redis::Client::open(info)
+    }
+
     /// Returns true for Redis Cluster (sharded pub/sub, slot routing).
     pub fn is_cluster(&self) -> bool {
         matches!(self, Self::Cluster { .. })
@@ -216,6 +262,8 @@ struct Shared {
     resolving: Mutex<()>,
     /// How many times the connection moved to another primary.
     moves: AtomicU64,
+    /// When it last did.
+    moved_at: std::sync::Mutex<Option<tokio::time::Instant>>,
 }
 
 /// The connection in use and the server it reaches.
@@ -241,6 +289,7 @@ impl PrimaryConn {
                 current: RwLock::new(Current { manager, address }),
                 resolving: Mutex::new(()),
                 moves: AtomicU64::new(0),
+                moved_at: std::sync::Mutex::new(None),
             }),
         };
         if let Some(named) = watch_primary(target) {
@@ -252,9 +301,9 @@ impl PrimaryConn {
                     let conn_of = conn_of.clone();
                     move || conn_of().map(|conn| conn.current().address.clone())
                 },
-                move || {
+                move |announced| {
                     if let Some(conn) = conn_of() {
-                        conn.follow_failover();
+                        conn.follow_failover(Some(announced));
                     }
                 },
             ));
@@ -276,7 +325,7 @@ impl PrimaryConn {
     /// After an error that may mean the primary moved, or when the sentinels name another
     /// primary: ask the sentinels and switch if they name another server than the one in
     /// use. One resolution at a time.
-    fn follow_failover(&self) {
+    fn follow_failover(&self, announced: Option<String>) {
         if !matches!(self.shared.target, RedisTarget::Sentinel { .. }) {
             return;
         }
@@ -286,7 +335,7 @@ impl PrimaryConn {
                 return;
             };
             let in_use = conn.current().address.clone();
-            let moved = connect_if_moved(&conn.shared.target, in_use, |client| {
+            let moved = connect_if_moved(&conn.shared.target, in_use, announced, |client| {
                 ConnectionManager::new_with_config(client, manager_config())
             })
             .await;
@@ -299,6 +348,11 @@ impl PrimaryConn {
                 .write()
                 .unwrap_or_else(|poison| poison.into_inner()) = Current { manager, address };
             conn.shared.moves.fetch_add(1, Ordering::AcqRel);
+            *conn
+                .shared
+                .moved_at
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner()) = Some(tokio::time::Instant::now());
             info!("moved to the primary the sentinels name");
         });
     }
@@ -379,6 +433,18 @@ impl RedisConn {
             Self::Cluster(_) => 0,
         }
     }
+
+    /// Returns when this connection last moved to another primary, if it ever did.
+    pub fn last_moved(&self) -> Option<tokio::time::Instant> {
+        match self {
+            Self::Primary(primary) => *primary
+                .shared
+                .moved_at
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner()),
+            Self::Cluster(_) => None,
+        }
+    }
 }
 
 impl ConnectionLike for RedisConn {
@@ -390,7 +456,7 @@ impl ConnectionLike for RedisConn {
                 if let Err(err) = &result
                     && primary_may_have_moved(err)
                 {
-                    primary.follow_failover();
+                    primary.follow_failover(None);
                 }
                 result
             }),
@@ -413,7 +479,7 @@ impl ConnectionLike for RedisConn {
                 if let Err(err) = &result
                     && primary_may_have_moved(err)
                 {
-                    primary.follow_failover();
+                    primary.follow_failover(None);
                 }
                 result
             }),

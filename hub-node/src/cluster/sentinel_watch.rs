@@ -71,11 +71,11 @@ pub fn watch_primary(target: &RedisTarget) -> Option<watch::Receiver<Option<Stri
 }
 
 /// Runs while `current` answers `Some` (the server in use, if known): at every poll, calls
-/// `follow` if the sentinels name another server.
+/// `follow` with the server the sentinels name if it is another one.
 pub async fn follow_announcements(
     mut named: watch::Receiver<Option<String>>,
     current: impl Fn() -> Option<Option<String>>,
-    follow: impl Fn(),
+    follow: impl Fn(String),
 ) {
     let mut ticks = tokio::time::interval(POLL_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -86,27 +86,40 @@ pub async fn follow_announcements(
         }
         let Some(in_use) = current() else { return };
         let announced = named.borrow_and_update().clone();
-        if announced.is_some() && announced != in_use {
-            follow();
+        if let Some(announced) = announced
+            && Some(&announced) != in_use.as_ref()
+        {
+            follow(announced);
         }
     }
 }
 
-/// Resolves the primary the sentinels name, retrying until one answers, and connects to it
-/// with `connect`; returns `None` when it is the server at `current` (nothing moved: a
-/// connection to it reconnects by itself), else the connection and its address.
+/// Finds the primary and connects to it with `connect`, retrying until it answers as a
+/// primary: the server a sentinel `announced`, once it reports itself a primary (the
+/// sentinel leading a failover names the promoted replica before the others agree), else
+/// the server the sentinels name. Returns `None` when that is the server at `current`
+/// (nothing moved: a connection to it reconnects by itself), else the connection and its
+/// address.
 pub async fn connect_if_moved<T, F, Fut>(
     target: &RedisTarget,
     current: Option<String>,
+    announced: Option<String>,
     connect: F,
 ) -> Option<(T, Option<String>)>
 where
     F: Fn(redis::Client) -> Fut,
     Fut: Future<Output = redis::RedisResult<T>>,
 {
-    let (current, connect) = (&current, &connect);
+    let (current, announced, connect) = (&current, &announced, &connect);
     until_primary(|| async move {
-        let client = target.primary_client().await?;
+        let client = match announced {
+            Some(address) if Some(address) != current.as_ref() => {
+                let client = target.client_at(address)?;
+                ensure_primary(&client).await?;
+                client
+            }
+            _ => target.primary_client().await?,
+        };
         let address = address_of(&client);
         if address.is_some() && address == *current {
             return Ok(None);
@@ -114,6 +127,30 @@ where
         Ok(Some((connect(client).await?, address)))
     })
     .await
+}
+
+/// Fails unless the server of `client` reports itself a primary (`ROLE`).
+async fn ensure_primary(client: &redis::Client) -> redis::RedisResult<()> {
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(REDIS_TIMEOUT))
+        .set_response_timeout(Some(REDIS_TIMEOUT));
+    let mut conn = client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await?;
+    let role: redis::Value = redis::cmd("ROLE").query_async(&mut conn).await?;
+    let is_primary = matches!(
+        &role,
+        redis::Value::Array(parts)
+            if matches!(parts.first(), Some(redis::Value::BulkString(name)) if name == b"master")
+    );
+    if is_primary {
+        Ok(())
+    } else {
+        Err(redis::RedisError::from((
+            redis::ErrorKind::Client,
+            "the announced server is not a primary yet",
+        )))
+    }
 }
 
 /// Asks one sentinel at a time, keeping the connection to the last one that answered.

@@ -13,7 +13,7 @@ use fhircast_proto::{EndpointId, TopicRef};
 
 pub use change::{Change, Delta, Header, Snapshot};
 pub use memory::MemoryStore;
-pub use redis::{RedisStore, RedisStoreSettings};
+pub use redis::{FailoverClock, RedisStore, RedisStoreSettings};
 
 /// Proof of ownership of a topic, presented on every commit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,6 +57,14 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// (the embedded store).
     fn lease_ms(&self) -> Option<u64> {
         None
+    }
+
+    /// Whether acknowledged writes may have been lost just now: the store acknowledges
+    /// what its primary alone holds, and that primary changed moments ago (a failover).
+    /// A topic loaded then by a node that has no record of where its history reached is
+    /// restarted in a new epoch, so its clients resynchronise (P9).
+    fn may_have_lost_writes(&self) -> bool {
+        false
     }
 
     /// Extends ownership; `false` when someone else took the topic (stop serving it).

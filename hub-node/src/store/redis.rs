@@ -15,9 +15,12 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
 
 use redis::aio::ConnectionLike;
 use redis::{RedisError, Script};
+use tokio::time::Instant;
 use tracing::warn;
 
 use fhircast_proto::redis_schema::{self, TopicKeys, endpoint_key};
@@ -54,10 +57,18 @@ pub struct RedisStoreSettings {
     pub wait_timeout_ms: u64,
 }
 
+/// When the store's connection last moved to another primary (a Sentinel failover).
+pub type FailoverClock = Arc<dyn Fn() -> Option<Instant> + Send + Sync>;
+
+/// How long after a failover a topic loaded without a record of its history counts as
+/// possibly rolled back (without `WAIT`).
+pub(crate) const FAILOVER_SUSPICION: Duration = Duration::from_secs(30);
+
 /// The Redis store.
 pub struct RedisStore<C> {
     conn: C,
     settings: RedisStoreSettings,
+    failovers: Option<FailoverClock>,
     acquire: Script,
     renew: Script,
     release: Script,
@@ -83,6 +94,7 @@ where
         Self {
             conn,
             settings,
+            failovers: None,
             acquire: Script::new(redis_schema::ACQUIRE),
             renew: Script::new(redis_schema::RENEW),
             release: Script::new(redis_schema::RELEASE),
@@ -90,6 +102,13 @@ where
             restart_epoch: Script::new(redis_schema::RESTART_EPOCH),
             commit: Script::new(redis_schema::COMMIT),
         }
+    }
+
+    /// Tells the store when its connection moved to another primary (see
+    /// [`Store::may_have_lost_writes`]).
+    pub fn with_failover_clock(mut self, clock: FailoverClock) -> Self {
+        self.failovers = Some(clock);
+        self
     }
 
     fn conn(&self) -> C {
@@ -184,6 +203,15 @@ where
 
     fn lease_ms(&self) -> Option<u64> {
         Some(self.settings.lease_ms)
+    }
+
+    fn may_have_lost_writes(&self) -> bool {
+        self.settings.wait_replicas == 0
+            && self
+                .failovers
+                .as_ref()
+                .and_then(|clock| clock())
+                .is_some_and(|moved| moved.elapsed() < FAILOVER_SUSPICION)
     }
 
     async fn load(&self, topic: &TopicRef) -> Result<Snapshot, StoreError> {

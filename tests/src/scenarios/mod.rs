@@ -50,7 +50,6 @@ mod redis_store;
 mod redis_topologies;
 mod second_handshake;
 mod slow_consumer;
-mod steady_publisher;
 mod topic_binding;
 mod walkthrough;
 

@@ -29,9 +29,10 @@ cluster: deps redis-deps ## start a dev cluster on loopback (Redis, 3 hub nodes,
 	$(CARGO) build --release -p gateway -p hub-node -p hub-tests --bins
 	LISTEN=$(LISTEN) BIN_DIR=target/release bash tests/cluster/run-cluster.sh
 
-test: deps redis-deps interop-deps build-test ## run every test: unit, cross-process scenarios, Medplum SDK interop, conformance suite (embedded hub, then a 3-node cluster on each Redis topology)
+test: deps redis-deps interop-deps build-test ## run every test: unit, cross-process scenarios, Medplum SDK interop, conformance suite (embedded hub over HTTP and HTTPS, then a 3-node cluster on each Redis topology)
 	$(CARGO) nextest run --workspace --profile ci
 	./target/debug/fhircast-conformance --embedded
+	./target/debug/fhircast-conformance --embedded --tls
 	./target/debug/fhircast-conformance --cluster
 	./target/debug/fhircast-conformance --cluster --redis sentinel
 	./target/debug/fhircast-conformance --cluster --redis cluster

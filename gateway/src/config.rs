@@ -12,6 +12,8 @@ use fhircast_proto::ids::MIN_TOPIC_KEY_LEN;
 use hub_node::config::TopicArgs;
 use hub_node::telemetry::LogFormat;
 
+use crate::tls::TlsFiles;
+
 /// `fhircast-gateway` configuration.
 #[derive(Clone, Debug, Parser)]
 #[command(
@@ -55,9 +57,23 @@ pub struct Config {
     #[arg(long, env = "FHIRCAST_PUBLIC_URL")]
     pub public_url: Option<String>,
 
+    /// PEM certificate chain (leaf first) for HTTPS and WSS; with --tls-key. The files are
+    /// watched and a rotated pair is used for new connections without a restart.
+    #[arg(long, env = "FHIRCAST_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "FHIRCAST_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// How often the --tls-cert and --tls-key files are checked for a rotation.
+    #[arg(long, env = "FHIRCAST_TLS_RELOAD_CHECK_MS", default_value_t = 10_000)]
+    pub tls_reload_check_ms: u64,
+
     /// This gateway sits behind a proxy that terminates TLS: allow its plaintext listener on
-    /// a non-loopback address. Without it, only loopback binds are accepted (FHIRcast
-    /// requires HTTPS and WSS).
+    /// a non-loopback address (then --public-url must be the https:// URL apps use).
+    /// Without it or --tls-cert, only loopback binds are accepted (FHIRcast requires HTTPS
+    /// and WSS).
     #[arg(long, env = "FHIRCAST_BEHIND_TLS_PROXY")]
     pub behind_tls_proxy: bool,
 
@@ -196,6 +212,61 @@ pub struct Config {
 pub struct ConfigError(pub String);
 
 impl Config {
+    /// The certificate and key files, when the gateway serves TLS itself.
+    pub fn tls_files(&self) -> Option<TlsFiles> {
+        Some(TlsFiles {
+            cert: self.tls_cert.clone()?,
+            key: self.tls_key.clone()?,
+        })
+    }
+
+    /// Whether apps reach this gateway over TLS (its own, or a proxy's in front of it).
+    pub fn serves_tls(&self) -> bool {
+        self.tls_cert.is_some() || self.behind_tls_proxy
+    }
+
+    /// HTTPS and WSS: a plaintext listener only on loopback, or behind a declared
+    /// TLS-terminating proxy whose https:// URL apps use; a TLS pair that loads.
+    fn validate_transport(&self) -> Result<(), ConfigError> {
+        let https_public_url = self
+            .public_url
+            .as_ref()
+            .is_some_and(|url| url.starts_with("https://"));
+        if let Some(files) = self.tls_files() {
+            if self.behind_tls_proxy {
+                return Err(ConfigError(
+                    "--tls-cert and --behind-tls-proxy exclude each other: the gateway either \
+                     terminates TLS itself or sits behind a proxy that does"
+                        .into(),
+                ));
+            }
+            if self.public_url.is_some() && !https_public_url {
+                return Err(ConfigError(
+                    "--public-url must be an https:// URL when the gateway serves TLS".into(),
+                ));
+            }
+            files
+                .load()
+                .map_err(|err| ConfigError(format!("--tls-cert/--tls-key: {err}")))?;
+        } else if self.behind_tls_proxy {
+            if !https_public_url {
+                return Err(ConfigError(
+                    "--behind-tls-proxy needs --public-url with the https:// URL apps reach the \
+                     proxy at (their WebSocket endpoints are wss:// under it)"
+                        .into(),
+                ));
+            }
+        } else if !crate::dev_issuer::is_loopback_bind(&self.listen) {
+            return Err(ConfigError(format!(
+                "refusing a plaintext listener on {}: FHIRcast requires HTTPS and WSS; pass \
+                 --tls-cert and --tls-key, bind 127.0.0.1, or pass --behind-tls-proxy (with an \
+                 https:// --public-url) when a proxy terminates TLS in front of this gateway",
+                self.listen
+            )));
+        }
+        Ok(())
+    }
+
     /// Checks the combination of flags; called before anything binds.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.dev_issuer && !crate::dev_issuer::is_loopback_bind(&self.listen) {
@@ -218,14 +289,7 @@ impl Config {
             crate::dev_issuer::SigningKey::from_pem_file(path)
                 .map_err(|err| ConfigError(format!("--dev-issuer-key: {err}")))?;
         }
-        if !self.behind_tls_proxy && !crate::dev_issuer::is_loopback_bind(&self.listen) {
-            return Err(ConfigError(format!(
-                "refusing a plaintext listener on {}: FHIRcast requires HTTPS and WSS; bind \
-                 127.0.0.1, or pass --behind-tls-proxy when a proxy terminates TLS in front \
-                 of this gateway",
-                self.listen
-            )));
-        }
+        self.validate_transport()?;
         if !self.dev_issuer
             && (self.issuer.is_none() || self.jwks_url.is_none() || self.audience.is_none())
         {
@@ -313,6 +377,7 @@ impl Config {
             ("--header-read-timeout-ms", self.header_read_timeout_ms),
             ("--body-read-timeout-ms", self.body_read_timeout_ms),
             ("--max-connections", self.max_connections as u64),
+            ("--tls-reload-check-ms", self.tls_reload_check_ms),
             ("--topic-history-bytes", self.topic_history_bytes as u64),
         ];
         if let Some(flag) = self.topics.zero_flag() {

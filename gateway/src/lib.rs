@@ -11,7 +11,8 @@
 //! # Layout
 //!
 //! - [`config`]: flags and `FHIRCAST_*` variables; [`run`]: start-up order and drain.
-//! - [`listener`]: the accept loop (header timeout, connection cap, graceful close).
+//! - [`listener`]: the accept loop (header timeout, connection cap, graceful close);
+//!   [`tls`]: HTTPS/WSS with certificate rotation.
 //! - [`http`]: the route table and handlers; [`ws`]: handshake, fan-out, socket tasks.
 //! - [`auth`]: JWKS-backed token verification; [`dev_issuer`]: the dev-only issuer.
 //! - [`hub_client`]: the seam to the topics; [`embedded`]: the in-process hub behind it;
@@ -31,6 +32,7 @@ pub mod http;
 pub mod hub_client;
 pub mod listener;
 pub mod state;
+pub mod tls;
 pub mod walkthrough;
 pub mod ws;
 
@@ -41,10 +43,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use axum::http::{HeaderValue, header};
 use bytes::Bytes;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tracing::{info, warn};
 
 use fhircast_proto::TopicKey;
@@ -58,6 +62,9 @@ use crate::embedded::EmbeddedHub;
 use crate::listener::ListenerSettings;
 use crate::state::{AppState, Settings, SocketSettings};
 use crate::ws::Fanout;
+
+/// The `Strict-Transport-Security` value: one year.
+const HSTS: &str = "max-age=31536000";
 
 /// Longest a batch of socket writes may block before the socket is cut as too slow.
 const SOCKET_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -73,10 +80,15 @@ pub async fn run(
     let bound = listener
         .local_addr()
         .context("failed to read the bound address")?;
+    let tls = match config.tls_files() {
+        Some(files) => Some(tls::ReloadingCert::load(files).context("TLS certificate")?),
+        None => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let public_url = config
         .public_url
         .clone()
-        .unwrap_or_else(|| format!("http://{bound}"));
+        .unwrap_or_else(|| format!("{scheme}://{bound}"));
     let hub_url = format!("{public_url}{}", config.normalized_base_path());
     let ws_base = match public_url.strip_prefix("https://") {
         Some(rest) => format!("wss://{rest}"),
@@ -133,9 +145,26 @@ pub async fn run(
     if let Some(issuer) = &dev_issuer {
         router = router.nest("/dev-issuer", Arc::clone(issuer).router());
     }
+    if config.serves_tls() {
+        // Browsers that reached the hub over HTTPS never try plain HTTP again.
+        router = router.layer(SetResponseHeaderLayer::if_not_present(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static(HSTS),
+        ));
+    }
+    let acceptor = match &tls {
+        Some(cert) => {
+            let every = Duration::from_millis(config.tls_reload_check_ms);
+            socket_tracker.spawn(Arc::clone(cert).watch(every, shutdown.child_token()));
+            Some(tokio_rustls::TlsAcceptor::from(
+                cert.server_config().context("TLS configuration")?,
+            ))
+        }
+        None => None,
+    };
 
     announce(
-        &bound,
+        &format!("{scheme}://{bound}"),
         &public_url,
         &hub_url,
         dev_issuer.as_deref(),
@@ -172,6 +201,7 @@ pub async fn run(
         listener,
         router,
         listener_settings,
+        acceptor,
         shutdown.clone(),
         config.shutdown_grace(),
     )
@@ -314,14 +344,14 @@ fn token_verification(
 
 /// Prints the machine-readable `listening` line on stdout and the start-up notes.
 fn announce(
-    bound: &std::net::SocketAddr,
+    bound_url: &str,
     public_url: &str,
     hub_url: &str,
     dev_issuer: Option<&DevIssuer>,
     embedded: bool,
 ) {
     let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout, "listening http://{bound}");
+    let _ = writeln!(stdout, "listening {bound_url}");
     if dev_issuer.is_some() {
         let _ = write!(
             stdout,

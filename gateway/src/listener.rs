@@ -6,6 +6,10 @@
 //! connection to finish gracefully. HTTP/1.1 only: the WebSocket upgrade needs it, and it
 //! keeps the header timeout in force on every connection.
 //!
+//! With TLS ([`crate::tls`]), each accepted connection completes its handshake within the
+//! header-read timeout in its own task (a slow handshake never holds the accept loop), then
+//! is served like a plain one.
+//!
 //! A connection's slot ([`ConnectionPermit`]) travels in each request's extensions; a
 //! WebSocket takes it along, so a socket keeps its slot for as long as it lives.
 
@@ -21,6 +25,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
 use tracing::{info, warn};
@@ -49,12 +54,13 @@ pub struct ConnectionPermit {
     _slot: Arc<OwnedSemaphorePermit>,
 }
 
-/// Serves `router` on `listener` until `shutdown` is cancelled; then stops accepting and
-/// asks open connections to finish, waiting at most `grace` for them.
+/// Serves `router` on `listener` (over TLS with `tls`) until `shutdown` is cancelled; then
+/// stops accepting and asks open connections to finish, waiting at most `grace` for them.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     settings: ListenerSettings,
+    tls: Option<TlsAcceptor>,
     shutdown: CancellationToken,
     grace: Duration,
 ) {
@@ -92,13 +98,28 @@ pub async fn serve(
             request.extensions_mut().insert(permit.clone());
             router.clone().oneshot(request)
         });
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let (builder, watcher, tls) = (builder.clone(), graceful.watcher(), tls.clone());
+        let handshake_timeout = settings.header_read_timeout;
+        // Errors here are the client's (reset, failed handshake, header timeout): nothing
+        // to do but drop the connection.
         tokio::spawn(async move {
-            // Errors here are the client's (reset, header timeout): nothing to do.
-            let _ = connection.await;
+            match tls {
+                None => {
+                    let connection =
+                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    let _ = watcher.watch(connection.into_owned()).await;
+                }
+                Some(acceptor) => {
+                    let Ok(Ok(stream)) =
+                        tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await
+                    else {
+                        return;
+                    };
+                    let connection =
+                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    let _ = watcher.watch(connection.into_owned()).await;
+                }
+            }
         });
     }
     drop(listener);

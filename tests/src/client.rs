@@ -106,7 +106,7 @@ impl HubClient {
     /// Creates a client for `topic` on the hub at `hub_url`.
     pub fn new(hub_url: &str, topic: &str, token: Option<String>) -> Self {
         Self {
-            http: reqwest::Client::new(),
+            http: crate::certs::http_client(),
             hub_url: hub_url.trim_end_matches('/').to_owned(),
             topic: topic.to_owned(),
             token,

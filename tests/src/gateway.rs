@@ -3,14 +3,15 @@
 //! The harness never builds binaries (`make test` builds them first). The binary is taken
 //! from `GATEWAY_BIN`, else `<target dir>/debug/fhircast-gateway`, where the target dir is
 //! `CARGO_TARGET_DIR` or `<workspace>/target`. Every gateway listens on `127.0.0.1:0` and
-//! announces its address with one stdout line `listening http://127.0.0.1:PORT`; the
-//! harness then waits for `GET /readyz` to answer 200.
+//! announces its address with one stdout line `listening http://127.0.0.1:PORT` (`https://`
+//! with [`GatewayBuilder::tls`]); the harness then waits for `GET /readyz` to answer 200.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 
+use crate::certs::TlsFiles;
 use crate::eventually::eventually;
 use crate::issuer::TestIssuer;
 use crate::process::{Process, target_binary};
@@ -19,6 +20,8 @@ use crate::process::{Process, target_binary};
 const START_DEADLINE: Duration = Duration::from_secs(20);
 /// How long a gateway may take to exit after SIGTERM.
 pub const STOP_DEADLINE: Duration = Duration::from_secs(15);
+/// What the gateway exits with on a configuration it refuses (EX_USAGE).
+pub const EX_USAGE: i32 = 64;
 /// The audience the test issuer puts in its tokens and the gateway is told to expect.
 pub const TEST_AUDIENCE: &str = "fhircast-hub-test";
 
@@ -35,6 +38,8 @@ pub struct GatewayBuilder {
     args: Vec<String>,
     env: Vec<(String, String)>,
     listen: Option<String>,
+    /// The CA a TLS gateway's certificate chains to (clients of the harness trust it).
+    ca: Option<PathBuf>,
 }
 
 impl GatewayBuilder {
@@ -118,6 +123,14 @@ impl GatewayBuilder {
         self
     }
 
+    /// Serves HTTPS and WSS with this certificate (`--tls-cert`, `--tls-key`); starting it
+    /// makes this test process trust its CA ([`crate::certs::trust`]).
+    pub fn tls(mut self, files: &TlsFiles) -> Self {
+        self.ca = Some(files.ca.clone());
+        self.arg(format!("--tls-cert={}", files.cert.display()))
+            .arg(format!("--tls-key={}", files.key.display()))
+    }
+
     fn command_line(&self) -> Vec<String> {
         let mut args = vec![
             "--listen".to_owned(),
@@ -144,13 +157,49 @@ impl GatewayBuilder {
         )
     }
 
+    /// Spawns the gateway and expects it to refuse its configuration: exit 64 (EX_USAGE)
+    /// before binding anything, saying `reason` (case aside) on stderr.
+    pub async fn expect_refused(&self, reason: &str) -> Result<()> {
+        let mut process = self.spawn()?;
+        let status = process
+            .wait_exit(STOP_DEADLINE)
+            .await
+            .with_context(|| process.logs_tail())?;
+        process.forget_child();
+        if status.code() != Some(EX_USAGE) {
+            bail!(
+                "exited with {status}, expected {EX_USAGE}\n{}",
+                process.logs_tail()
+            );
+        }
+        if !process
+            .stderr_text()
+            .to_lowercase()
+            .contains(&reason.to_lowercase())
+        {
+            bail!("stderr does not say {reason:?}\n{}", process.logs_tail());
+        }
+        if process.stdout_text().contains("listening") {
+            bail!("it bound before refusing\n{}", process.logs_tail());
+        }
+        Ok(())
+    }
+
     /// Spawns the gateway and waits until it is listening and ready.
     pub async fn start(&self) -> Result<Gateway> {
+        if let Some(ca) = &self.ca {
+            crate::certs::trust(ca)?;
+        }
         let mut process = self.spawn()?;
         let base_url = process
             .wait_for_stdout_line("listening ", START_DEADLINE)
             .await?;
-        if !base_url.starts_with("http://127.0.0.1:") {
+        let expected = if self.ca.is_some() {
+            "https://127.0.0.1:"
+        } else {
+            "http://127.0.0.1:"
+        };
+        if !base_url.starts_with(expected) {
             bail!(
                 "unexpected listening line `{base_url}`\n{}",
                 process.logs_tail()
@@ -159,7 +208,7 @@ impl GatewayBuilder {
         let gateway = Gateway {
             process,
             base_url,
-            http: reqwest::Client::new(),
+            http: crate::certs::http_client(),
         };
         let ready = eventually("gateway /readyz answers 200", START_DEADLINE, || async {
             let response = gateway
@@ -199,6 +248,7 @@ impl Gateway {
     /// Returns the bound socket address.
     pub fn address(&self) -> Result<std::net::SocketAddr> {
         self.base_url
+            .trim_start_matches("https://")
             .trim_start_matches("http://")
             .parse()
             .with_context(|| format!("gateway address in {}", self.base_url))

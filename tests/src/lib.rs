@@ -9,6 +9,7 @@
 //! - [`token`]: where the conformance suite gets tokens (issuer, token URL, command).
 //! - [`client`], [`subscriber`], [`payloads`]: the FHIRcast client used by every test.
 //! - [`proxy`]: a TCP proxy that drops connections the way a network blip does.
+//! - [`certs`]: throwaway CA and server certificates for TLS servers under test.
 //! - [`redis`]: Redis topologies (single with AOF/ACL/TLS, sentinel set, cluster) on loopback.
 //! - [`cluster`]: a whole cluster (Redis, hub nodes, gateways) with node fault hooks.
 //! - [`invariants`]: the history of a fault scenario and the invariants it must keep.
@@ -16,6 +17,7 @@
 //! - [`conformance`]: one check per fhircast-spec.md §15 item, and its runner.
 //! - `scenarios` (tests only): cross-process scenarios, one file per behaviour.
 
+pub mod certs;
 pub mod client;
 pub mod cluster;
 pub mod conformance;

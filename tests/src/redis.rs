@@ -23,7 +23,6 @@
 mod cluster;
 mod sentinel;
 mod server;
-mod tls;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

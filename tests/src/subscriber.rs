@@ -72,7 +72,11 @@ pub struct Subscriber {
 impl Subscriber {
     /// Opens the WebSocket at `endpoint`.
     pub async fn try_connect(endpoint: &str) -> Result<Self, ConnectError> {
-        let (stream, _response) = match tokio_tungstenite::connect_async(endpoint).await {
+        let connector = crate::certs::websocket_connector();
+        let connected =
+            tokio_tungstenite::connect_async_tls_with_config(endpoint, None, false, connector)
+                .await;
+        let (stream, _response) = match connected {
             Ok(connected) => connected,
             Err(tungstenite::Error::Http(response)) => {
                 return Err(ConnectError::Refused(response.status().as_u16()));

@@ -1,7 +1,8 @@
 //! `fhircast-conformance`: runs the FHIRcast STU3 conformance suite against a hub.
 //!
 //! Either point it at a running hub (`--hub-url` plus `--token-url` or `--token-cmd`), or let
-//! it spawn a gateway with the in-process test issuer (`--embedded`), or a whole cluster
+//! it spawn a gateway with the in-process test issuer (`--embedded`, over HTTPS and WSS with
+//! `--tls`), or a whole cluster
 //! (`--cluster`: one Redis with AOF `always`, 3 hub nodes, 2 gateways, the clients of every
 //! check spread over both gateways). Prints one line per checklist item, then
 //! `conformance: N passed, M failed`, then the skipped items; exits 1 on any failure.
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use clap::Parser;
+use hub_tests::certs::TlsFiles;
 use hub_tests::cluster::{ClusterBuilder, RedisTopology};
 use hub_tests::conformance::Ctx;
 use hub_tests::conformance::runner::{self, Options, Report};
@@ -53,6 +55,14 @@ struct Args {
     /// Spawn `fhircast-gateway` with a test issuer and run against it.
     #[arg(long, conflicts_with_all = ["hub_url", "cluster"])]
     embedded: bool,
+    /// With `--embedded`: the gateway serves HTTPS and WSS with a throwaway certificate
+    /// (items 15.05 and 15.07 run only against an https:// hub).
+    #[arg(long, requires = "embedded")]
+    tls: bool,
+    /// Trust the CA certificate(s) in this PEM file for an https:// `--hub-url` (besides the
+    /// system's roots).
+    #[arg(long, conflicts_with_all = ["embedded", "cluster"])]
+    ca_file: Option<std::path::PathBuf>,
     /// Spawn a cluster (one Redis with AOF always, 3 hub nodes, 2 gateways) with a test
     /// issuer and run against it, spreading each check's clients over both gateways.
     #[arg(long, conflicts_with = "hub_url")]
@@ -121,13 +131,16 @@ async fn run(args: Args) -> Result<Report> {
         let grace_ms = args
             .reconnect_grace_ms
             .unwrap_or(EMBEDDED_RECONNECT_GRACE_MS);
-        return run_embedded(args.gateway_bin, grace_ms, &options).await;
+        return run_embedded(args.gateway_bin, grace_ms, args.tls, &options).await;
     }
     if args.cluster {
         let grace_ms = args
             .reconnect_grace_ms
             .unwrap_or(EMBEDDED_RECONNECT_GRACE_MS);
         return run_cluster(args.gateway_bin, args.redis, grace_ms, &options).await;
+    }
+    if let Some(ca) = &args.ca_file {
+        hub_tests::certs::trust(ca)?;
     }
     let hub_url = args.hub_url.context("--hub-url is required")?;
     let tokens = match (args.token_url, args.token_cmd) {
@@ -152,6 +165,7 @@ async fn run(args: Args) -> Result<Report> {
 async fn run_embedded(
     gateway_bin: Option<String>,
     grace_ms: u64,
+    tls: bool,
     options: &Options,
 ) -> Result<Report> {
     let issuer = Arc::new(TestIssuer::start().await?);
@@ -159,6 +173,17 @@ async fn run_embedded(
         .issuer(&issuer)
         .ack_timeout(EMBEDDED_ACK_TIMEOUT)
         .attach_window(EMBEDDED_ATTACH_WINDOW);
+    let certificates = if tls {
+        let dir = std::env::temp_dir().join(format!(
+            "fhircast-conformance-tls-{}",
+            hub_tests::payloads::random_topic()
+        ));
+        let files = TlsFiles::generate(&dir)?;
+        builder = builder.tls(&files);
+        Some(dir)
+    } else {
+        None
+    };
     if grace_ms != GATEWAY_DEFAULT_RECONNECT_GRACE_MS {
         builder = builder
             .arg("--reconnect-grace-ms")
@@ -174,6 +199,9 @@ async fn run_embedded(
     let report = runner::run(ctx, options).await;
     // Stop by pid with SIGTERM whatever the outcome, and report an unclean exit.
     let stopped = gateway.stop().await;
+    if let Some(dir) = certificates {
+        let _ = std::fs::remove_dir_all(dir);
+    }
     let report = report?;
     stopped.context("stopping the embedded gateway")?;
     Ok(report)

@@ -13,8 +13,8 @@ use std::sync::Mutex;
 use ::redis::aio::MultiplexedConnection;
 use anyhow::{Context as _, Result, anyhow, ensure};
 
-use super::tls::TlsFiles;
 use super::{START_DEADLINE, STOP_DEADLINE, binary, connect, free_port, info_field, redis_client};
+use crate::certs::TlsFiles;
 use crate::eventually::eventually;
 use crate::process::Process;
 

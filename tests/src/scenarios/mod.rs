@@ -50,6 +50,7 @@ mod redis_store;
 mod redis_topologies;
 mod second_handshake;
 mod slow_consumer;
+mod tls;
 mod topic_binding;
 mod walkthrough;
 

@@ -102,13 +102,29 @@ fn validate_jwks_url(raw: &str) -> Result<(), AuthError> {
     if !matches!(url.scheme(), "http" | "https") {
         return Err(AuthError::config("jwks url must be http or https"));
     }
-    if url.host_str().is_none_or(str::is_empty) {
+    let Some(host) = url.host_str().filter(|host| !host.is_empty()) else {
         return Err(AuthError::config("jwks url has no host"));
+    };
+    // Keys fetched over plain HTTP could be swapped by anyone on the path (TOK-05): only a
+    // key server on this machine may be reached without TLS.
+    if url.scheme() == "http" && !is_loopback_host(host) {
+        return Err(AuthError::config(
+            "jwks url must be https:// (plain http:// only for an issuer on loopback)",
+        ));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(AuthError::config("jwks url must not carry credentials"));
     }
     Ok(())
+}
+
+/// `localhost`, 127.0.0.0/8 or ::1 (as a URL writes it: `[::1]`).
+fn is_loopback_host(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
@@ -143,6 +159,9 @@ mod tests {
             "not a url",
             "file:///etc/passwd",
             "https://u:p@h/j",
+            "http://issuer.example/jwks.json",
+            "http://10.0.0.1/jwks.json",
+            "http://127.0.0.1.example.org/jwks.json",
         ] {
             let mut bad = config();
             bad.jwks_url = url.to_owned();
@@ -152,5 +171,20 @@ mod tests {
         zero.refresh_min_interval = Duration::ZERO;
         assert!(zero.validate().is_err());
         assert!(config().validate().is_ok());
+    }
+
+    #[test]
+    fn tok_05_plain_http_jwks_is_accepted_only_on_loopback() {
+        for url in [
+            "http://127.0.0.1:8080/jwks.json",
+            "http://127.0.0.2/jwks.json",
+            "http://[::1]:9/jwks.json",
+            "http://localhost/jwks.json",
+            "https://issuer.example/jwks.json",
+        ] {
+            let mut loopback = config();
+            loopback.jwks_url = url.to_owned();
+            assert!(loopback.validate().is_ok(), "{url}");
+        }
     }
 }

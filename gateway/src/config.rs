@@ -233,6 +233,14 @@ impl Config {
             .as_ref()
             .is_some_and(|url| url.starts_with("https://"));
         if let Some(files) = self.tls_files() {
+            if self.dev_issuer {
+                return Err(ConfigError(
+                    "--dev-issuer does not combine with --tls-cert: the gateway reads the dev \
+                     issuer's keys over plain HTTP on loopback; use a real issuer (or the test \
+                     issuer of the conformance suite, `fhircast-conformance --embedded --tls`)"
+                        .into(),
+                ));
+            }
             if self.behind_tls_proxy {
                 return Err(ConfigError(
                     "--tls-cert and --behind-tls-proxy exclude each other: the gateway either \

@@ -163,7 +163,7 @@ async fn tls_02_a_tls_proxy_declared_without_its_https_url_is_refused() -> Resul
 }
 
 #[tokio::test]
-async fn tls_a_certificate_and_key_that_do_not_match_are_refused() -> Result<()> {
+async fn tls_a_bad_pair_an_http_public_url_or_the_dev_issuer_are_refused() -> Result<()> {
     let dir = Scratch::new()?;
     let first = certificates(&dir, "first")?;
     let second = certificates(&dir, "second")?;
@@ -176,6 +176,10 @@ async fn tls_a_certificate_and_key_that_do_not_match_are_refused() -> Result<()>
         .arg("--public-url=http://hub.example.org");
     builder
         .expect_refused("--public-url must be an https:// URL")
+        .await?;
+    let builder = GatewayBuilder::new().dev_issuer().tls(&first);
+    builder
+        .expect_refused("--dev-issuer does not combine with --tls-cert")
         .await
 }
 

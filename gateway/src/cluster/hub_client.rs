@@ -77,6 +77,8 @@ pub struct GrpcHubClient {
     budgets: CallBudgets,
     /// This gateway's membership id, named on every attach.
     gateway: String,
+    /// Whether this gateway's own last Redis heartbeat succeeded.
+    redis_up: watch::Receiver<bool>,
 }
 
 impl GrpcHubClient {
@@ -97,7 +99,16 @@ impl GrpcHubClient {
             key,
             budgets,
             gateway,
+            redis_up: watch::channel(true).1,
         }
+    }
+
+    /// Fails calls closed at once while Redis is down: when a node answers `Unavailable`
+    /// and this gateway's own heartbeats into Redis fail too, retrying within the budget
+    /// cannot help (P7: a publish during a Redis outage is answered 503 promptly).
+    pub fn with_redis_health(mut self, redis_up: watch::Receiver<bool>) -> Self {
+        self.redis_up = redis_up;
+        self
     }
 
     /// Returns the nodes that failed to answer recently.
@@ -185,6 +196,9 @@ impl GrpcHubClient {
                             holder: holder.clone(),
                         };
                         target = Some(holder);
+                    }
+                    Err(Failure::Topic(TopicError::Unavailable)) if !*self.redis_up.borrow() => {
+                        return Err(TopicError::Unavailable);
                     }
                     Err(Failure::Topic(err @ (TopicError::Unavailable | TopicError::Stopped))) => {
                         last = err;

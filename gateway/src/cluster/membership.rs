@@ -26,6 +26,8 @@ pub struct Membership {
     /// gateway gone (and detach its sockets), so it must stop serving sockets until a
     /// heartbeat succeeds again.
     pub in_standing: watch::Receiver<bool>,
+    /// Whether the last heartbeat reached Redis.
+    pub redis_up: watch::Receiver<bool>,
 }
 
 /// Heartbeats as gateway `id` until `shutdown`, then leaves. Returns once the first
@@ -39,6 +41,7 @@ pub async fn join(
     let first = heartbeat(&mut conn.clone(), &id, ttl).await?;
     let (sender, receiver) = watch::channel(first);
     let (standing, in_standing) = watch::channel(true);
+    let (reached, redis_up) = watch::channel(true);
     tokio::spawn(async move {
         let mut failing = false;
         let mut last_success = Instant::now();
@@ -47,7 +50,9 @@ pub async fn join(
                 () = shutdown.cancelled() => break,
                 () = tokio::time::sleep(ttl / 3) => {}
             }
-            match heartbeat(&mut conn.clone(), &id, ttl).await {
+            let beat = heartbeat(&mut conn.clone(), &id, ttl).await;
+            reached.send_if_modified(|up| std::mem::replace(up, beat.is_ok()) != beat.is_ok());
+            match beat {
                 Ok(nodes) => {
                     last_success = Instant::now();
                     standing.send_if_modified(|standing| !std::mem::replace(standing, true));
@@ -87,6 +92,7 @@ pub async fn join(
     Ok(Membership {
         nodes: receiver,
         in_standing,
+        redis_up,
     })
 }
 

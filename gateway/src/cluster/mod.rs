@@ -61,7 +61,8 @@ pub async fn start(
         key,
         hub_client::CallBudgets::default(),
         id,
-    );
+    )
+    .with_redis_health(membership.redis_up);
     Ok(ClusterHub {
         hub: Arc::new(hub),
         bus: Arc::new(bus),

@@ -63,13 +63,15 @@ pub async fn upgrade(
         }
     };
     if !state.is_ready() {
+        let reason = if state.shutdown.is_cancelled() {
+            "the hub is draining, retry"
+        } else {
+            "this gateway lost contact with the cluster for now, retry"
+        };
         return Err(refused(
             None,
             None,
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the hub is draining, retry",
-            ),
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, reason),
         ));
     }
     let Some(endpoint) = EndpointId::parse(&endpoint) else {

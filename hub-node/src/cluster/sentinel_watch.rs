@@ -7,7 +7,10 @@
 //! on errors keeps writing there (those writes are discarded when it is demoted) and keeps
 //! listening there (publishes on the new primary never reach it). Every connection to a
 //! Sentinel-managed primary therefore watches the address the sentinels name and moves
-//! when it changes.
+//! when it differs from the server in use. The comparison runs at every poll, not only when
+//! the answer changes, and a move goes straight to the announced server once it reports
+//! itself a primary: the sentinel leading a failover names the promoted replica a moment
+//! before the others agree.
 
 use std::time::Duration;
 
@@ -112,13 +115,16 @@ where
 {
     let (current, announced, connect) = (&current, &announced, &connect);
     until_primary(|| async move {
+        let announced = announced
+            .as_ref()
+            .filter(|address| Some(*address) != current.as_ref());
         let client = match announced {
-            Some(address) if Some(address) != current.as_ref() => {
-                let client = target.client_at(address)?;
-                ensure_primary(&client).await?;
-                client
-            }
-            _ => target.primary_client().await?,
+            Some(address) => match announced_primary(target, address).await {
+                Ok(client) => client,
+                // Not a primary (yet, or any more): ask the sentinels as a whole.
+                Err(_) => target.primary_client().await?,
+            },
+            None => target.primary_client().await?,
         };
         let address = address_of(&client);
         if address.is_some() && address == *current {
@@ -127,6 +133,16 @@ where
         Ok(Some((connect(client).await?, address)))
     })
     .await
+}
+
+/// A client for the server at `address`, if it reports itself a primary.
+async fn announced_primary(
+    target: &RedisTarget,
+    address: &str,
+) -> redis::RedisResult<redis::Client> {
+    let client = target.client_at(address)?;
+    ensure_primary(&client).await?;
+    Ok(client)
 }
 
 /// Fails unless the server of `client` reports itself a primary (`ROLE`).

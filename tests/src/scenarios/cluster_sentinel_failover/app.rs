@@ -18,7 +18,7 @@ use crate::client::HubClient;
 use crate::cluster::Cluster;
 use crate::conformance::assert::{event_name, id_of};
 use crate::eventually::eventually;
-use crate::subscriber::{Incoming, Subscriber};
+use crate::subscriber::{ConnectError, Incoming, Subscriber};
 
 /// What the app's socket saw, in order.
 #[derive(Debug, Clone)]
@@ -132,14 +132,17 @@ pub(super) async fn read(
             Ok(Incoming::Ended(why)) => record(Seen::Ended(why)),
             Err(error) => record(Seen::Ended(format!("{error:#}"))),
         }
-        // The socket is gone: the app subscribes again, as 1011 asks it to.
+        // The socket is gone: the app subscribes again, as 1011 asks it to. Like a real
+        // client it keeps trying the endpoint it was given while the hub answers 5xx, and
+        // subscribes anew only when that endpoint is refused for good (4xx).
         let mut attempts = 0;
+        let pending: Mutex<Option<String>> = Mutex::new(None);
         let resubscribed = tokio::select! {
             () = stop.cancelled() => return,
             resubscribed = eventually("the app resubscribes", RECOVERY_DEADLINE, || {
                 attempts += 1;
-                let client = &client;
-                async move { Ok(Some(subscribe(client).await?)) }
+                let (client, pending) = (&client, &pending);
+                async move { resubscribe(client, pending).await }
             }) => resubscribed,
         };
         match resubscribed {
@@ -152,6 +155,43 @@ pub(super) async fn read(
                 return;
             }
         }
+    }
+}
+
+/// One resubscription attempt: subscribes unless an endpoint is pending, then attaches to
+/// it and reads its confirmation. `Ok(None)` to try again (the endpoint stays pending
+/// unless the hub refused it with a 4xx).
+async fn resubscribe(
+    client: &HubClient,
+    pending: &Mutex<Option<String>>,
+) -> Result<Option<Subscriber>> {
+    let held = pending.lock().ok().and_then(|pending| pending.clone());
+    let endpoint = match held {
+        Some(endpoint) => endpoint,
+        None => {
+            let Ok(endpoint) = client.subscribe(EVENTS).await else {
+                return Ok(None);
+            };
+            if let Ok(mut pending) = pending.lock() {
+                *pending = Some(endpoint.clone());
+            }
+            endpoint
+        }
+    };
+    match Subscriber::try_connect(&endpoint).await {
+        Ok(mut subscriber) => {
+            let confirmed = subscriber.next_message(MSG).await.is_ok_and(|first| {
+                first.get("hub.mode").and_then(Value::as_str) == Some("subscribe")
+            });
+            Ok(confirmed.then_some(subscriber))
+        }
+        Err(ConnectError::Refused(status)) if (400..500).contains(&status) => {
+            if let Ok(mut pending) = pending.lock() {
+                *pending = None;
+            }
+            Ok(None)
+        }
+        Err(_) => Ok(None),
     }
 }
 

@@ -14,7 +14,9 @@ use tokio::time::Instant;
 use super::app::{App, Current, Replay, Seen, closes, describe, silent_skips};
 use super::evidence::{nodes_logging, verdict};
 use super::membership::wait_all_live;
-use super::sentinel::{other_server, role, sentinel_set, server_at, server_at_mut, signed_ms};
+use super::sentinel::{
+    other_server, replication_field, role, sentinel_set, server_at, server_at_mut, signed_ms,
+};
 use super::{
     LOST_WRITE_CYCLE, LOST_WRITE_SETUP, PROMOTION_DEADLINE, PUBLISH_TIMEOUT, RECOVERY_DEADLINE,
     ROLLBACK_WARNING,
@@ -103,13 +105,17 @@ pub(super) async fn lost_write(
         let set = sentinel_set(cluster)?;
         let primary = set.primary().await?;
         let replica = server_at(set, other_server(set, primary.address())?)?;
+        // A replica that rejoined in the previous cycle may still be (re)connecting: its
+        // link must be up, or there is no replication connection to cut below.
         eventually(
-            "the replica holds the topic's seq and epoch",
+            "the replica is linked and holds the topic's seq and epoch",
             RECOVERY_DEADLINE,
             || async {
                 let on_primary = seq_and_epoch(primary, &keys.meta).await?;
                 let on_replica = seq_and_epoch(replica, &keys.meta).await?;
-                Ok((on_primary == on_replica).then_some(()))
+                let linked = replication_field(replica, "master_link_status").await? == "up"
+                    && replication_field(primary, "connected_slaves").await? == "1";
+                Ok((linked && on_primary == on_replica).then_some(()))
             },
         )
         .await?;

@@ -44,11 +44,17 @@ pub(super) fn server_at(set: &RedisSentinelSet, address: SocketAddr) -> Result<&
         .with_context(|| format!("{address} is not one of the set's servers"))
 }
 
+/// The server's role (`master` or `slave`).
 pub(super) async fn role(server: &RedisServer) -> Result<String> {
+    replication_field(server, "role").await
+}
+
+/// One field of a server's `INFO replication`.
+pub(super) async fn replication_field(server: &RedisServer, field: &str) -> Result<String> {
     let mut command = ::redis::cmd("INFO");
     command.arg("replication");
     let info: String = server.query(&command).await?;
-    Ok(info_field(&info, "role").unwrap_or_default().to_owned())
+    Ok(info_field(&info, field).unwrap_or_default().to_owned())
 }
 
 /// `at - reference` in ms, negative when `at` came first.

@@ -21,6 +21,7 @@ use fhircast_proto::ids::random_bytes;
 use fhircast_proto::{TopicId, TopicRef};
 
 use crate::store::{Fence, Store, StoreError};
+use crate::topic::TopicState;
 
 /// Most topics remembered.
 pub const CAPACITY: usize = 100_000;
@@ -35,6 +36,14 @@ pub struct Mark {
 }
 
 impl Mark {
+    /// Where `state` stands now.
+    pub fn of(state: &TopicState) -> Self {
+        Self {
+            epoch: state.epoch(),
+            seq: state.seq(),
+        }
+    }
+
     /// Returns true when `loaded` is this mark's history, rolled back: the same epoch
     /// (a restarted epoch or a recreated topic counts afresh) and an earlier seq.
     pub fn is_ahead_of(&self, loaded: Mark) -> bool {

@@ -253,10 +253,7 @@ impl Registry {
         fence: Fence,
     ) -> Result<TopicState, TopicError> {
         let state = self.load(topic_ref, topic).await?;
-        let loaded = Mark {
-            epoch: state.epoch(),
-            seq: state.seq(),
-        };
+        let loaded = Mark::of(&state);
         let store = self.inner.store.as_ref();
         let restarted = match self.inner.high_water.get(topic_ref) {
             Some(committed) if committed.is_ahead_of(loaded) => {
@@ -308,10 +305,7 @@ impl Registry {
     fn start(&self, state: TopicState, fence: Fence) -> TopicHandle {
         let inner = &self.inner;
         let topic = state.topic().clone();
-        let committed = Mark {
-            epoch: state.epoch(),
-            seq: state.seq(),
-        };
+        let committed = Mark::of(&state);
         let (sender, mailbox) = mpsc::channel(inner.settings.mailbox_capacity);
         let actor = TopicActor {
             state,

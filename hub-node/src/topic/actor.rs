@@ -299,10 +299,7 @@ impl TopicActor {
         let topic = self.state.topic().topic_ref().clone();
         match self.store.commit(&topic, self.fence, change).await {
             Ok(()) => {
-                self.committed = Mark {
-                    epoch: self.state.epoch(),
-                    seq: self.state.seq(),
-                };
+                self.committed = Mark::of(&self.state);
                 self.log_notes(&notes);
                 Ok(())
             }

@@ -1,6 +1,7 @@
-//! HTTPS and WSS on the gateway itself (TLS-02, TLS-06, checklist 15.05 and 15.07): with a
-//! certificate the gateway serves only TLS on its port, hands out `wss://` endpoints, sends
-//! HSTS, and picks up a rotated certificate for new connections while open sockets stay; a
+//! HTTPS and WSS on the gateway itself (TLS-02, TLS-05, TLS-06, checklist 15.05 and 15.07):
+//! with a certificate the gateway serves only TLS on its port, hands out `wss://` endpoints,
+//! sends HSTS, never negotiates compression (a CRIME/BREACH-style oracle on PHI), and picks
+//! up a rotated certificate for new connections while open sockets stay; a
 //! plaintext listener off loopback, or a TLS proxy declared without its `https://` URL, is
 //! refused at start-up.
 
@@ -127,6 +128,35 @@ async fn tls_06_a_rotated_certificate_serves_new_connections_and_open_sockets_st
         .send()
         .await
         .context("a broken rotation replaced the working certificate")?;
+    rig.gateway.stop().await
+}
+
+#[tokio::test]
+async fn tls_05_no_compression_is_negotiated_whatever_the_client_offers() -> Result<()> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+
+    let dir = Scratch::new()?;
+    let rig = tls_rig(&certificates(&dir, "first")?).await?;
+    let client = rig.client(&random_topic())?;
+    let endpoint = client.subscribe("Patient-open").await?;
+    let mut request = endpoint.as_str().into_client_request()?;
+    request.headers_mut().insert(
+        "sec-websocket-extensions",
+        "permessage-deflate; client_max_window_bits".parse()?,
+    );
+    let (_socket, response) = tokio_tungstenite::connect_async_tls_with_config(
+        request,
+        None,
+        false,
+        crate::certs::websocket_connector(),
+    )
+    .await
+    .context("the upgrade")?;
+    ensure!(
+        response.headers().get("sec-websocket-extensions").is_none(),
+        "the hub negotiated an extension: {:?}",
+        response.headers()
+    );
     rig.gateway.stop().await
 }
 

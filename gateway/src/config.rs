@@ -109,7 +109,9 @@ pub struct Config {
     #[arg(long, env = "FHIRCAST_ISSUER")]
     pub issuer: Option<String>,
 
-    /// URL of the issuer's JWKS.
+    /// URL of the issuer's JWKS (https://; http:// only on loopback). Default: the
+    /// `jwks_uri` of the issuer's `.well-known/smart-configuration`, else of its
+    /// `.well-known/openid-configuration`, read at start-up.
     #[arg(long, env = "FHIRCAST_JWKS_URL")]
     pub jwks_url: Option<String>,
 
@@ -298,12 +300,11 @@ impl Config {
                 .map_err(|err| ConfigError(format!("--dev-issuer-key: {err}")))?;
         }
         self.validate_transport()?;
-        if !self.dev_issuer
-            && (self.issuer.is_none() || self.jwks_url.is_none() || self.audience.is_none())
-        {
+        if !self.dev_issuer && (self.issuer.is_none() || self.audience.is_none()) {
             return Err(ConfigError(
-                "configure --issuer, --jwks-url and --audience (FHIRCAST_ISSUER, \
-                 FHIRCAST_JWKS_URL, FHIRCAST_AUDIENCE), or pass --dev-issuer for local development"
+                "configure --issuer and --audience (FHIRCAST_ISSUER, FHIRCAST_AUDIENCE; \
+                 --jwks-url too unless the issuer publishes its SMART or OpenID metadata), or \
+                 pass --dev-issuer for local development"
                     .into(),
             ));
         }

@@ -123,7 +123,7 @@ pub async fn run(
         }
     };
 
-    let (verifier, dev_issuer) = token_verification(&config, &bound, &public_url, &hub_url)?;
+    let (verifier, dev_issuer) = token_verification(&config, &bound, &public_url, &hub_url).await?;
 
     let socket_tracker = TaskTracker::new();
     let socket_shutdown = shutdown.child_token();
@@ -277,7 +277,7 @@ fn handler_settings(config: &Config, hub_url: String, ws_base: String) -> anyhow
 /// Builds token verification: against the configured issuer, or against the dev issuer
 /// this process serves (whose JWKS it fetches over loopback, the same path a real issuer
 /// takes).
-fn token_verification(
+async fn token_verification(
     config: &Config,
     bound: &std::net::SocketAddr,
     public_url: &str,
@@ -326,10 +326,18 @@ fn token_verification(
         );
         (verifier, Some(Arc::new(issuer)))
     } else {
-        let (Some(issuer), Some(jwks_url), Some(audience)) =
-            (&config.issuer, &config.jwks_url, &config.audience)
-        else {
-            bail!("--issuer, --jwks-url and --audience are required without --dev-issuer");
+        let (Some(issuer), Some(audience)) = (&config.issuer, &config.audience) else {
+            bail!("--issuer and --audience are required without --dev-issuer");
+        };
+        let jwks_url = match &config.jwks_url {
+            Some(url) => url.clone(),
+            None => {
+                let url = auth::discover_jwks_url(&http, issuer)
+                    .await
+                    .context("--jwks-url is not set")?;
+                info!(jwks_url = %url, "found the issuer's JWKS in its metadata");
+                url
+            }
         };
         (
             VerifierConfig::new(issuer, jwks_url, audience, algorithms),

@@ -60,6 +60,15 @@ impl GatewayBuilder {
         self
     }
 
+    /// Trusts the in-process test issuer, finding its JWKS through its SMART configuration
+    /// (`--issuer`, `--audience`, no `--jwks-url`).
+    pub fn issuer_discovered(self, issuer: &TestIssuer) -> Self {
+        self.arg("--issuer")
+            .arg(issuer.issuer())
+            .arg("--audience")
+            .arg(TEST_AUDIENCE)
+    }
+
     /// Trusts the in-process test issuer (`--issuer`, `--jwks-url`, `--audience`).
     pub fn issuer(self, issuer: &TestIssuer) -> Self {
         self.arg("--issuer")

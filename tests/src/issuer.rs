@@ -89,28 +89,45 @@ pub struct TestIssuer {
 }
 
 impl TestIssuer {
-    /// Generates a key and serves its JWKS on `127.0.0.1:0`.
+    /// Generates a key and serves its JWKS (and its SMART configuration naming it) on
+    /// `127.0.0.1:0`.
     pub async fn start() -> Result<Self> {
         let key = SigningKey::generate(&format!("test-{}", uuid::Uuid::new_v4().simple()))?;
         // Same kid as the real key, so only the signature check can reject it.
         let foreign = SigningKey::generate(&key.kid)?;
-        let jwks = json!({ "keys": [key.jwk.clone()] });
-        let app = axum::Router::new().route(
-            "/jwks.json",
-            axum::routing::get(move || {
-                let jwks = jwks.clone();
-                async move { axum::Json(jwks) }
-            }),
-        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .context("binding the test issuer")?;
-        let address = listener.local_addr()?;
+        let issuer = format!("http://{}", listener.local_addr()?);
+        let jwks = json!({ "keys": [key.jwk.clone()] });
+        // What a SMART authorization server publishes; the gateway reads `jwks_uri` from it
+        // when it is not given a JWKS URL.
+        let smart_configuration = json!({
+            "issuer": issuer,
+            "jwks_uri": format!("{issuer}/jwks.json"),
+            "token_endpoint": format!("{issuer}/token"),
+            "capabilities": ["client-confidential-asymmetric"],
+        });
+        let app = axum::Router::new()
+            .route(
+                "/jwks.json",
+                axum::routing::get(move || {
+                    let jwks = jwks.clone();
+                    async move { axum::Json(jwks) }
+                }),
+            )
+            .route(
+                "/.well-known/smart-configuration",
+                axum::routing::get(move || {
+                    let document = smart_configuration.clone();
+                    async move { axum::Json(document) }
+                }),
+            );
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
         Ok(Self {
-            issuer: format!("http://{address}"),
+            issuer,
             key,
             foreign,
             server,

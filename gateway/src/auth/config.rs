@@ -102,12 +102,12 @@ fn validate_jwks_url(raw: &str) -> Result<(), AuthError> {
     if !matches!(url.scheme(), "http" | "https") {
         return Err(AuthError::config("jwks url must be http or https"));
     }
-    let Some(host) = url.host_str().filter(|host| !host.is_empty()) else {
+    if url.host_str().is_none_or(str::is_empty) {
         return Err(AuthError::config("jwks url has no host"));
-    };
+    }
     // Keys fetched over plain HTTP could be swapped by anyone on the path (TOK-05): only a
     // key server on this machine may be reached without TLS.
-    if url.scheme() == "http" && !is_loopback_host(host) {
+    if url.scheme() == "http" && !is_loopback_url(&url) {
         return Err(AuthError::config(
             "jwks url must be https:// (plain http:// only for an issuer on loopback)",
         ));
@@ -118,8 +118,9 @@ fn validate_jwks_url(raw: &str) -> Result<(), AuthError> {
     Ok(())
 }
 
-/// `localhost`, 127.0.0.0/8 or ::1 (as a URL writes it: `[::1]`).
-fn is_loopback_host(host: &str) -> bool {
+/// Whether the URL's host is `localhost`, 127.0.0.0/8 or ::1.
+pub(super) fn is_loopback_url(url: &reqwest::Url) -> bool {
+    let host = url.host_str().unwrap_or_default();
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost")
         || bare

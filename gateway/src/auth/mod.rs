@@ -2,7 +2,8 @@
 //!
 //! A request's `Authorization: Bearer <jwt>` is parsed ([`bearer`]), its header checked
 //! against the algorithm allowlist, its signing key looked up in the issuer's JWKS
-//! ([`jwks`], cached, refreshed single-flight and rate-limited on an unknown `kid`), its
+//! ([`jwks`], cached, refreshed single-flight and rate-limited on an unknown `kid`; found
+//! through the issuer's metadata by [`discovery`] when not configured), its
 //! signature and registered claims verified ([`verifier`]), and the result handed to the
 //! HTTP handlers as a [`Principal`]: scopes, bound topics and expiry.
 //!
@@ -15,6 +16,7 @@
 mod bearer;
 mod claims;
 mod config;
+mod discovery;
 mod error;
 mod jwks;
 mod keyset;
@@ -30,6 +32,7 @@ pub use bearer::{bearer_token, reject_token_in_query};
 pub use config::{
     DEFAULT_LEEWAY, DEFAULT_REFRESH_MIN_INTERVAL, DEFAULT_TOPIC_CLAIM, VerifierConfig,
 };
+pub use discovery::discover_jwks_url;
 pub use error::AuthError;
 pub use principal::Principal;
 pub use self_test::crypto_self_test;

@@ -42,6 +42,7 @@ mod hub_closes;
 mod idempotency;
 mod interop_medplum;
 mod interop_medplum_cluster;
+mod jwks_discovery;
 mod keepalive;
 mod leniency;
 mod operator_log;
@@ -72,10 +73,15 @@ impl Rig {
     }
 
     async fn start_with(configure: impl FnOnce(GatewayBuilder) -> GatewayBuilder) -> Result<Self> {
+        Self::start_with_issuer(|builder, issuer| configure(builder.issuer(issuer))).await
+    }
+
+    /// Like [`Rig::start_with`], choosing how the gateway is told about the issuer.
+    async fn start_with_issuer(
+        configure: impl FnOnce(GatewayBuilder, &TestIssuer) -> GatewayBuilder,
+    ) -> Result<Self> {
         let issuer = Arc::new(TestIssuer::start().await?);
-        let gateway = configure(GatewayBuilder::new().issuer(&issuer))
-            .start()
-            .await?;
+        let gateway = configure(GatewayBuilder::new(), &issuer).start().await?;
         Ok(Self { issuer, gateway })
     }
 

@@ -45,6 +45,7 @@ mod interop_medplum_cluster;
 mod jwks_discovery;
 mod keepalive;
 mod leniency;
+mod log_canary;
 mod operator_log;
 mod reattach;
 mod redis_store;

@@ -359,6 +359,20 @@ impl Cluster {
         &self.gateways
     }
 
+    /// Every running member's process, named as its logs are (`hub-0`…, `gw-0`…).
+    pub fn member_processes(&self) -> Vec<(String, &crate::process::Process)> {
+        let nodes = self.nodes.iter().filter_map(|node| {
+            node.process()
+                .map(|process| (node.id().to_owned(), process))
+        });
+        let gateways = self
+            .gateways
+            .iter()
+            .enumerate()
+            .map(|(n, gateway)| (format!("gw-{n}"), gateway.process()));
+        nodes.chain(gateways).collect()
+    }
+
     /// Returns the address of gateway `index` (its own, also with a front door).
     pub fn gateway_address(&self, index: usize) -> Result<std::net::SocketAddr> {
         self.gateways

@@ -65,27 +65,16 @@ async fn log_01_no_topic_token_or_phi_reaches_any_log() -> Result<()> {
 
     let mut hits = Vec::new();
     let secrets = [MARKER, token.as_str(), topic.as_str()];
-    let logs = cluster
-        .nodes()
-        .iter()
-        .filter_map(|node| {
-            node.process()
-                .map(|process| (node.id().to_owned(), process))
-        })
-        .chain(
-            cluster
-                .gateways()
-                .iter()
-                .enumerate()
-                .map(|(n, gateway)| (format!("gw-{n}"), gateway.process())),
-        )
+    let logs: Vec<(String, String)> = cluster
+        .member_processes()
+        .into_iter()
         .map(|(name, process)| {
             (
                 name,
                 format!("{}\n{}", process.stdout_text(), process.stderr_text()),
             )
         })
-        .collect::<Vec<_>>();
+        .collect();
     let lines: usize = logs.iter().map(|(_, text)| text.lines().count()).sum();
     for (name, text) in &logs {
         for line in text.lines() {

@@ -41,20 +41,7 @@ pub(super) fn evidence(cluster: &Cluster) -> String {
         "resubscrib",
     ];
     let mut out = String::new();
-    let members = cluster
-        .nodes()
-        .iter()
-        .filter_map(|node| {
-            node.process()
-                .map(|process| (node.id().to_owned(), process))
-        })
-        .chain(
-            cluster
-                .gateways()
-                .iter()
-                .enumerate()
-                .map(|(n, gateway)| (format!("gw-{n}"), gateway.process())),
-        );
+    let members = cluster.member_processes();
     for (id, process) in members {
         for line in process.stderr_text().lines() {
             if NEEDLES.iter().any(|needle| line.contains(needle)) {

@@ -18,9 +18,7 @@
 //!
 //! Waiting goes through [`eventually`]; the only timed pauses are the faults themselves.
 
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -71,18 +69,14 @@ pub fn budget(setup: Duration, per_cycle: Duration) -> Duration {
     setup + per_cycle * u32::try_from(cycles()).unwrap_or(u32::MAX)
 }
 
-/// A scenario run by [`run_scenario`]: borrows the cluster for its whole run.
-pub type Scenario =
-    Box<dyn for<'c> FnOnce(&'c mut Cluster) -> Pin<Box<dyn Future<Output = Result<()>> + 'c>>>;
-
-/// Runs `scenario` against `cluster` within `budget`. On failure every member's log tail
-/// is printed to stderr (the cluster is then dropped, which kills what still runs); on
-/// success the cluster is stopped, each member with SIGTERM and a clean exit.
-pub async fn run_scenario(
-    mut cluster: Cluster,
-    budget: Duration,
-    scenario: Scenario,
-) -> Result<()> {
+/// Runs `scenario` against `cluster` (borrowed for the whole run) within `budget`. On
+/// failure every member's log tail is printed to stderr (the cluster is then dropped, which
+/// kills what still runs); on success the cluster is stopped, each member with SIGTERM and
+/// a clean exit.
+pub async fn run_scenario<F>(mut cluster: Cluster, budget: Duration, scenario: F) -> Result<()>
+where
+    F: AsyncFnOnce(&mut Cluster) -> Result<()>,
+{
     let outcome = match tokio::time::timeout(budget, scenario(&mut cluster)).await {
         Ok(outcome) => outcome,
         Err(_) => Err(anyhow!(

@@ -71,11 +71,9 @@ enum Stream {
 async fn flt06_a_gateway_cut_from_redis_backfills_or_closes_with_1011() -> Result<()> {
     let cluster = ClusterBuilder::new().nodes(3).gateways(1).start().await?;
     let budget = budget(Duration::from_secs(30), Duration::from_secs(40));
-    run_scenario(
-        cluster,
-        budget,
-        Box::new(|cluster| Box::pin(scenario(cluster, Stream::Default))),
-    )
+    run_scenario(cluster, budget, async |cluster: &mut Cluster| {
+        scenario(cluster, Stream::Default).await
+    })
     .await
 }
 
@@ -90,11 +88,9 @@ async fn flt06_a_gap_the_stream_cannot_backfill_closes_with_1011() -> Result<()>
         .start()
         .await?;
     let budget = budget(Duration::from_secs(30), Duration::from_secs(40));
-    run_scenario(
-        cluster,
-        budget,
-        Box::new(|cluster| Box::pin(scenario(cluster, Stream::Short))),
-    )
+    run_scenario(cluster, budget, async |cluster: &mut Cluster| {
+        scenario(cluster, Stream::Short).await
+    })
     .await
 }
 
@@ -239,12 +235,7 @@ async fn flt06_a_partition_past_the_membership_ttl_leaves_one_socket_per_endpoin
         .start()
         .await?;
     let budget = Duration::from_secs(60);
-    run_scenario(
-        cluster,
-        budget,
-        Box::new(|cluster| Box::pin(partition(cluster))),
-    )
-    .await
+    run_scenario(cluster, budget, partition).await
 }
 
 async fn partition(cluster: &mut Cluster) -> Result<()> {

@@ -67,11 +67,9 @@ enum Loss {
 async fn flt02_subscribers_of_a_killed_gateway_reattach_elsewhere_and_miss_nothing() -> Result<()> {
     let cluster = ClusterBuilder::new().nodes(3).gateways(3).start().await?;
     let budget = budget(Duration::from_secs(30), Duration::from_secs(30));
-    run_scenario(
-        cluster,
-        budget,
-        Box::new(|cluster| Box::pin(scenario(cluster, Loss::Kill))),
-    )
+    run_scenario(cluster, budget, async |cluster: &mut Cluster| {
+        scenario(cluster, Loss::Kill).await
+    })
     .await
 }
 
@@ -80,11 +78,9 @@ async fn flt13_subscribers_of_a_drained_gateway_reattach_elsewhere_and_miss_noth
 {
     let cluster = ClusterBuilder::new().nodes(3).gateways(3).start().await?;
     let budget = budget(Duration::from_secs(30), Duration::from_secs(30));
-    run_scenario(
-        cluster,
-        budget,
-        Box::new(|cluster| Box::pin(scenario(cluster, Loss::Drain))),
-    )
+    run_scenario(cluster, budget, async |cluster: &mut Cluster| {
+        scenario(cluster, Loss::Drain).await
+    })
     .await
 }
 

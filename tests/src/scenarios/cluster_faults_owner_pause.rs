@@ -53,12 +53,7 @@ const LOST_TOPIC: [&str; 2] = [
 async fn flt03_a_frozen_owner_loses_the_topic_and_its_writes_are_fenced() -> Result<()> {
     let cluster = ClusterBuilder::new().nodes(3).gateways(2).start().await?;
     let budget = budget(Duration::from_secs(30), Duration::from_secs(30));
-    run_scenario(
-        cluster,
-        budget,
-        Box::new(|cluster| Box::pin(scenario(cluster))),
-    )
-    .await
+    run_scenario(cluster, budget, scenario).await
 }
 
 async fn scenario(cluster: &mut Cluster) -> Result<()> {

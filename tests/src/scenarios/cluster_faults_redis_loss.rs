@@ -43,12 +43,7 @@ const SUBSCRIBERS: usize = 2;
 async fn flt10_p7_losing_redis_fails_closed_and_loses_nothing_acknowledged() -> Result<()> {
     let cluster = ClusterBuilder::new().nodes(3).gateways(2).start().await?;
     let budget = budget(Duration::from_secs(30), Duration::from_secs(40));
-    run_scenario(
-        cluster,
-        budget,
-        Box::new(|cluster| Box::pin(scenario(cluster))),
-    )
-    .await
+    run_scenario(cluster, budget, scenario).await
 }
 
 async fn scenario(cluster: &mut Cluster) -> Result<()> {

@@ -34,12 +34,7 @@ const RECOVERY_DEADLINE: Duration = Duration::from_secs(15);
 async fn flt01_p8_killing_the_owner_keeps_publishes_flowing_without_a_gap() -> Result<()> {
     let cluster = ClusterBuilder::new().nodes(3).gateways(2).start().await?;
     let budget = budget(Duration::from_secs(30), Duration::from_secs(30));
-    run_scenario(
-        cluster,
-        budget,
-        Box::new(|cluster| Box::pin(scenario(cluster))),
-    )
-    .await
+    run_scenario(cluster, budget, scenario).await
 }
 
 async fn scenario(cluster: &mut Cluster) -> Result<()> {

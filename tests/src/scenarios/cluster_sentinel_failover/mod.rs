@@ -45,9 +45,10 @@ mod sentinel;
 
 use std::time::Duration;
 
-use anyhow::{Result, anyhow};
+use anyhow::Result;
 
 use crate::cluster::{Cluster, ClusterBuilder, RedisTopology};
+use crate::faults::run_scenario;
 use lost_write::{Acks, lost_write_budget, lost_writes};
 use membership::stale_membership;
 use planned::{Strictness, planned_failover};
@@ -169,24 +170,17 @@ async fn flt09_c_a_planned_failover_does_not_make_the_nodes_drop_live_gateways()
     run(ClusterBuilder::new(), BUDGET, stale_membership).await
 }
 
-/// Starts the cluster on a sentinel set, runs `scenario` within `budget`, stops it all.
+/// Starts the cluster on a sentinel set (3 nodes, 2 gateways) and runs `scenario` on it
+/// within `budget` ([`run_scenario`]).
 async fn run<F>(builder: ClusterBuilder, budget: Duration, scenario: F) -> Result<()>
 where
     F: AsyncFnOnce(&mut Cluster) -> Result<()>,
 {
-    let mut cluster = builder
+    let cluster = builder
         .topology(RedisTopology::Sentinel)
         .nodes(3)
         .gateways(2)
         .start()
         .await?;
-    let outcome = match tokio::time::timeout(budget, scenario(&mut cluster)).await {
-        Ok(outcome) => outcome,
-        Err(_) => Err(anyhow!("the scenario took longer than {budget:?}")),
-    };
-    if outcome.is_err() {
-        eprintln!("{}", cluster.logs_tail());
-    }
-    outcome?;
-    cluster.stop().await
+    run_scenario(cluster, budget, scenario).await
 }

@@ -6,6 +6,9 @@
 //! - [`eventually`]: wait for a condition with a deadline (no sleeps as synchronisation).
 //! - [`process`], [`gateway`]: spawn real binaries on `127.0.0.1:0`, stop them with SIGTERM.
 //! - [`issuer`]: an in-process ES256 issuer with a JWKS endpoint; good and bad tokens.
+//! - [`jose`]: test signing keys of every kind and compact JWS built byte by byte.
+//! - [`canary`]: an HTTP server that counts requests (for URLs nothing may fetch).
+//! - [`attack_corpus`]: the forged-token corpus (TOK-02…TOK-14), one named test per case.
 //! - [`token`]: where the conformance suite gets tokens (issuer, token URL, command).
 //! - [`client`], [`subscriber`], [`payloads`]: the FHIRcast client used by every test.
 //! - [`proxy`]: a TCP proxy that drops connections the way a network blip does.
@@ -17,6 +20,8 @@
 //! - [`conformance`]: one check per fhircast-spec.md §15 item, and its runner.
 //! - `scenarios` (tests only): cross-process scenarios, one file per behaviour.
 
+pub mod attack_corpus;
+pub mod canary;
 pub mod certs;
 pub mod client;
 pub mod cluster;
@@ -26,6 +31,7 @@ pub mod faults;
 pub mod gateway;
 pub mod invariants;
 pub mod issuer;
+pub mod jose;
 pub mod payloads;
 pub mod process;
 pub mod proxy;

@@ -12,6 +12,7 @@ use fhircast_proto::ids::MIN_TOPIC_KEY_LEN;
 use hub_node::config::TopicArgs;
 use hub_node::telemetry::LogFormat;
 
+use crate::http::BindingPolicy;
 use crate::tls::TlsFiles;
 
 /// `fhircast-gateway` configuration.
@@ -44,6 +45,21 @@ pub struct Config {
     #[arg(long, env = "FHIRCAST_GATEWAY_ID")]
     pub gateway_id: Option<String>,
 
+    /// In a cluster: PEM CA certificate(s) that sign the hub nodes' gRPC certificates; with
+    /// --grpc-client-cert and --grpc-client-key, nodes are reached over mutual TLS only, each
+    /// node's certificate checked against the host it advertises.
+    #[arg(long, env = "FHIRCAST_GRPC_TLS_CA")]
+    pub grpc_tls_ca: Option<PathBuf>,
+
+    /// PEM certificate chain (leaf first) this gateway presents to hub nodes (signed by
+    /// their --grpc-client-ca). Watched like --tls-cert and reloaded when rotated.
+    #[arg(long, env = "FHIRCAST_GRPC_CLIENT_CERT")]
+    pub grpc_client_cert: Option<PathBuf>,
+
+    /// PEM private key of --grpc-client-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "FHIRCAST_GRPC_CLIENT_KEY")]
+    pub grpc_client_key: Option<PathBuf>,
+
     /// How long a membership heartbeat keeps this gateway in the live set.
     #[arg(long, env = "FHIRCAST_MEMBERSHIP_TTL_MS", default_value_t = 1_500)]
     pub membership_ttl_ms: u64,
@@ -66,7 +82,8 @@ pub struct Config {
     #[arg(long, env = "FHIRCAST_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
-    /// How often the --tls-cert and --tls-key files are checked for a rotation.
+    /// How often the --tls-cert and --tls-key (and --grpc-client-cert and --grpc-client-key)
+    /// files are checked for a rotation.
     #[arg(long, env = "FHIRCAST_TLS_RELOAD_CHECK_MS", default_value_t = 10_000)]
     pub tls_reload_check_ms: u64,
 
@@ -131,6 +148,36 @@ pub struct Config {
     /// Token claim that names the topics a token may use.
     #[arg(long, env = "FHIRCAST_TOPIC_CLAIM", default_value = "hub.topic")]
     pub topic_claim: String,
+
+    /// How tokens are bound to topics: `claim` (the token's topic claim names the topic),
+    /// `owner` (the topic was minted through the admin API for the token's `sub`) or `none`
+    /// (any valid token may use any topic; start-up warns).
+    #[arg(long, env = "FHIRCAST_TOPIC_BINDING", value_enum, default_value_t = BindingPolicy::Claim)]
+    pub topic_binding: BindingPolicy,
+
+    /// API requests one app and user (the token's `client_id` and `sub`) may make per
+    /// second on this gateway, sustained (0: unlimited). Beyond it: 429 with Retry-After.
+    #[arg(long, env = "FHIRCAST_RATE_LIMIT_PER_SECOND", default_value_t = 100)]
+    pub rate_limit_per_second: u32,
+
+    /// Requests one app and user may make at once beyond the sustained rate.
+    #[arg(long, env = "FHIRCAST_RATE_LIMIT_BURST", default_value_t = 200)]
+    pub rate_limit_burst: u32,
+
+    /// Refusals for topics a token may not use that one app and user may collect per
+    /// minute before all its requests get 429 for the rest of the minute (0: unlimited).
+    #[arg(long, env = "FHIRCAST_TOPIC_REFUSALS_PER_MINUTE", default_value_t = 10)]
+    pub topic_refusals_per_minute: u32,
+
+    /// Serve the admin API (mint, list and revoke topics) on this address. It is never
+    /// served on the public listener. Off when not given.
+    #[arg(long, env = "FHIRCAST_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
+
+    /// File holding the admin API's bearer secret (at least 32 characters; surrounding
+    /// whitespace is ignored). Required with --admin-listen.
+    #[arg(long, env = "FHIRCAST_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
 
     /// How long a subscriber has to acknowledge a notification.
     #[arg(long, env = "FHIRCAST_ACK_TIMEOUT_MS", default_value_t = 10_000)]
@@ -277,6 +324,42 @@ impl Config {
         Ok(())
     }
 
+    /// The admin API: its own credential, its own address, and plaintext only on loopback
+    /// (its answers carry topics).
+    fn validate_admin(&self) -> Result<(), ConfigError> {
+        let Some(address) = self.admin_listen else {
+            if self.admin_token_file.is_some() {
+                return Err(ConfigError(
+                    "--admin-token-file applies only with --admin-listen".into(),
+                ));
+            }
+            return Ok(());
+        };
+        let Some(path) = &self.admin_token_file else {
+            return Err(ConfigError(
+                "--admin-listen needs --admin-token-file: the admin API takes its own secret, \
+                 never an app's token"
+                    .into(),
+            ));
+        };
+        crate::admin::AdminSecret::from_file(path)
+            .map_err(|reason| ConfigError(format!("--admin-token-file: {reason}")))?;
+        if address == self.listen && address.port() != 0 {
+            return Err(ConfigError(
+                "--admin-listen must differ from --listen: the admin API is never served on \
+                 the public listener"
+                    .into(),
+            ));
+        }
+        if self.tls_cert.is_none() && !crate::dev_issuer::is_loopback_bind(&address) {
+            return Err(ConfigError(format!(
+                "refusing a plaintext admin listener on {address}: its answers carry topics; \
+                 bind 127.0.0.1 or pass --tls-cert and --tls-key"
+            )));
+        }
+        Ok(())
+    }
+
     /// Checks the combination of flags; called before anything binds.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.dev_issuer && !crate::dev_issuer::is_loopback_bind(&self.listen) {
@@ -300,6 +383,7 @@ impl Config {
                 .map_err(|err| ConfigError(format!("--dev-issuer-key: {err}")))?;
         }
         self.validate_transport()?;
+        self.validate_admin()?;
         if !self.dev_issuer && (self.issuer.is_none() || self.audience.is_none()) {
             return Err(ConfigError(
                 "configure --issuer and --audience (FHIRCAST_ISSUER, FHIRCAST_AUDIENCE; \
@@ -331,6 +415,7 @@ impl Config {
                 ));
             }
         }
+        crate::cluster::grpc_tls::GrpcClientTls::from_config(self)?;
         if self
             .topic_key
             .as_ref()

@@ -11,6 +11,7 @@
 //! - [`attack_corpus`]: the forged-token corpus (TOK-02…TOK-14), one named test per case.
 //! - [`token`]: where the conformance suite gets tokens (issuer, token URL, command).
 //! - [`client`], [`subscriber`], [`payloads`]: the FHIRcast client used by every test.
+//! - [`admin`]: a client of the gateway's admin API and its secret file.
 //! - [`proxy`]: a TCP proxy that drops connections the way a network blip does.
 //! - [`certs`]: throwaway CA and server certificates for TLS servers under test.
 //! - [`redis`]: Redis topologies (single with AOF/ACL/TLS, sentinel set, cluster) on loopback.
@@ -20,6 +21,7 @@
 //! - [`conformance`]: one check per fhircast-spec.md §15 item, and its runner.
 //! - `scenarios` (tests only): cross-process scenarios, one file per behaviour.
 
+pub mod admin;
 pub mod attack_corpus;
 pub mod canary;
 pub mod certs;

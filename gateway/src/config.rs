@@ -73,6 +73,12 @@ pub struct Config {
     #[arg(long, env = "FHIRCAST_PUBLIC_URL")]
     pub public_url: Option<String>,
 
+    /// Addresses (or CIDR blocks, comma-separated) of the proxies in front of this gateway
+    /// whose `X-Forwarded-For` names the client address logged for a request. From any
+    /// other peer the header is ignored. Nothing is authorised by address.
+    #[arg(long, env = "FHIRCAST_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<crate::http::IpBlock>,
+
     /// PEM certificate chain (leaf first) for HTTPS and WSS; with --tls-key. The files are
     /// watched and a rotated pair is used for new connections without a restart.
     #[arg(long, env = "FHIRCAST_TLS_CERT", requires = "tls_key")]

@@ -74,7 +74,7 @@ impl HubClient for LocalHubClient {
         command: SubscribeCommand,
     ) -> Result<EndpointId, TopicError> {
         self.registry
-            .with_topic(topic, |handle| {
+            .with_caller(topic, &command.caller(), |handle| {
                 let command = command.clone();
                 async move { handle.subscribe(command).await }
             })
@@ -88,7 +88,7 @@ impl HubClient for LocalHubClient {
         caller: Caller,
     ) -> Result<(), TopicError> {
         self.registry
-            .with_topic(topic, |handle| {
+            .with_caller(topic, &caller, |handle| {
                 let (endpoint, caller) = (endpoint.clone(), caller.clone());
                 async move { handle.unsubscribe(endpoint, caller).await }
             })
@@ -115,7 +115,7 @@ impl HubClient for LocalHubClient {
         poster: Caller,
     ) -> Result<Published, TopicError> {
         self.registry
-            .with_topic(topic, |handle| {
+            .with_caller(topic, &poster, |handle| {
                 let (event, poster) = (event.clone(), poster.clone());
                 async move { handle.publish(event, poster).await }
             })
@@ -128,7 +128,7 @@ impl HubClient for LocalHubClient {
         caller: Caller,
     ) -> Result<CurrentContext, TopicError> {
         self.registry
-            .with_topic(topic, |handle| {
+            .with_caller(topic, &caller, |handle| {
                 let caller = caller.clone();
                 async move { handle.current_context(caller).await }
             })

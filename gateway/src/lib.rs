@@ -308,6 +308,7 @@ fn handler_settings(config: &Config, hub_url: String, ws_base: String) -> anyhow
             write_timeout: SOCKET_WRITE_TIMEOUT,
         },
         binding: config.topic_binding,
+        trusted_proxies: config.trusted_proxies.clone(),
     })
 }
 

@@ -31,6 +31,8 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
 use tracing::{info, warn};
 
+use crate::http::PeerAddr;
+
 /// What a refused connection is told before it is closed.
 const AT_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
 content-type: text/plain; charset=utf-8\r\nretry-after: 1\r\nconnection: close\r\n\
@@ -79,13 +81,14 @@ pub async fn serve(
             accepted = listener.accept() => accepted,
         };
         let stream = match accepted {
-            Ok((stream, _peer)) => stream,
+            Ok(accepted) => accepted,
             Err(err) => {
                 warn!(error = %err, "accepting a connection failed");
                 tokio::time::sleep(ACCEPT_BACKOFF).await;
                 continue;
             }
         };
+        let (stream, peer) = stream;
         let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
             refusals.note(settings.max_connections);
             tokio::spawn(refuse(stream));
@@ -97,6 +100,7 @@ pub async fn serve(
         let router = router.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             request.extensions_mut().insert(permit.clone());
+            request.extensions_mut().insert(PeerAddr(peer));
             router.clone().oneshot(request)
         });
         let (builder, watcher, tls) = (builder.clone(), graceful.watcher(), tls.clone());

@@ -35,6 +35,8 @@ pub struct Settings {
     pub socket: SocketSettings,
     /// How tokens are bound to topics.
     pub binding: crate::http::BindingPolicy,
+    /// Peers whose `X-Forwarded-For` names the source address logged.
+    pub trusted_proxies: Vec<crate::http::IpBlock>,
 }
 
 impl Settings {

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use fhircast_proto::hub::{TopicError, TopicRecord};
+use fhircast_proto::hub::{Caller, TopicError, TopicRecord};
 use fhircast_proto::ids::random_bytes;
 use fhircast_proto::{EndpointId, TopicId, TopicKey, TopicRef};
 
@@ -124,6 +124,35 @@ impl Registry {
             Err(TopicError::Stopped) => call(self.topic(topic).await?).await,
             other => other,
         }
+    }
+
+    /// Runs `call` for `caller` against a topic, like [`Registry::with_topic`]. A caller
+    /// bound by `minted_for` (the `owner` policy) is first checked against the topic's
+    /// stored record, the same one store read whether the topic exists, runs here, or was
+    /// never used, so a refusal takes the same path and time either way (TOP-03) and an
+    /// unknown topic is refused without being loaded.
+    pub async fn with_caller<T, F, Fut>(
+        &self,
+        topic: &TopicId,
+        caller: &Caller,
+        call: F,
+    ) -> Result<T, TopicError>
+    where
+        F: Fn(TopicHandle) -> Fut,
+        Fut: Future<Output = Result<T, TopicError>>,
+    {
+        if caller.minted_for.is_some() {
+            let record = self
+                .inner
+                .store
+                .record(topic.topic_ref())
+                .await
+                .map_err(|_| TopicError::Unavailable)?;
+            if !TopicRecord::permits(record.as_ref(), caller) {
+                return Err(TopicRecord::refusal());
+            }
+        }
+        self.with_topic(topic, call).await
     }
 
     /// Runs `call` against the topic of an endpoint, respawning its actor once if it had

@@ -17,6 +17,7 @@ mod hub;
 mod publish;
 mod rate_limit;
 mod request_log;
+mod source;
 mod subscribe;
 
 pub use binding::BindingPolicy;
@@ -24,6 +25,7 @@ pub use binding::BindingPolicy;
 pub use publish::check_event;
 pub use rate_limit::{RateLimitSettings, RateLimits};
 pub(crate) use request_log::{ErrorReason, note_endpoint, note_topic};
+pub use source::{IpBlock, PeerAddr};
 
 use axum::Router;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
@@ -45,7 +47,10 @@ pub fn router(state: AppState, base_paths: &[&str], cors_origins: &[String]) -> 
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .fallback(not_found)
-        .layer(axum::middleware::from_fn(request_log::log_refusals))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            request_log::log_refusals,
+        ))
         .layer(cors_layer(cors_origins))
         .with_state(state)
 }

@@ -1,10 +1,11 @@
 //! One info line for every request the hub refuses (4xx) or fails (5xx), with its reason,
 //! so an operator can tell from the log why an app was turned away. Each request runs in a
 //! `request` span whose fields the handlers fill as they learn them: the client id of the
-//! token, the topic's ref, the endpoint's prefix. Never the raw topic, a token or PHI: the
+//! token, the topic's ref, the endpoint's prefix; and the source address it came from
+//! (see [`super::source`]). Never the raw topic, a token or PHI: the
 //! route is logged as its pattern (`/api/hub/{topic}`), not the path.
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use tracing::field::Empty;
@@ -12,7 +13,9 @@ use tracing::{Instrument as _, Span, info, info_span};
 
 use fhircast_proto::{EndpointId, TopicRef};
 
+use super::source::{PeerAddr, source_address};
 use crate::auth::Principal;
+use crate::state::AppState;
 
 /// The reason of an error answer, put in the response's extensions by
 /// [`crate::error::ApiError`] for this log.
@@ -20,7 +23,18 @@ use crate::auth::Principal;
 pub(crate) struct ErrorReason(pub(crate) String);
 
 /// Wraps every route: runs the request in its span and logs a refusal when it ends in one.
-pub(crate) async fn log_refusals(request: Request, next: Next) -> Response {
+pub(crate) async fn log_refusals(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let source = request.extensions().get::<PeerAddr>().map(|peer| {
+        source_address(
+            peer.0.ip(),
+            request.headers(),
+            &state.settings.trusted_proxies,
+        )
+    });
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -30,6 +44,7 @@ pub(crate) async fn log_refusals(request: Request, next: Next) -> Response {
         "request",
         method = %request.method(),
         route = %route,
+        source = source.map(tracing::field::display),
         client = Empty,
         topic = Empty,
         endpoint = Empty,

@@ -53,7 +53,7 @@ impl HubNode for HubNodeService {
             .map_err(malformed)?;
         let result = self
             .registry
-            .with_topic(&topic, |handle| {
+            .with_caller(&topic, &command.caller(), |handle| {
                 let command = command.clone();
                 async move { handle.subscribe(command).await }
             })
@@ -71,7 +71,7 @@ impl HubNode for HubNodeService {
             .map_err(malformed)?;
         let result = self
             .registry
-            .with_topic(&topic, |handle| {
+            .with_caller(&topic, &caller, |handle| {
                 let (endpoint, caller) = (endpoint.clone(), caller.clone());
                 async move { handle.unsubscribe(endpoint, caller).await }
             })
@@ -114,7 +114,7 @@ impl HubNode for HubNodeService {
             .map_err(malformed)?;
         let result = self
             .registry
-            .with_topic(&topic, |handle| {
+            .with_caller(&topic, &poster, |handle| {
                 let (event, poster) = (event.clone(), poster.clone());
                 async move { handle.publish(event, poster).await }
             })
@@ -132,7 +132,7 @@ impl HubNode for HubNodeService {
             .map_err(malformed)?;
         let result = self
             .registry
-            .with_topic(&topic, |handle| {
+            .with_caller(&topic, &caller, |handle| {
                 let caller = caller.clone();
                 async move { handle.current_context(caller).await }
             })

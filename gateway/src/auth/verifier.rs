@@ -6,11 +6,13 @@ use std::time::SystemTime;
 
 use axum::http::HeaderMap;
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::de::IgnoredAny;
+use serde_json::Value;
 use tracing::debug;
 
-use super::jwks::JwksCache;
+use super::jwks::{self, JwksCache};
+use super::keyset::KeySet;
 use super::{AuthError, Principal, VerifierConfig, bearer, claims, token};
 
 /// Verifies SMART access tokens against one issuer. Cheap to clone.
@@ -79,7 +81,38 @@ impl Verifier {
         self.verify_inner(token).await.inspect_err(log_refusal)
     }
 
+    /// Verifies a compact JWS access token against a given JWK set instead of the issuer's:
+    /// the checks of [`Verifier::verify`] with the key looked up in `jwks` (no cache, no
+    /// network, the configured `jwks_url` unused). For the `access_token` fuzz target and
+    /// tests that need verification without an issuer.
+    #[doc(hidden)]
+    pub fn verify_with_jwks(&self, token: &str, jwks: &Value) -> Result<Principal, AuthError> {
+        let keys = KeySet::from_document(jwks).ok_or_else(|| AuthError::JwksUnavailable {
+            cause: "the document is not a jwk set".to_owned(),
+        })?;
+        let unverified = self.read_unverified(token)?;
+        let key = jwks::decide(
+            &keys,
+            unverified.header.kid.as_deref(),
+            unverified.header.alg,
+        )?
+        .ok_or(AuthError::UnknownKey)?;
+        self.check_signed(token, &unverified, &key)
+    }
+
     async fn verify_inner(&self, token: &str) -> Result<Principal, AuthError> {
+        let unverified = self.read_unverified(token)?;
+        let key = self
+            .inner
+            .jwks
+            .key_for(unverified.header.kid.as_deref(), unverified.header.alg)
+            .await?;
+        self.check_signed(token, &unverified, &key)
+    }
+
+    /// The checks before any key is needed: length, segments, protected header, and the
+    /// algorithm allowlist.
+    fn read_unverified<'t>(&self, token: &'t str) -> Result<Unverified<'t, '_>, AuthError> {
         if token.len() > bearer::MAX_TOKEN_LEN {
             return Err(AuthError::malformed("bearer token is too long"));
         }
@@ -93,18 +126,36 @@ impl Verifier {
         else {
             return Err(AuthError::invalid("token algorithm is not allowed"));
         };
-        let key = self
-            .inner
-            .jwks
-            .key_for(header.kid.as_deref(), header.alg)
-            .await?;
-        jsonwebtoken::decode::<IgnoredAny>(token, &key, validation).map_err(refusal)?;
+        Ok(Unverified {
+            segments,
+            header,
+            validation,
+        })
+    }
+
+    /// The signature with `key`, then the claims.
+    fn check_signed(
+        &self,
+        token: &str,
+        unverified: &Unverified<'_, '_>,
+        key: &DecodingKey,
+    ) -> Result<Principal, AuthError> {
+        jsonwebtoken::decode::<IgnoredAny>(token, key, unverified.validation).map_err(refusal)?;
         // The signature holds: read the claims again, strictly (duplicate members,
         // integer dates, claim types).
-        let claims =
-            token::decode_json_segment(segments.payload, "token claims are not a json object")?;
+        let claims = token::decode_json_segment(
+            unverified.segments.payload,
+            "token claims are not a json object",
+        )?;
         claims::principal(&claims, &self.inner.config, SystemTime::now())
     }
+}
+
+/// A token that passed the checks that need no key.
+struct Unverified<'t, 'v> {
+    segments: token::Segments<'t>,
+    header: token::UnverifiedHeader,
+    validation: &'v Validation,
 }
 
 fn validation(config: &VerifierConfig, alg: Algorithm) -> Validation {

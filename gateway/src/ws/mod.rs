@@ -9,4 +9,6 @@ mod reader;
 mod upgrade;
 
 pub use fanout::{CLOSE_RECONNECT, Fanout, FanoutError};
+#[doc(hidden)]
+pub use reader::{InboundTrace, read_inbound};
 pub use upgrade::upgrade;

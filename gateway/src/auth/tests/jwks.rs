@@ -247,3 +247,29 @@ async fn verify_concurrently(
     }
     tasks.join_all().await
 }
+
+#[tokio::test]
+async fn verify_with_jwks_checks_like_verify_and_never_fetches() {
+    let (published, stranger) = (TestKey::es256("ec-1"), TestKey::es256("not-published"));
+    let server = JwksServer::start(&[&published]).await;
+    let verifier = server.verifier();
+    let jwks = json!({"keys": [published.jwk]});
+    let token = published.mint(&claims());
+    let offline = verifier
+        .verify_with_jwks(&token, &jwks)
+        .expect("valid token");
+    let online = verifier.verify(&token).await.expect("valid token");
+    assert_eq!(offline.topics, online.topics);
+    assert_eq!(offline.expires_at, online.expires_at);
+    let hits = server.hits();
+    let err = verifier
+        .verify_with_jwks(&stranger.mint(&claims()), &jwks)
+        .expect_err("unknown kid");
+    assert!(matches!(err, AuthError::UnknownKey), "{err}");
+    assert!(verifier.verify_with_jwks(&token, &json!([])).is_err());
+    assert_eq!(
+        server.hits(),
+        hits,
+        "the given key set is the only one used"
+    );
+}

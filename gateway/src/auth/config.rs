@@ -1,11 +1,13 @@
-//! `VerifierConfig`: which issuer, keys, audience and algorithms a token must match, and
-//! the checks that refuse an unsafe configuration at start-up.
+//! `VerifierConfig`: which issuer, keys, audience and algorithms a token must match (and,
+//! for opaque tokens, which introspection endpoint vouches for them), and the checks that
+//! refuse an unsafe configuration at start-up.
 
 use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, AlgorithmFamily};
 
 use super::AuthError;
+use super::IntrospectionConfig;
 
 /// Default name of the claim that binds a token to topics (as SMART launch returns it).
 pub const DEFAULT_TOPIC_CLAIM: &str = "hub.topic";
@@ -17,7 +19,22 @@ pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
 pub const DEFAULT_REFRESH_MIN_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Largest leeway accepted: more would make `exp` meaningless.
-const MAX_LEEWAY: Duration = Duration::from_secs(300);
+pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
+
+/// The allowlist when the operator names none: every asymmetric algorithm of the RSA and EC
+/// families. Safe to mix here because a key only ever verifies algorithms of its own kind
+/// (an RSA key never checks an ES256 signature); an operator's own list must name one
+/// family (see [`check_one_family`]).
+pub const DEFAULT_ALGORITHMS: [Algorithm; 8] = [
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+];
 
 /// What a token must match to be accepted.
 #[derive(Clone, Debug)]
@@ -36,6 +53,8 @@ pub struct VerifierConfig {
     pub leeway: Duration,
     /// Minimum time between JWKS refetches triggered by unknown key ids.
     pub refresh_min_interval: Duration,
+    /// How opaque (non-JWT) tokens of this issuer are checked; `None`: they are refused.
+    pub introspection: Option<IntrospectionConfig>,
 }
 
 impl VerifierConfig {
@@ -54,11 +73,23 @@ impl VerifierConfig {
             topic_claim: DEFAULT_TOPIC_CLAIM.to_owned(),
             leeway: DEFAULT_LEEWAY,
             refresh_min_interval: DEFAULT_REFRESH_MIN_INTERVAL,
+            introspection: None,
         }
     }
 
     /// Refuses configurations that would weaken verification.
     pub(crate) fn validate(&self) -> Result<(), AuthError> {
+        self.check(false)
+    }
+
+    /// Like the check [`Verifier::new`](super::Verifier::new) makes, except that an empty
+    /// JWKS URL or introspection endpoint passes: the issuer's metadata fills them in at
+    /// start-up. For refusing a configuration before anything binds.
+    pub fn validate_allowing_discovery(&self) -> Result<(), AuthError> {
+        self.check(true)
+    }
+
+    fn check(&self, allow_discovery: bool) -> Result<(), AuthError> {
         if self.issuer.is_empty() {
             return Err(AuthError::config("issuer must not be empty"));
         }
@@ -68,7 +99,9 @@ impl VerifierConfig {
         if self.topic_claim.is_empty() {
             return Err(AuthError::config("topic claim name must not be empty"));
         }
-        validate_jwks_url(&self.jwks_url)?;
+        if !(allow_discovery && self.jwks_url.is_empty()) {
+            check_fetch_url(&self.jwks_url, "jwks url")?;
+        }
         if self.algorithms.is_empty() {
             return Err(AuthError::config("algorithm allowlist must not be empty"));
         }
@@ -92,28 +125,63 @@ impl VerifierConfig {
                 "jwks refresh interval must be positive (unknown key ids would refetch without limit)",
             ));
         }
+        if let Some(introspection) = &self.introspection {
+            introspection.check(allow_discovery)?;
+        }
         Ok(())
     }
 }
 
-fn validate_jwks_url(raw: &str) -> Result<(), AuthError> {
+/// Refuses an operator's allowlist that spans algorithm families (RSA with RS* and PS*, EC,
+/// EdDSA; TOK-04): an issuer signs with one kind of key, so a list naming two is a copy
+/// from elsewhere or a typo, and it widens what a token may choose. HMAC is refused anyway.
+pub fn check_one_family(algorithms: &[Algorithm]) -> Result<(), AuthError> {
+    let Some(first) = algorithms.first() else {
+        return Err(AuthError::config("algorithm allowlist must not be empty"));
+    };
+    match algorithms.iter().find(|alg| alg.family() != first.family()) {
+        None => Ok(()),
+        Some(other) => Err(AuthError::config(format!(
+            "the algorithm allowlist mixes families ({first:?} is {}, {other:?} is {}); list \
+             the algorithms of the one key type the issuer signs with",
+            family_name(*first),
+            family_name(*other)
+        ))),
+    }
+}
+
+fn family_name(alg: Algorithm) -> &'static str {
+    match alg.family() {
+        AlgorithmFamily::Hmac => "HMAC",
+        AlgorithmFamily::Rsa => "RSA",
+        AlgorithmFamily::Ec => "EC",
+        AlgorithmFamily::Ed => "EdDSA",
+    }
+}
+
+/// Refuses a URL the hub would fetch keys from or send tokens to unless it is `https://`
+/// (plain `http://` only on loopback) and carries no credentials. `what` names it in the
+/// reason.
+pub(crate) fn check_fetch_url(raw: &str, what: &str) -> Result<(), AuthError> {
     let url = reqwest::Url::parse(raw)
-        .map_err(|err| AuthError::config(format!("jwks url is not a url: {err}")))?;
+        .map_err(|err| AuthError::config(format!("{what} is not a url: {err}")))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(AuthError::config("jwks url must be http or https"));
+        return Err(AuthError::config(format!("{what} must be http or https")));
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(AuthError::config("jwks url has no host"));
+        return Err(AuthError::config(format!("{what} has no host")));
     }
-    // Keys fetched over plain HTTP could be swapped by anyone on the path (TOK-05): only a
-    // key server on this machine may be reached without TLS.
+    // Keys fetched, or tokens sent, over plain HTTP could be swapped or read by anyone on
+    // the path (TOK-05): only a server on this machine may be reached without TLS.
     if url.scheme() == "http" && !is_loopback_url(&url) {
-        return Err(AuthError::config(
-            "jwks url must be https:// (plain http:// only for an issuer on loopback)",
-        ));
+        return Err(AuthError::config(format!(
+            "{what} must be https:// (plain http:// only for an issuer on loopback)"
+        )));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(AuthError::config("jwks url must not carry credentials"));
+        return Err(AuthError::config(format!(
+            "{what} must not carry credentials"
+        )));
     }
     Ok(())
 }
@@ -187,5 +255,34 @@ mod tests {
             loopback.jwks_url = url.to_owned();
             assert!(loopback.validate().is_ok(), "{url}");
         }
+    }
+
+    #[test]
+    fn tok_04_an_allowlist_mixing_families_is_refused() {
+        use Algorithm::*;
+        for one_family in [
+            vec![RS256],
+            vec![RS256, RS384, PS256, PS512],
+            vec![ES256, ES384],
+            vec![EdDSA],
+        ] {
+            assert!(check_one_family(&one_family).is_ok(), "{one_family:?}");
+        }
+        for mixed in [
+            vec![RS256, ES256],
+            vec![ES384, PS256],
+            vec![ES256, EdDSA],
+            vec![RS256, HS256],
+        ] {
+            let err = check_one_family(&mixed).expect_err("mixed families");
+            assert!(err.to_string().contains("mixes families"), "{err}");
+        }
+        assert!(check_one_family(&[]).is_err());
+        // The default is not an operator's list: both families, each checked against keys
+        // of its own kind.
+        assert!(check_one_family(&DEFAULT_ALGORITHMS).is_err());
+        let mut default = config();
+        default.algorithms = DEFAULT_ALGORITHMS.to_vec();
+        assert!(default.validate().is_ok());
     }
 }

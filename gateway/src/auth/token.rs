@@ -1,6 +1,8 @@
-//! The unverified outside of a compact JWS: three base64url segments and a protected
-//! header, read only for `alg` and `kid`. Nothing here is trusted: it only chooses which
-//! configured key to try. Header-supplied keys (`jwk`, `jku`, `x5u`, `x5c`) are never read.
+//! The unverified outside of a compact JWS: three base64url segments, a protected header
+//! read only for `alg` and `kid`, and claims read only for `iss`. Nothing here is trusted:
+//! it only chooses which configured issuer and key to try, and the signature check that
+//! follows covers the very bytes read here. Header-supplied keys (`jwk`, `jku`, `x5u`,
+//! `x5c`) are never read.
 
 use std::str::FromStr;
 
@@ -23,6 +25,44 @@ pub(crate) const MAX_JSON_DEPTH: usize = 16;
 pub(crate) struct UnverifiedHeader {
     pub(crate) alg: Algorithm,
     pub(crate) kid: Option<String>,
+}
+
+/// A compact JWS read but not verified.
+#[derive(Debug)]
+pub(crate) struct UnverifiedJws<'a> {
+    pub(crate) token: &'a str,
+    pub(crate) header: UnverifiedHeader,
+    /// The payload, parsed strictly (duplicate members refused).
+    pub(crate) claims: serde_json::Map<String, Value>,
+}
+
+impl UnverifiedJws<'_> {
+    /// The `iss` claim, which picks the issuer whose keys and rules apply.
+    pub(crate) fn issuer(&self) -> Result<&str, AuthError> {
+        match self.claims.get("iss") {
+            Some(Value::String(iss)) => Ok(iss),
+            Some(_) => Err(AuthError::invalid("token iss claim is malformed")),
+            None => Err(AuthError::invalid("token lacks the iss claim")),
+        }
+    }
+}
+
+/// Whether the token has the shape of a compact JWS (exactly three dot-separated segments);
+/// anything else is opaque to the hub.
+pub(crate) fn is_compact_jws(token: &str) -> bool {
+    token.split('.').count() == 3
+}
+
+/// Reads a compact JWS's header and claims without verifying anything.
+pub(crate) fn read(token: &str) -> Result<UnverifiedJws<'_>, AuthError> {
+    let segments = split(token)?;
+    let header = read_header(segments.header)?;
+    let claims = decode_json_segment(segments.payload, "token claims are not a json object")?;
+    Ok(UnverifiedJws {
+        token,
+        header,
+        claims,
+    })
 }
 
 /// The segments of a compact JWS.

@@ -11,6 +11,7 @@ use serde::de::IgnoredAny;
 use tracing::debug;
 
 use super::jwks::JwksCache;
+use super::token::UnverifiedJws;
 use super::{AuthError, Principal, VerifierConfig, bearer, claims, token};
 
 /// Verifies SMART access tokens against one issuer. Cheap to clone.
@@ -83,27 +84,29 @@ impl Verifier {
         if token.len() > bearer::MAX_TOKEN_LEN {
             return Err(AuthError::malformed("bearer token is too long"));
         }
-        let segments = token::split(token)?;
-        let header = token::read_header(segments.header)?;
+        self.verify_jws(&token::read(token)?).await
+    }
+
+    /// Verifies a token already read (the [`Authenticator`](super::Authenticator) reads it
+    /// once to pick the issuer): algorithm allowlist, key, signature, then the claims.
+    pub(crate) async fn verify_jws(&self, jws: &UnverifiedJws<'_>) -> Result<Principal, AuthError> {
         let Some(validation) = self
             .inner
             .validations
             .iter()
-            .find_map(|(alg, validation)| (*alg == header.alg).then_some(validation))
+            .find_map(|(alg, validation)| (*alg == jws.header.alg).then_some(validation))
         else {
             return Err(AuthError::invalid("token algorithm is not allowed"));
         };
         let key = self
             .inner
             .jwks
-            .key_for(header.kid.as_deref(), header.alg)
+            .key_for(jws.header.kid.as_deref(), jws.header.alg)
             .await?;
-        jsonwebtoken::decode::<IgnoredAny>(token, &key, validation).map_err(refusal)?;
-        // The signature holds: read the claims again, strictly (duplicate members,
-        // integer dates, claim types).
-        let claims =
-            token::decode_json_segment(segments.payload, "token claims are not a json object")?;
-        claims::principal(&claims, &self.inner.config, SystemTime::now())
+        jsonwebtoken::decode::<IgnoredAny>(jws.token, &key, validation).map_err(refusal)?;
+        // The signature holds over the payload these claims were read from (strictly:
+        // duplicate members, integer dates, claim types).
+        claims::principal(&jws.claims, &self.inner.config, SystemTime::now())
     }
 }
 
@@ -152,6 +155,6 @@ fn refusal(err: jsonwebtoken::errors::Error) -> AuthError {
     AuthError::invalid(reason)
 }
 
-fn log_refusal(err: &AuthError) {
+pub(super) fn log_refusal(err: &AuthError) {
     debug!(target: "auth", status = err.http_status(), reason = %err.reason(), "token refused");
 }

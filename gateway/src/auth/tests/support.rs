@@ -252,15 +252,16 @@ impl JwksServer {
     }
 
     pub(super) fn verifier_with(&self, adjust: impl FnOnce(&mut VerifierConfig)) -> Verifier {
-        let mut config = VerifierConfig::new(
-            ISSUER,
-            self.jwks_url(),
-            AUDIENCE,
-            vec![Algorithm::ES256, Algorithm::RS256],
-        );
-        config.refresh_min_interval = REFRESH_INTERVAL;
+        let mut config = self.config_for(ISSUER, vec![Algorithm::ES256, Algorithm::RS256]);
         adjust(&mut config);
         Verifier::new(config, http()).expect("valid verifier config")
+    }
+
+    /// The configuration of `issuer` whose keys this server publishes, for [`AUDIENCE`].
+    pub(super) fn config_for(&self, issuer: &str, algorithms: Vec<Algorithm>) -> VerifierConfig {
+        let mut config = VerifierConfig::new(issuer, self.jwks_url(), AUDIENCE, algorithms);
+        config.refresh_min_interval = REFRESH_INTERVAL;
+        config
     }
 }
 

@@ -96,21 +96,12 @@ fn configured(config: &Config) -> Result<Vec<VerifierConfig>, ConfigError> {
         ("--issuer", config.issuer.is_some()),
         ("--jwks-url", config.jwks_url.is_some()),
         ("--algorithms", config.algorithms.is_some()),
-        (
-            "--introspection-client-id",
-            config.introspection_client_id.is_some(),
-        ),
-        (
-            "--introspection-client-secret-file",
-            config.introspection_client_secret_file.is_some(),
-        ),
-        ("--introspection-url", config.introspection_url.is_some()),
-        (
-            "--introspection-cache-seconds",
-            config.introspection_cache_seconds.is_some(),
-        ),
     ];
-    if let Some((flag, _)) = single_issuer_flags.iter().find(|(_, given)| *given) {
+    let given = single_issuer_flags
+        .into_iter()
+        .chain(introspection_flags(config))
+        .find(|(_, given)| *given);
+    if let Some((flag, _)) = given {
         return Err(ConfigError(format!(
             "{flag} does not combine with --issuers-file: give that setting in the file, \
              per issuer"
@@ -208,8 +199,21 @@ fn parse_algorithms(names: &[String]) -> Result<Vec<Algorithm>, String> {
 
 /// The flags that name a real issuer make no sense next to the dev issuer.
 fn check_dev_issuer_flags(config: &Config) -> Result<(), ConfigError> {
-    let real_issuer_flags = [
-        ("--issuers-file", config.issuers_file.is_some()),
+    let given = [("--issuers-file", config.issuers_file.is_some())]
+        .into_iter()
+        .chain(introspection_flags(config))
+        .find(|(_, given)| *given);
+    if let Some((flag, _)) = given {
+        return Err(ConfigError(format!(
+            "{flag} does not combine with --dev-issuer"
+        )));
+    }
+    flag_algorithms(config).map(drop)
+}
+
+/// The introspection flags, each with whether it was given.
+fn introspection_flags(config: &Config) -> [(&'static str, bool); 4] {
+    [
         (
             "--introspection-client-id",
             config.introspection_client_id.is_some(),
@@ -219,13 +223,11 @@ fn check_dev_issuer_flags(config: &Config) -> Result<(), ConfigError> {
             config.introspection_client_secret_file.is_some(),
         ),
         ("--introspection-url", config.introspection_url.is_some()),
-    ];
-    if let Some((flag, _)) = real_issuer_flags.iter().find(|(_, given)| *given) {
-        return Err(ConfigError(format!(
-            "{flag} does not combine with --dev-issuer"
-        )));
-    }
-    flag_algorithms(config).map(drop)
+        (
+            "--introspection-cache-seconds",
+            config.introspection_cache_seconds.is_some(),
+        ),
+    ]
 }
 
 /// The dev issuer and the rules its tokens are verified by.

@@ -92,9 +92,7 @@ impl Authenticator {
     }
 
     async fn verify_inner(&self, token: &str) -> Result<Principal, AuthError> {
-        if token.len() > bearer::MAX_TOKEN_LEN {
-            return Err(AuthError::malformed("bearer token is too long"));
-        }
+        token::check_length(token)?;
         if !token::is_compact_jws(token) {
             return match &self.inner.introspector {
                 Some(introspector) => introspector.verify(token).await,

@@ -12,6 +12,7 @@ use jsonwebtoken::Algorithm;
 use serde_json::Value;
 
 use super::AuthError;
+use super::bearer::MAX_TOKEN_LEN;
 
 /// Longest header segment read (encoded).
 const MAX_HEADER_LEN: usize = 4 * 1024;
@@ -47,6 +48,14 @@ impl UnverifiedJws<'_> {
     }
 }
 
+/// Refuses a token longer than any real access token before anything reads it.
+pub(crate) fn check_length(token: &str) -> Result<(), AuthError> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(AuthError::malformed("bearer token is too long"));
+    }
+    Ok(())
+}
+
 /// Whether the token has the shape of a compact JWS (exactly three dot-separated segments);
 /// anything else is opaque to the hub.
 pub(crate) fn is_compact_jws(token: &str) -> bool {
@@ -55,6 +64,7 @@ pub(crate) fn is_compact_jws(token: &str) -> bool {
 
 /// Reads a compact JWS's header and claims without verifying anything.
 pub(crate) fn read(token: &str) -> Result<UnverifiedJws<'_>, AuthError> {
+    check_length(token)?;
     let segments = split(token)?;
     let header = read_header(segments.header)?;
     let claims = decode_json_segment(segments.payload, "token claims are not a json object")?;

@@ -4,7 +4,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use axum::http::HeaderMap;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation};
 use serde::de::IgnoredAny;
@@ -12,7 +11,7 @@ use tracing::debug;
 
 use super::jwks::JwksCache;
 use super::token::UnverifiedJws;
-use super::{AuthError, Principal, VerifierConfig, bearer, claims, token};
+use super::{AuthError, Principal, VerifierConfig, claims, token};
 
 /// Verifies SMART access tokens against one issuer. Cheap to clone.
 #[derive(Clone)]
@@ -69,22 +68,11 @@ impl Verifier {
         self.inner.jwks.prefetch().await
     }
 
-    /// Verifies the bearer token of a request (see [`bearer::bearer_token`]).
-    pub async fn verify_headers(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
-        let token = bearer::bearer_token(headers).inspect_err(log_refusal)?;
-        self.verify(token).await
-    }
-
-    /// Verifies a compact JWS access token.
+    /// Verifies a compact JWS access token of this issuer (requests go through the
+    /// [`Authenticator`](super::Authenticator), which picks the issuer).
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
-        self.verify_inner(token).await.inspect_err(log_refusal)
-    }
-
-    async fn verify_inner(&self, token: &str) -> Result<Principal, AuthError> {
-        if token.len() > bearer::MAX_TOKEN_LEN {
-            return Err(AuthError::malformed("bearer token is too long"));
-        }
-        self.verify_jws(&token::read(token)?).await
+        let jws = token::read(token).inspect_err(log_refusal)?;
+        self.verify_jws(&jws).await.inspect_err(log_refusal)
     }
 
     /// Verifies a token already read (the [`Authenticator`](super::Authenticator) reads it

@@ -16,6 +16,7 @@ use crate::conformance::assert::expect_event;
 use crate::eventually::eventually;
 use crate::gateway::GatewayBuilder;
 use crate::payloads::{patient_open, random_topic};
+use crate::scratch::Scratch;
 use crate::subscriber::Subscriber;
 
 /// How often the gateway under test checks its certificate files.
@@ -37,7 +38,7 @@ async fn tls_rig(files: &TlsFiles) -> Result<Rig> {
 
 #[tokio::test]
 async fn tls_02_a_tls_gateway_serves_https_and_wss_only_with_hsts() -> Result<()> {
-    let dir = Scratch::new()?;
+    let dir = Scratch::new("tls")?;
     let files = certificates(&dir, "first")?;
     let rig = tls_rig(&files).await?;
     ensure!(rig.gateway.base_url().starts_with("https://"));
@@ -87,7 +88,7 @@ async fn tls_02_a_tls_gateway_serves_https_and_wss_only_with_hsts() -> Result<()
 
 #[tokio::test]
 async fn tls_06_a_rotated_certificate_serves_new_connections_and_open_sockets_stay() -> Result<()> {
-    let dir = Scratch::new()?;
+    let dir = Scratch::new("tls")?;
     let first = certificates(&dir, "first")?;
     let second = certificates(&dir, "second")?;
     let rig = tls_rig(&first).await?;
@@ -135,7 +136,7 @@ async fn tls_06_a_rotated_certificate_serves_new_connections_and_open_sockets_st
 async fn tls_05_no_compression_is_negotiated_whatever_the_client_offers() -> Result<()> {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
-    let dir = Scratch::new()?;
+    let dir = Scratch::new("tls")?;
     let rig = tls_rig(&certificates(&dir, "first")?).await?;
     let client = rig.client(&random_topic())?;
     let endpoint = client.subscribe("Patient-open").await?;
@@ -194,7 +195,7 @@ async fn tls_02_a_tls_proxy_declared_without_its_https_url_is_refused() -> Resul
 
 #[tokio::test]
 async fn tls_a_bad_pair_an_http_public_url_or_the_dev_issuer_are_refused() -> Result<()> {
-    let dir = Scratch::new()?;
+    let dir = Scratch::new("tls")?;
     let first = certificates(&dir, "first")?;
     let second = certificates(&dir, "second")?;
     let builder = configured()
@@ -221,31 +222,4 @@ fn client_trusting_only(ca: &Path) -> Result<reqwest::Client> {
         .timeout(MSG)
         .build()
         .context("building the HTTP client")
-}
-
-/// A fresh directory for one test's certificates (under the system temp dir), removed
-/// when the test ends.
-#[derive(Debug)]
-struct Scratch(std::path::PathBuf);
-
-impl Scratch {
-    fn new() -> Result<Self> {
-        let dir = std::env::temp_dir().join(format!("hub-tests-tls-{}", random_topic()));
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        Ok(Self(dir))
-    }
-}
-
-impl std::ops::Deref for Scratch {
-    type Target = Path;
-
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }

@@ -14,20 +14,16 @@ use serde_json::{Value, json};
 use super::introspection_server::{
     CLIENT_ID, CLIENT_SECRET, IntrospectionServer, Mode, active_members,
 };
-use super::support::{AUDIENCE, ISSUER, JwksServer, TOPIC, TestKey, claims, http, now};
+use super::support::{
+    AUDIENCE, ISSUER, JwksServer, TOPIC, TestKey, claims, http, now, with_member,
+};
 use crate::auth::{AuthError, Authenticator};
 
 const TTL: Duration = Duration::from_secs(30);
 
+/// The members of an active answer with one changed (`Value::Null` removes it).
 fn members_with(name: &str, value: Value) -> Value {
-    let mut members = active_members();
-    let map = members.as_object_mut().expect("members are an object");
-    if value.is_null() {
-        map.remove(name);
-    } else {
-        map.insert(name.to_owned(), value);
-    }
-    members
+    with_member(active_members(), name, value)
 }
 
 #[tokio::test]

@@ -161,14 +161,18 @@ pub(super) fn claims() -> Value {
 
 /// Claims of a valid token with one member changed (`Value::Null` removes it).
 pub(super) fn claims_with(name: &str, value: Value) -> Value {
-    let mut claims = claims();
-    let map = claims.as_object_mut().expect("claims are an object");
+    with_member(claims(), name, value)
+}
+
+/// A JSON object with one member changed (`Value::Null` removes it).
+pub(super) fn with_member(mut object: Value, name: &str, value: Value) -> Value {
+    let map = object.as_object_mut().expect("an object");
     if value.is_null() {
         map.remove(name);
     } else {
         map.insert(name.to_owned(), value);
     }
-    claims
+    object
 }
 
 /// A JWKS endpoint on 127.0.0.1:0 that counts requests; `/canary` counts header-key probes.

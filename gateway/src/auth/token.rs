@@ -28,16 +28,32 @@ pub(crate) struct UnverifiedHeader {
     pub(crate) kid: Option<String>,
 }
 
-/// A compact JWS read but not verified.
+/// A compact JWS read but not verified. Only [`read`] builds one, so its claims are always
+/// those of its token's payload: verifying the token's signature vouches for them.
 #[derive(Debug)]
 pub(crate) struct UnverifiedJws<'a> {
-    pub(crate) token: &'a str,
-    pub(crate) header: UnverifiedHeader,
+    token: &'a str,
+    header: UnverifiedHeader,
     /// The payload, parsed strictly (duplicate members refused).
-    pub(crate) claims: serde_json::Map<String, Value>,
+    claims: serde_json::Map<String, Value>,
 }
 
-impl UnverifiedJws<'_> {
+impl<'a> UnverifiedJws<'a> {
+    /// The whole token, as read.
+    pub(crate) fn token(&self) -> &'a str {
+        self.token
+    }
+
+    /// The protected header's `alg` and `kid`.
+    pub(crate) fn header(&self) -> &UnverifiedHeader {
+        &self.header
+    }
+
+    /// The claims of the payload.
+    pub(crate) fn claims(&self) -> &serde_json::Map<String, Value> {
+        &self.claims
+    }
+
     /// The `iss` claim, which picks the issuer whose keys and rules apply.
     pub(crate) fn issuer(&self) -> Result<&str, AuthError> {
         match self.claims.get("iss") {

@@ -82,19 +82,19 @@ impl Verifier {
             .inner
             .validations
             .iter()
-            .find_map(|(alg, validation)| (*alg == jws.header.alg).then_some(validation))
+            .find_map(|(alg, validation)| (*alg == jws.header().alg).then_some(validation))
         else {
             return Err(AuthError::invalid("token algorithm is not allowed"));
         };
         let key = self
             .inner
             .jwks
-            .key_for(jws.header.kid.as_deref(), jws.header.alg)
+            .key_for(jws.header().kid.as_deref(), jws.header().alg)
             .await?;
-        jsonwebtoken::decode::<IgnoredAny>(jws.token, &key, validation).map_err(refusal)?;
+        jsonwebtoken::decode::<IgnoredAny>(jws.token(), &key, validation).map_err(refusal)?;
         // The signature holds over the payload these claims were read from (strictly:
         // duplicate members, integer dates, claim types).
-        claims::principal(&jws.claims, &self.inner.config, SystemTime::now())
+        claims::principal(jws.claims(), &self.inner.config, SystemTime::now())
     }
 }
 

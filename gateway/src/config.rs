@@ -12,6 +12,7 @@ use fhircast_proto::ids::MIN_TOPIC_KEY_LEN;
 use hub_node::config::TopicArgs;
 use hub_node::telemetry::LogFormat;
 
+use crate::http::BindingPolicy;
 use crate::tls::TlsFiles;
 
 /// `fhircast-gateway` configuration.
@@ -44,6 +45,21 @@ pub struct Config {
     #[arg(long, env = "FHIRCAST_GATEWAY_ID")]
     pub gateway_id: Option<String>,
 
+    /// In a cluster: PEM CA certificate(s) that sign the hub nodes' gRPC certificates; with
+    /// --grpc-client-cert and --grpc-client-key, nodes are reached over mutual TLS only, each
+    /// node's certificate checked against the host it advertises.
+    #[arg(long, env = "FHIRCAST_GRPC_TLS_CA")]
+    pub grpc_tls_ca: Option<PathBuf>,
+
+    /// PEM certificate chain (leaf first) this gateway presents to hub nodes (signed by
+    /// their --grpc-client-ca). Watched like --tls-cert and reloaded when rotated.
+    #[arg(long, env = "FHIRCAST_GRPC_CLIENT_CERT")]
+    pub grpc_client_cert: Option<PathBuf>,
+
+    /// PEM private key of --grpc-client-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "FHIRCAST_GRPC_CLIENT_KEY")]
+    pub grpc_client_key: Option<PathBuf>,
+
     /// How long a membership heartbeat keeps this gateway in the live set.
     #[arg(long, env = "FHIRCAST_MEMBERSHIP_TTL_MS", default_value_t = 1_500)]
     pub membership_ttl_ms: u64,
@@ -66,7 +82,8 @@ pub struct Config {
     #[arg(long, env = "FHIRCAST_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
-    /// How often the --tls-cert and --tls-key files are checked for a rotation.
+    /// How often the --tls-cert and --tls-key (and --grpc-client-cert and --grpc-client-key)
+    /// files are checked for a rotation.
     #[arg(long, env = "FHIRCAST_TLS_RELOAD_CHECK_MS", default_value_t = 10_000)]
     pub tls_reload_check_ms: u64,
 
@@ -121,9 +138,9 @@ pub struct Config {
     #[arg(long, env = "FHIRCAST_AUDIENCE")]
     pub audience: Option<String>,
 
-    /// Accepted JWS algorithms of --issuer, all of one family (RSA: RS*, PS*; EC: ES*;
-    /// EdDSA); HMAC is refused. Default: RS256,RS384,RS512,ES256,ES384,PS256,PS384,PS512
-    /// (each checked only against keys of its own kind).
+    /// Accepted JWS algorithms of --issuer (RSA: RS*, PS*; EC: ES*; EdDSA), each checked
+    /// only against keys of its own kind; HMAC is refused. Default:
+    /// RS256,RS384,RS512,ES256,ES384,PS256,PS384,PS512.
     #[arg(long, env = "FHIRCAST_ALGORITHMS", value_delimiter = ',')]
     pub algorithms: Option<Vec<String>>,
 
@@ -133,7 +150,7 @@ pub struct Config {
     pub topic_claim: String,
 
     /// Trust the issuers listed in this JSON file, each with its own JWKS, audience,
-    /// algorithms, topic claim, leeway and introspection (docs/security.md). Excludes
+    /// algorithms, topic claim, leeway and introspection (docs/issuers.md). Excludes
     /// --issuer, --jwks-url, --algorithms and the --introspection-* flags.
     #[arg(long, env = "FHIRCAST_ISSUERS_FILE")]
     pub issuers_file: Option<PathBuf>,
@@ -156,6 +173,36 @@ pub struct Config {
     /// most this long); 0: ask every time. Default: 30.
     #[arg(long, env = "FHIRCAST_INTROSPECTION_CACHE_SECONDS")]
     pub introspection_cache_seconds: Option<u64>,
+
+    /// How tokens are bound to topics: `claim` (the token's topic claim names the topic),
+    /// `owner` (the topic was minted through the admin API for the token's `sub`) or `none`
+    /// (any valid token may use any topic; start-up warns).
+    #[arg(long, env = "FHIRCAST_TOPIC_BINDING", value_enum, default_value_t = BindingPolicy::Claim)]
+    pub topic_binding: BindingPolicy,
+
+    /// API requests one app and user (the token's `client_id` and `sub`) may make per
+    /// second on this gateway, sustained (0: unlimited). Beyond it: 429 with Retry-After.
+    #[arg(long, env = "FHIRCAST_RATE_LIMIT_PER_SECOND", default_value_t = 100)]
+    pub rate_limit_per_second: u32,
+
+    /// Requests one app and user may make at once beyond the sustained rate.
+    #[arg(long, env = "FHIRCAST_RATE_LIMIT_BURST", default_value_t = 200)]
+    pub rate_limit_burst: u32,
+
+    /// Refusals for topics a token may not use that one app and user may collect per
+    /// minute before all its requests get 429 for the rest of the minute (0: unlimited).
+    #[arg(long, env = "FHIRCAST_TOPIC_REFUSALS_PER_MINUTE", default_value_t = 10)]
+    pub topic_refusals_per_minute: u32,
+
+    /// Serve the admin API (mint, list and revoke topics) on this address. It is never
+    /// served on the public listener. Off when not given.
+    #[arg(long, env = "FHIRCAST_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
+
+    /// File holding the admin API's bearer secret (at least 32 characters; surrounding
+    /// whitespace is ignored). Required with --admin-listen.
+    #[arg(long, env = "FHIRCAST_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
 
     /// How long a subscriber has to acknowledge a notification.
     #[arg(long, env = "FHIRCAST_ACK_TIMEOUT_MS", default_value_t = 10_000)]
@@ -302,6 +349,42 @@ impl Config {
         Ok(())
     }
 
+    /// The admin API: its own credential, its own address, and plaintext only on loopback
+    /// (its answers carry topics).
+    fn validate_admin(&self) -> Result<(), ConfigError> {
+        let Some(address) = self.admin_listen else {
+            if self.admin_token_file.is_some() {
+                return Err(ConfigError(
+                    "--admin-token-file applies only with --admin-listen".into(),
+                ));
+            }
+            return Ok(());
+        };
+        let Some(path) = &self.admin_token_file else {
+            return Err(ConfigError(
+                "--admin-listen needs --admin-token-file: the admin API takes its own secret, \
+                 never an app's token"
+                    .into(),
+            ));
+        };
+        crate::admin::AdminSecret::from_file(path)
+            .map_err(|reason| ConfigError(format!("--admin-token-file: {reason}")))?;
+        if address == self.listen && address.port() != 0 {
+            return Err(ConfigError(
+                "--admin-listen must differ from --listen: the admin API is never served on \
+                 the public listener"
+                    .into(),
+            ));
+        }
+        if self.tls_cert.is_none() && !crate::dev_issuer::is_loopback_bind(&address) {
+            return Err(ConfigError(format!(
+                "refusing a plaintext admin listener on {address}: its answers carry topics; \
+                 bind 127.0.0.1 or pass --tls-cert and --tls-key"
+            )));
+        }
+        Ok(())
+    }
+
     /// Checks the combination of flags; called before anything binds.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.dev_issuer && !crate::dev_issuer::is_loopback_bind(&self.listen) {
@@ -326,6 +409,7 @@ impl Config {
         }
         self.validate_transport()?;
         crate::issuers::check(self)?;
+        self.validate_admin()?;
         if self.embedded && self.redis_url.is_some() {
             return Err(ConfigError(
                 "--embedded and --redis-url exclude each other: a gateway either hosts the \
@@ -349,6 +433,7 @@ impl Config {
                 ));
             }
         }
+        crate::cluster::grpc_tls::GrpcClientTls::from_config(self)?;
         if self
             .topic_key
             .as_ref()

@@ -10,8 +10,8 @@ use tokio_util::task::TaskTracker;
 use fhircast_proto::bus::Bus;
 use fhircast_proto::event::EventRequest;
 use fhircast_proto::hub::{
-    AttachOutcome, CurrentContext, DeliveryFailure, Detach, Owner, Published, SubscribeCommand,
-    TopicError,
+    AttachOutcome, Caller, CurrentContext, DeliveryFailure, Detach, Published, SubscribeCommand,
+    TopicError, TopicRecord,
 };
 use fhircast_proto::{EndpointId, TopicId, TopicKey, TopicRef};
 use hub_node::Registry;
@@ -81,11 +81,16 @@ impl HubClient for LocalHubClient {
             .await
     }
 
-    async fn unsubscribe(&self, topic: &TopicId, endpoint: EndpointId) -> Result<(), TopicError> {
+    async fn unsubscribe(
+        &self,
+        topic: &TopicId,
+        endpoint: EndpointId,
+        caller: Caller,
+    ) -> Result<(), TopicError> {
         self.registry
             .with_topic(topic, |handle| {
-                let endpoint = endpoint.clone();
-                async move { handle.unsubscribe(endpoint).await }
+                let (endpoint, caller) = (endpoint.clone(), caller.clone());
+                async move { handle.unsubscribe(endpoint, caller).await }
             })
             .await
     }
@@ -107,7 +112,7 @@ impl HubClient for LocalHubClient {
         &self,
         topic: &TopicId,
         event: EventRequest,
-        poster: Owner,
+        poster: Caller,
     ) -> Result<Published, TopicError> {
         self.registry
             .with_topic(topic, |handle| {
@@ -117,12 +122,16 @@ impl HubClient for LocalHubClient {
             .await
     }
 
-    async fn current_context(&self, topic: &TopicId) -> Result<CurrentContext, TopicError> {
+    async fn current_context(
+        &self,
+        topic: &TopicId,
+        caller: Caller,
+    ) -> Result<CurrentContext, TopicError> {
         self.registry
-            .with_topic(
-                topic,
-                |handle| async move { handle.current_context().await },
-            )
+            .with_topic(topic, |handle| {
+                let caller = caller.clone();
+                async move { handle.current_context(caller).await }
+            })
             .await
     }
 
@@ -146,5 +155,28 @@ impl HubClient for LocalHubClient {
                 async move { handle.detach(endpoint, detach).await }
             })
             .await
+    }
+
+    async fn mint_topic(&self, topic: &TopicId, user: &str) -> Result<TopicRecord, TopicError> {
+        self.registry
+            .with_topic(topic, |handle| {
+                let user = user.to_owned();
+                async move { handle.mint(user).await }
+            })
+            .await
+    }
+
+    async fn revoke_topic(&self, topic: &TopicId) -> Result<(TopicRecord, usize), TopicError> {
+        self.registry
+            .with_topic(topic, |handle| async move { handle.revoke().await })
+            .await
+    }
+
+    async fn list_topics(
+        &self,
+        user: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<TopicRecord>, TopicError> {
+        self.registry.list_records(user, limit).await
     }
 }

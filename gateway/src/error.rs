@@ -46,8 +46,14 @@ impl ApiError {
     pub fn topic_not_permitted() -> Self {
         Self::new(
             StatusCode::FORBIDDEN,
-            "topic is not permitted for this token",
+            fhircast_proto::hub::TOPIC_NOT_PERMITTED,
         )
+    }
+
+    /// Asks the client to retry after `seconds` (`Retry-After`).
+    pub fn retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     /// Returns the status.

@@ -7,8 +7,8 @@ use std::fmt;
 
 use fhircast_proto::event::EventRequest;
 use fhircast_proto::hub::{
-    AttachOutcome, CurrentContext, DeliveryFailure, Detach, Owner, Published, SubscribeCommand,
-    TopicError,
+    AttachOutcome, Caller, CurrentContext, DeliveryFailure, Detach, Published, SubscribeCommand,
+    TopicError, TopicRecord,
 };
 use fhircast_proto::{EndpointId, TopicId, TopicRef};
 
@@ -22,8 +22,13 @@ pub trait HubClient: Send + Sync + fmt::Debug + 'static {
         command: SubscribeCommand,
     ) -> Result<EndpointId, TopicError>;
 
-    /// Cancels a subscription of `topic`.
-    async fn unsubscribe(&self, topic: &TopicId, endpoint: EndpointId) -> Result<(), TopicError>;
+    /// Cancels a subscription of `topic` that `caller` created.
+    async fn unsubscribe(
+        &self,
+        topic: &TopicId,
+        endpoint: EndpointId,
+        caller: Caller,
+    ) -> Result<(), TopicError>;
 
     /// Returns the topic an endpoint belongs to.
     async fn resolve_endpoint(&self, endpoint: &EndpointId) -> Result<TopicRef, TopicError>;
@@ -37,11 +42,15 @@ pub trait HubClient: Send + Sync + fmt::Debug + 'static {
         &self,
         topic: &TopicId,
         event: EventRequest,
-        poster: Owner,
+        poster: Caller,
     ) -> Result<Published, TopicError>;
 
     /// Returns a topic's current context.
-    async fn current_context(&self, topic: &TopicId) -> Result<CurrentContext, TopicError>;
+    async fn current_context(
+        &self,
+        topic: &TopicId,
+        caller: Caller,
+    ) -> Result<CurrentContext, TopicError>;
 
     /// Reports a failed delivery (error ack or ack timeout).
     async fn report_failure(
@@ -52,4 +61,18 @@ pub trait HubClient: Send + Sync + fmt::Debug + 'static {
 
     /// Reports that a socket went away.
     async fn detach(&self, endpoint: EndpointId, detach: Detach) -> Result<(), TopicError>;
+
+    /// Records a freshly generated topic as minted for `user` (the admin API).
+    async fn mint_topic(&self, topic: &TopicId, user: &str) -> Result<TopicRecord, TopicError>;
+
+    /// Revokes a topic: every subscription ends with a denial, every later request is
+    /// refused. Returns its record and how many subscriptions ended.
+    async fn revoke_topic(&self, topic: &TopicId) -> Result<(TopicRecord, usize), TopicError>;
+
+    /// The admin API's records, newest first: at most `limit`, only `user`'s if given.
+    async fn list_topics(
+        &self,
+        user: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<TopicRecord>, TopicError>;
 }

@@ -185,7 +185,7 @@ fn flag_algorithms(config: &Config) -> Result<Vec<Algorithm>, ConfigError> {
     }
 }
 
-/// Reads an operator's algorithm list: known names, no HMAC, one family (TOK-04).
+/// Reads an operator's algorithm list: known names, not empty, no HMAC (TOK-04).
 fn parse_algorithms(names: &[String]) -> Result<Vec<Algorithm>, String> {
     let algorithms = names
         .iter()
@@ -193,7 +193,7 @@ fn parse_algorithms(names: &[String]) -> Result<Vec<Algorithm>, String> {
             Algorithm::from_str(name.trim()).map_err(|_| format!("unknown algorithm {name:?}"))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    auth::check_one_family(&algorithms).map_err(|err| reason(&err).to_owned())?;
+    auth::check_allowlist(&algorithms).map_err(|err| reason(&err).to_owned())?;
     Ok(algorithms)
 }
 

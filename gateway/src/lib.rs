@@ -17,6 +17,7 @@
 //! - [`auth`]: token verification (JWKS-backed JWTs, introspected opaque tokens);
 //!   [`issuers`]: which issuers are trusted, from flags or an issuers file;
 //!   [`dev_issuer`]: the dev-only issuer.
+//! - [`admin`]: the admin API (mint, list, revoke topics) on its own listener.
 //! - [`hub_client`]: the seam to the topics; [`embedded`]: the in-process hub behind it;
 //!   [`cluster`]: the gRPC client, the Redis bus and the membership of cluster mode.
 //! - [`state`]: what handlers share.
@@ -24,6 +25,7 @@
 //!   signals are set up with `hub_node::telemetry` and `hub_node::shutdown`, shared with
 //!   the hub node binary.
 
+pub mod admin;
 pub mod auth;
 pub mod cluster;
 pub mod config;
@@ -137,6 +139,11 @@ pub async fn run(
         settings: Arc::new(handler_settings(&config, hub_url.clone(), ws_base)?),
         shutdown: socket_shutdown.clone(),
         tracker: socket_tracker.clone(),
+        limits: Arc::new(http::RateLimits::new(http::RateLimitSettings {
+            requests_per_second: config.rate_limit_per_second,
+            burst: config.rate_limit_burst,
+            topic_refusals_per_minute: config.topic_refusals_per_minute,
+        })),
         ready: Arc::new(AtomicBool::new(false)),
     };
     let mut router = http::router(
@@ -159,7 +166,7 @@ pub async fn run(
             let every = Duration::from_millis(config.tls_reload_check_ms);
             socket_tracker.spawn(Arc::clone(cert).watch(every, shutdown.child_token()));
             Some(tokio_rustls::TlsAcceptor::from(
-                cert.server_config().context("TLS configuration")?,
+                tls::server_config(cert).context("TLS configuration")?,
             ))
         }
         None => None,
@@ -195,6 +202,35 @@ pub async fn run(
         header_read_timeout: Duration::from_millis(config.header_read_timeout_ms),
         max_connections: config.max_connections,
     };
+    if let (Some(address), Some(path)) = (config.admin_listen, &config.admin_token_file) {
+        let secret = admin::AdminSecret::from_file(path)
+            .map_err(|reason| anyhow::anyhow!("--admin-token-file: {reason}"))?;
+        let admin_listener = TcpListener::bind(address)
+            .await
+            .with_context(|| format!("failed to bind the admin listener on {address}"))?;
+        let admin_bound = admin_listener
+            .local_addr()
+            .context("failed to read the admin listener's address")?;
+        let served = listener::serve(
+            admin_listener,
+            admin::router(state.clone(), secret),
+            listener_settings,
+            acceptor.clone(),
+            shutdown.clone(),
+            config.shutdown_grace(),
+        );
+        socket_tracker.spawn(served);
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "admin listening {scheme}://{admin_bound}");
+        let _ = stdout.flush();
+        info!(address = %admin_bound, "admin API listening");
+    }
+    if config.topic_binding == http::BindingPolicy::None {
+        warn!(
+            "--topic-binding none: any valid token may use any topic; use it only where \
+             every app is trusted with every session"
+        );
+    }
     listener::serve(
         listener,
         router,
@@ -269,6 +305,7 @@ fn handler_settings(config: &Config, hub_url: String, ws_base: String) -> anyhow
             outbox_capacity: config.outbox_capacity,
             write_timeout: SOCKET_WRITE_TIMEOUT,
         },
+        binding: config.topic_binding,
     })
 }
 

@@ -14,10 +14,10 @@
 //! WebSocket takes it along, so a socket keeps its slot for as long as it lives.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
+use hub_node::telemetry::LogThrottle;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
@@ -137,36 +137,18 @@ async fn refuse(mut stream: TcpStream) {
 
 /// Logs refusals at the connection cap at most once a second, with a count, so a flood
 /// cannot flood the log.
-#[derive(Debug)]
-struct RefusalLog {
-    started: Instant,
-    last_logged_second: AtomicU64,
-    suppressed: AtomicU64,
-}
-
-impl Default for RefusalLog {
-    fn default() -> Self {
-        Self {
-            started: Instant::now(),
-            last_logged_second: AtomicU64::new(u64::MAX),
-            suppressed: AtomicU64::new(0),
-        }
-    }
-}
+#[derive(Debug, Default)]
+struct RefusalLog(LogThrottle);
 
 impl RefusalLog {
     fn note(&self, cap: usize) {
-        let second = self.started.elapsed().as_secs();
-        if self.last_logged_second.swap(second, Ordering::Relaxed) == second {
-            self.suppressed.fetch_add(1, Ordering::Relaxed);
-            return;
+        if let Some(also) = self.0.admit() {
+            info!(
+                status = 503,
+                max_connections = cap,
+                also_refused = also,
+                "refused a connection: at the connection limit"
+            );
         }
-        let also = self.suppressed.swap(0, Ordering::Relaxed);
-        info!(
-            status = 503,
-            max_connections = cap,
-            also_refused = also,
-            "refused a connection: at the connection limit"
-        );
     }
 }

@@ -33,6 +33,8 @@ pub struct Settings {
     pub max_lease_seconds: u64,
     /// Per-socket behaviour.
     pub socket: SocketSettings,
+    /// How tokens are bound to topics.
+    pub binding: crate::http::BindingPolicy,
 }
 
 impl Settings {
@@ -74,6 +76,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Tracks socket tasks so a drain can wait for them.
     pub tracker: TaskTracker,
+    /// Per-client rate limits.
+    pub limits: Arc<crate::http::RateLimits>,
     /// Readiness, false while starting and draining.
     pub ready: Arc<AtomicBool>,
 }

@@ -13,6 +13,8 @@
 //! - [`high_water`]: what this node last committed per topic, to notice a rolled-back store.
 //! - [`store`]: the system-of-record seam and its in-memory implementation.
 //! - [`bus`]: the fan-out seam and its in-process implementation.
+//! - [`tls`]: certificate pairs that reload when rotated, CA bundles, rustls
+//!   configurations; shared with the gateway (HTTPS) and used by [`cluster::grpc_tls`].
 
 pub mod bus;
 pub mod cluster;
@@ -22,6 +24,7 @@ pub mod registry;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod topic;
 
 pub use fhircast_proto::hub::TopicError;

@@ -23,13 +23,16 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use fhircast_proto::hub::TopicError;
+use fhircast_proto::hub::{TopicError, TopicRecord};
 use fhircast_proto::ids::random_bytes;
 use fhircast_proto::{EndpointId, TopicId, TopicKey, TopicRef};
 
 use crate::high_water::{HighWater, Mark, restart_after_failover, restart_after_rollback};
 use crate::store::{Fence, Store, StoreError};
 use crate::topic::{TopicActor, TopicHandle, TopicSettings, TopicState};
+
+/// The most topic records one listing returns.
+pub const MAX_LISTED_RECORDS: usize = 1000;
 
 /// One topic's place in the registry; its lock is held while the topic is being spawned.
 type Slot = Arc<tokio::sync::Mutex<Option<TopicHandle>>>;
@@ -218,6 +221,21 @@ impl Registry {
         }
     }
 
+    /// The admin API's topic records, newest first: at most `limit` (capped at
+    /// [`MAX_LISTED_RECORDS`]), only those minted for `user` if given. Read from the store;
+    /// no topic is loaded.
+    pub async fn list_records(
+        &self,
+        user: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<TopicRecord>, TopicError> {
+        self.inner
+            .store
+            .list_records(user, limit.min(MAX_LISTED_RECORDS))
+            .await
+            .map_err(|_| TopicError::Unavailable)
+    }
+
     /// Acquires the topic, loads it, and starts its actor.
     async fn spawn(
         &self,
@@ -233,14 +251,20 @@ impl Registry {
                 StoreError::Owned { holder } => TopicError::NotOwner { holder },
                 _ => TopicError::Unavailable,
             })?;
-        let state = match self.load_checked(topic_ref, topic, fence).await {
-            Ok(state) => state,
+        let loaded = match self.load_checked(topic_ref, topic, fence).await {
+            Ok(state) => match inner.store.record(topic_ref).await {
+                Ok(record) => Ok((state, record)),
+                Err(_) => Err(TopicError::Unavailable),
+            },
+            Err(err) => Err(err),
+        };
+        match loaded {
+            Ok((state, record)) => Ok(self.start(state, record, fence)),
             Err(err) => {
                 let _ = inner.store.release(topic_ref, fence).await;
-                return Err(err);
+                Err(err)
             }
-        };
-        Ok(self.start(state, fence))
+        }
     }
 
     /// Loads a topic and compares it with what this node last committed to it: when the
@@ -302,7 +326,7 @@ impl Registry {
         }))
     }
 
-    fn start(&self, state: TopicState, fence: Fence) -> TopicHandle {
+    fn start(&self, state: TopicState, record: Option<TopicRecord>, fence: Fence) -> TopicHandle {
         let inner = &self.inner;
         let topic = state.topic().clone();
         let committed = Mark::of(&state);
@@ -317,6 +341,7 @@ impl Registry {
             retention: Duration::from_millis(inner.settings.retention_ms),
             high_water: Arc::clone(&inner.high_water),
             committed,
+            record,
         };
         let handle = TopicHandle::new(topic.clone(), sender);
         // A root span: the actor outlives the request that happened to start it.

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use fhircast_proto::event::EventRequest;
-use fhircast_proto::hub::Owner;
+use fhircast_proto::hub::{Caller, TopicRecord};
 use fhircast_proto::{EndpointId, TopicId, TopicKey, TopicRef};
 
 use super::*;
@@ -50,6 +50,27 @@ impl Store for RollbackStore {
 
     async fn load(&self, _topic: &TopicRef) -> Result<Snapshot, StoreError> {
         Ok(self.snapshot().clone())
+    }
+
+    async fn record(&self, _topic: &TopicRef) -> Result<Option<TopicRecord>, StoreError> {
+        Ok(None)
+    }
+
+    async fn put_record(
+        &self,
+        _topic: &TopicRef,
+        _fence: Fence,
+        _record: &TopicRecord,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn list_records(
+        &self,
+        _user: Option<&str>,
+        _limit: usize,
+    ) -> Result<Vec<TopicRecord>, StoreError> {
+        Ok(Vec::new())
     }
 
     async fn commit(
@@ -128,7 +149,7 @@ fn patient_open(topic: &TopicId, n: u32) -> EventRequest {
 async fn publish(registry: &Registry, topic: &TopicId, n: u32) -> Result<(), TopicError> {
     let handle = registry.topic(topic).await?;
     handle
-        .publish(patient_open(topic, n), Owner::default())
+        .publish(patient_open(topic, n), Caller::default())
         .await
         .map(|_| ())
 }

@@ -16,7 +16,7 @@ use super::*;
 use crate::bus::MemoryBus;
 use crate::store::MemoryStore;
 use crate::topic::TopicSettings;
-use fhircast_proto::hub::{Owner, SubscribeCommand, unix_now_ms};
+use fhircast_proto::hub::{Caller, Owner, SubscribeCommand, unix_now_ms};
 
 const IDLE: Duration = Duration::from_secs(60);
 const RETENTION: Duration = Duration::from_secs(600);
@@ -83,6 +83,7 @@ async fn a_quiet_topic_with_a_subscriber_stays_and_keeps_answering() {
             subscriber_name: None,
             endpoint: None,
             owner: Owner::default(),
+            minted_for: None,
         })
         .await
         .expect("subscribed");
@@ -95,7 +96,7 @@ async fn a_quiet_topic_with_a_subscriber_stays_and_keeps_answering() {
     tokio::time::sleep(RETENTION * 2).await;
     assert_eq!(registry.live_topics(), 1);
     let context = handle
-        .current_context()
+        .current_context(Caller::default())
         .await
         .expect("the actor still answers");
     assert_eq!(context.event_name, None);
@@ -107,7 +108,7 @@ async fn an_abandoned_topic_is_dropped_after_the_retention_period() {
     let topic = topic();
     let handle = registry.topic(&topic).await.expect("topic starts");
     handle
-        .publish(patient_open(&topic), Owner::default())
+        .publish(patient_open(&topic), Caller::default())
         .await
         .expect("accepted");
     tokio::time::sleep(RETENTION - Duration::from_secs(5)).await;
@@ -116,7 +117,10 @@ async fn an_abandoned_topic_is_dropped_after_the_retention_period() {
         1,
         "dropped before the retention period"
     );
-    let context = handle.current_context().await.expect("still answers");
+    let context = handle
+        .current_context(Caller::default())
+        .await
+        .expect("still answers");
     assert!(context.event_name.is_some(), "the open context was kept");
 
     // Reading the context above was activity: the retention period counts from there.
@@ -126,7 +130,10 @@ async fn an_abandoned_topic_is_dropped_after_the_retention_period() {
     .await;
     assert!(handle.is_stopped());
     let fresh = registry.topic(&topic).await.expect("a fresh actor");
-    let context = fresh.current_context().await.expect("answers");
+    let context = fresh
+        .current_context(Caller::default())
+        .await
+        .expect("answers");
     assert_eq!(
         context.event_name, None,
         "an abandoned session starts empty"
@@ -138,10 +145,16 @@ async fn an_empty_topic_stops_after_the_idle_period_and_is_forgotten() {
     let registry = registry();
     let topic = topic();
     let handle = registry.topic(&topic).await.expect("topic starts");
-    handle.current_context().await.expect("answers");
+    handle
+        .current_context(Caller::default())
+        .await
+        .expect("answers");
     wait_until(IDLE * 2, || async { registry.live_topics() == 0 }).await;
     assert!(handle.is_stopped());
     let again = registry.topic(&topic).await.expect("respawned on use");
-    again.current_context().await.expect("answers");
+    again
+        .current_context(Caller::default())
+        .await
+        .expect("answers");
     assert_eq!(registry.live_topics(), 1);
 }

@@ -4,6 +4,8 @@
 //! FHIR resources: callers log refs and ids only.
 
 use std::io::IsTerminal as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use clap::ValueEnum;
 use tracing_subscriber::EnvFilter;
@@ -29,4 +31,37 @@ pub fn init(format: LogFormat) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
+}
+
+/// Lets through at most one log line a second for an event that can come in floods
+/// (refused connections, failed handshakes), counting the others, so a flood cannot flood
+/// the log.
+#[derive(Debug)]
+pub struct LogThrottle {
+    started: Instant,
+    last_logged_second: AtomicU64,
+    suppressed: AtomicU64,
+}
+
+impl Default for LogThrottle {
+    fn default() -> Self {
+        Self {
+            started: Instant::now(),
+            last_logged_second: AtomicU64::new(u64::MAX),
+            suppressed: AtomicU64::new(0),
+        }
+    }
+}
+
+impl LogThrottle {
+    /// Notes one event: `Some(n)` when it may be logged (`n` events were left out since the
+    /// last line), `None` when it is only counted.
+    pub fn admit(&self) -> Option<u64> {
+        let second = self.started.elapsed().as_secs();
+        if self.last_logged_second.swap(second, Ordering::Relaxed) == second {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(self.suppressed.swap(0, Ordering::Relaxed))
+    }
 }

@@ -16,6 +16,8 @@
 //! | `fhc:v1:{ref}:idorder` | list | accepted event ids, oldest first (capped) |
 //! | `fhc:v1:{ref}:stream` | stream | envelopes (wire form), entry id `<seq>-0`, capped |
 //! | `fhc:v1:{ref}:bus` | channel | envelopes as published |
+//! | `fhc:v1:{ref}:record` | string | the admin API's record of the topic (JSON); kept when the topic is forgotten |
+//! | `fhc:v1:records` | zset | topic ref → when its record was first stored (ms), for listing |
 //! | `fhc:v1:ep:{endpoint}` | string, PX | the topic ref an endpoint belongs to |
 //! | `fhc:v1:{members}:node` | zset | node id → heartbeat deadline (ms) |
 //! | `fhc:v1:{members}:gateway` | zset | gateway id → heartbeat deadline (ms) |
@@ -53,6 +55,8 @@ pub struct TopicKeys {
     pub stream: String,
     /// The pub/sub channel.
     pub channel: String,
+    /// The admin API's record (minted for, revoked).
+    pub record: String,
 }
 
 impl TopicKeys {
@@ -69,6 +73,7 @@ impl TopicKeys {
             idorder: format!("{tag}:idorder"),
             stream: format!("{tag}:stream"),
             channel: format!("{tag}:bus"),
+            record: format!("{tag}:record"),
         }
     }
 
@@ -92,6 +97,11 @@ pub fn topic_of_channel(channel: &str) -> Option<&str> {
         .strip_prefix(PREFIX)?
         .strip_prefix(":{")?
         .strip_suffix("}:bus")
+}
+
+/// Returns the sorted set listing every topic record (member: topic ref).
+pub fn records_key() -> String {
+    format!("{PREFIX}:records")
 }
 
 /// Returns the key resolving an endpoint to its topic.
@@ -182,6 +192,17 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 ";
 
+/// Stores a topic's record, only for the holder of the current fence.
+///
+/// KEYS: meta, record. ARGV: fence, record JSON. Returns 1, or 0 when fenced off.
+pub const PUT_RECORD: &str = r"
+if redis.call('HGET', KEYS[1], 'fence') ~= ARGV[1] then
+  return 0
+end
+redis.call('SET', KEYS[2], ARGV[2])
+return 1
+";
+
 /// Starts a new epoch for a topic whose stored seq went back, only for the holder of the
 /// current fence. Loads take the epoch from `meta.epoch` over the header's.
 ///
@@ -251,7 +272,15 @@ return 1
 ";
 
 /// Every script, for loading them all at start-up.
-pub const SCRIPTS: [&str; 6] = [ACQUIRE, RENEW, RELEASE, FORGET, RESTART_EPOCH, COMMIT];
+pub const SCRIPTS: [&str; 7] = [
+    ACQUIRE,
+    RENEW,
+    RELEASE,
+    FORGET,
+    RESTART_EPOCH,
+    COMMIT,
+    PUT_RECORD,
+];
 
 #[cfg(test)]
 mod tests {

@@ -19,7 +19,7 @@ pub struct Reply {
 }
 
 impl Reply {
-    async fn read(response: reqwest::Response) -> Result<Self> {
+    pub(crate) async fn read(response: reqwest::Response) -> Result<Self> {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = response.text().await.context("reading the response body")?;

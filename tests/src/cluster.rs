@@ -23,6 +23,8 @@
 //! lease) go to the nodes, which host the topics; socket flags (ack timeout, ping interval)
 //! go to the gateways, which hold the sockets. A cluster gateway ignores topic flags.
 //!
+//! [`ClusterBuilder::grpc_mtls`] runs the gRPC hop over mutual TLS.
+//!
 //! Fault hooks: [`Node::kill_9`], [`Node::sigstop`], [`Node::restart`] (same id), through
 //! [`Cluster::nodes_mut`]; [`Cluster::restart_node`] also waits for the node to rejoin.
 //! Gateways: [`Cluster::kill_gateway`], [`Cluster::drain_gateway`] (SIGTERM),
@@ -47,6 +49,7 @@ use futures_util::future::try_join_all;
 pub use deployment::{RedisDeployment, RedisTopology};
 pub use node::{Node, NodeBuilder, STOP_DEADLINE as NODE_STOP_DEADLINE, hub_node_binary};
 
+use crate::certs::GrpcMtls;
 use crate::client::HubClient;
 use crate::eventually::eventually;
 use crate::gateway::{Gateway, GatewayBuilder};
@@ -162,6 +165,15 @@ impl ClusterBuilder {
     /// Sets every gateway's ping interval.
     pub fn ping_interval(self, interval: Duration) -> Self {
         self.configure_gateways(|gateway| gateway.ping_interval(interval))
+    }
+
+    /// Runs gRPC between gateways and nodes over mutual TLS with these certificates.
+    pub fn grpc_mtls(self, certs: &GrpcMtls) -> Self {
+        let (node_args, gateway_args) = (certs.node_args(), certs.gateway_args());
+        self.configure_nodes(|node| node_args.into_iter().fold(node, NodeBuilder::arg))
+            .configure_gateways(|gateway| {
+                gateway_args.into_iter().fold(gateway, GatewayBuilder::arg)
+            })
     }
 
     /// Adds to what every node is started with (flags, environment, binary).

@@ -20,8 +20,7 @@ use crate::process::{Process, target_binary};
 const START_DEADLINE: Duration = Duration::from_secs(20);
 /// How long a gateway may take to exit after SIGTERM.
 pub const STOP_DEADLINE: Duration = Duration::from_secs(15);
-/// What the gateway exits with on a configuration it refuses (EX_USAGE).
-pub const EX_USAGE: i32 = 64;
+pub use crate::process::EX_USAGE;
 /// The audience the test issuer puts in its tokens and the gateway is told to expect.
 pub const TEST_AUDIENCE: &str = "fhircast-hub-test";
 
@@ -40,6 +39,8 @@ pub struct GatewayBuilder {
     listen: Option<String>,
     /// The CA a TLS gateway's certificate chains to (clients of the harness trust it).
     ca: Option<PathBuf>,
+    /// Whether the admin API is served (on a port of its own choosing).
+    admin: bool,
 }
 
 impl GatewayBuilder {
@@ -162,6 +163,14 @@ impl GatewayBuilder {
             .arg(format!("--tls-key={}", files.key.display()))
     }
 
+    /// Serves the admin API on a free loopback port with the secret in `secret_file`
+    /// ([`Gateway::admin_url`] says where).
+    pub fn admin(mut self, secret_file: &std::path::Path) -> Self {
+        self.admin = true;
+        self.arg("--admin-listen=127.0.0.1:0")
+            .arg(format!("--admin-token-file={}", secret_file.display()))
+    }
+
     fn command_line(&self) -> Vec<String> {
         let mut args = vec![
             "--listen".to_owned(),
@@ -191,29 +200,7 @@ impl GatewayBuilder {
     /// Spawns the gateway and expects it to refuse its configuration: exit 64 (EX_USAGE)
     /// before binding anything, saying `reason` (case aside) on stderr.
     pub async fn expect_refused(&self, reason: &str) -> Result<()> {
-        let mut process = self.spawn()?;
-        let status = process
-            .wait_exit(STOP_DEADLINE)
-            .await
-            .with_context(|| process.logs_tail())?;
-        process.forget_child();
-        if status.code() != Some(EX_USAGE) {
-            bail!(
-                "exited with {status}, expected {EX_USAGE}\n{}",
-                process.logs_tail()
-            );
-        }
-        if !process
-            .stderr_text()
-            .to_lowercase()
-            .contains(&reason.to_lowercase())
-        {
-            bail!("stderr does not say {reason:?}\n{}", process.logs_tail());
-        }
-        if process.stdout_text().contains("listening") {
-            bail!("it bound before refusing\n{}", process.logs_tail());
-        }
-        Ok(())
+        self.spawn()?.expect_refusal(reason, STOP_DEADLINE).await
     }
 
     /// Spawns the gateway and waits until it is listening and ready.
@@ -236,9 +223,19 @@ impl GatewayBuilder {
                 process.logs_tail()
             );
         }
+        let admin_url = if self.admin {
+            Some(
+                process
+                    .wait_for_stdout_line("admin listening ", START_DEADLINE)
+                    .await?,
+            )
+        } else {
+            None
+        };
         let gateway = Gateway {
             process,
             base_url,
+            admin_url,
             http: crate::certs::http_client(),
         };
         let ready = eventually("gateway /readyz answers 200", START_DEADLINE, || async {
@@ -262,6 +259,7 @@ impl GatewayBuilder {
 pub struct Gateway {
     process: Process,
     base_url: String,
+    admin_url: Option<String>,
     http: reqwest::Client,
 }
 
@@ -269,6 +267,12 @@ impl Gateway {
     /// Returns `http://127.0.0.1:PORT`.
     pub fn base_url(&self) -> &str {
         &self.base_url
+    }
+
+    /// Returns the admin API's base URL, when it was asked for
+    /// ([`GatewayBuilder::admin`]).
+    pub fn admin_url(&self) -> Option<&str> {
+        self.admin_url.as_deref()
     }
 
     /// Returns the FHIRcast `hub.url` (`{base_url}/api/hub`).

@@ -6,79 +6,24 @@
 //! access tokens, so the gateway runs its real verification path. It also mints
 //! deliberately bad tokens that differ from a valid one in exactly one property (expired,
 //! wrong issuer or audience, `alg: none`, HMAC, foreign key), and opaque tokens it can
-//! revoke ([`introspection`]).
+//! revoke ([`introspection`]). It counts JWKS fetches, and can publish further keys beside
+//! its own ([`TestIssuer::start_publishing`]): the attack corpus's keys of other kinds and
+//! keys a hub must not trust.
 
 mod introspection;
 
 use std::sync::Arc;
-
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context as _, Result, anyhow};
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use anyhow::{Context as _, Result};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
 pub use self::introspection::INTROSPECTION_CLIENT_ID;
 use self::introspection::Introspection;
 use crate::gateway::TEST_AUDIENCE;
-
-/// One ES256 signing key with its public JWK.
-struct SigningKey {
-    kid: String,
-    pkcs8: Vec<u8>,
-    jwk: Value,
-}
-
-impl std::fmt::Debug for SigningKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKey")
-            .field("kid", &self.kid)
-            .finish_non_exhaustive()
-    }
-}
-
-impl SigningKey {
-    fn generate(kid: &str) -> Result<Self> {
-        let document =
-            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
-                .map_err(|_| anyhow!("generating a P-256 key"))?;
-        let pkcs8 = document.as_ref().to_vec();
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8)
-            .map_err(|error| anyhow!("parsing the generated key: {error}"))?;
-        // Uncompressed SEC1 point: 0x04 || x (32 bytes) || y (32 bytes).
-        let point = pair.public_key().as_ref();
-        anyhow::ensure!(
-            point.len() == 65 && point[0] == 4,
-            "unexpected public key encoding"
-        );
-        let jwk = json!({
-            "kty": "EC",
-            "crv": "P-256",
-            "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
-            "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
-            "kid": kid,
-            "alg": "ES256",
-            "use": "sig",
-        });
-        Ok(Self {
-            kid: kid.to_owned(),
-            pkcs8,
-            jwk,
-        })
-    }
-
-    fn sign(&self, claims: &Value) -> Result<String> {
-        let mut header = Header::new(Algorithm::ES256);
-        header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, claims, &EncodingKey::from_ec_der(&self.pkcs8))
-            .context("signing a token")
-    }
-}
+use crate::jose::{self, KeyKind, TestKey};
 
 /// Returns the current Unix time in seconds.
 pub fn unix_now() -> i64 {
@@ -92,8 +37,9 @@ pub fn unix_now() -> i64 {
 #[derive(Debug)]
 pub struct TestIssuer {
     issuer: String,
-    key: SigningKey,
-    foreign: SigningKey,
+    key: TestKey,
+    foreign: TestKey,
+    jwks_fetches: Arc<AtomicUsize>,
     introspection: Arc<Introspection>,
     server: JoinHandle<()>,
 }
@@ -102,14 +48,25 @@ impl TestIssuer {
     /// Generates a key and serves its JWKS (and its SMART configuration naming it) on
     /// `127.0.0.1:0`.
     pub async fn start() -> Result<Self> {
-        let key = SigningKey::generate(&format!("test-{}", uuid::Uuid::new_v4().simple()))?;
+        Self::start_publishing(Vec::new()).await
+    }
+
+    /// Like [`TestIssuer::start`], publishing `extra` JWKs in the JWKS after the issuer's
+    /// own key (the attack corpus's other key kinds, and keys a hub must not trust).
+    pub async fn start_publishing(extra: Vec<Value>) -> Result<Self> {
+        let kid = format!("test-{}", uuid::Uuid::new_v4().simple());
+        let key = TestKey::generate(KeyKind::P256, &kid)?;
         // Same kid as the real key, so only the signature check can reject it.
-        let foreign = SigningKey::generate(&key.kid)?;
+        let foreign = TestKey::generate(KeyKind::P256, &kid)?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .context("binding the test issuer")?;
         let issuer = format!("http://{}", listener.local_addr()?);
-        let jwks = json!({ "keys": [key.jwk.clone()] });
+        let mut keys = vec![key.jwk().clone()];
+        keys.extend(extra);
+        let jwks = json!({ "keys": keys });
+        let jwks_fetches = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&jwks_fetches);
         // What a SMART authorization server publishes; the gateway reads `jwks_uri` from it
         // when it is not given a JWKS URL.
         let smart_configuration = json!({
@@ -124,6 +81,7 @@ impl TestIssuer {
             .route(
                 "/jwks.json",
                 axum::routing::get(move || {
+                    counter.fetch_add(1, Ordering::SeqCst);
                     let jwks = jwks.clone();
                     async move { axum::Json(jwks) }
                 }),
@@ -147,9 +105,20 @@ impl TestIssuer {
             issuer,
             key,
             foreign,
+            jwks_fetches,
             introspection,
             server,
         })
+    }
+
+    /// Returns the issuer's signing key (ES256, published first in the JWKS).
+    pub fn key(&self) -> &TestKey {
+        &self.key
+    }
+
+    /// Returns how many times the JWKS has been fetched.
+    pub fn jwks_fetches(&self) -> usize {
+        self.jwks_fetches.load(Ordering::SeqCst)
     }
 
     /// Returns the issuer identifier (`iss`), `http://127.0.0.1:PORT`.
@@ -181,7 +150,7 @@ impl TestIssuer {
 
     /// Signs arbitrary claims with the issuer's key.
     pub fn sign(&self, claims: &Value) -> Result<String> {
-        self.key.sign(claims)
+        sign_jwt(&self.key, claims)
     }
 
     /// Mints a valid token.
@@ -215,28 +184,32 @@ impl TestIssuer {
 
     /// Builds an unsigned `alg: none` token with otherwise valid claims.
     pub fn alg_none(&self, topic: &str, scopes: &str) -> Result<String> {
-        let header = json!({ "alg": "none", "typ": "JWT", "kid": self.key.kid });
+        let header = json!({ "alg": "none", "typ": "JWT", "kid": self.key.kid() });
         let claims = self.claims(topic, scopes, 3600);
-        Ok(format!(
-            "{}.{}.",
-            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header)?),
-            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims)?)
+        Ok(jose::unsigned(
+            &serde_json::to_vec(&header)?,
+            &serde_json::to_vec(&claims)?,
+            "",
         ))
     }
 
     /// Mints an HS256 token keyed with the issuer's public JWK (algorithm confusion).
     pub fn hmac(&self, topic: &str, scopes: &str) -> Result<String> {
-        let mut header = Header::new(Algorithm::HS256);
-        header.kid = Some(self.key.kid.clone());
-        let secret = serde_json::to_vec(&self.key.jwk)?;
-        let key = EncodingKey::from_secret(&secret).context("HMAC key")?;
-        jsonwebtoken::encode(&header, &self.claims(topic, scopes, 3600), &key)
-            .context("signing an HS256 token")
+        let header = json!({ "alg": "HS256", "typ": "JWT", "kid": self.key.kid() });
+        let header = serde_json::to_vec(&header)?;
+        let payload = serde_json::to_vec(&self.claims(topic, scopes, 3600))?;
+        let secret = serde_json::to_vec(self.key.jwk())?;
+        let mac = jose::hmac(
+            "HS256",
+            &secret,
+            jose::signing_input(&header, &payload).as_bytes(),
+        )?;
+        Ok(jose::unsigned(&header, &payload, &jose::b64(mac)))
     }
 
     /// Mints a token signed by a key the JWKS does not contain (but with its `kid`).
     pub fn foreign_key(&self, topic: &str, scopes: &str) -> Result<String> {
-        self.foreign.sign(&self.claims(topic, scopes, 3600))
+        sign_jwt(&self.foreign, &self.claims(topic, scopes, 3600))
     }
 
     /// Hands out an opaque (non-JWT) token that the introspection endpoint answers as active
@@ -283,6 +256,17 @@ impl TestIssuer {
     }
 }
 
+/// Signs `claims` with `key` under its own algorithm, `typ: JWT` and its `kid` in the header.
+pub fn sign_jwt(key: &TestKey, claims: &Value) -> Result<String> {
+    let header = json!({ "alg": key.alg(), "typ": "JWT", "kid": key.kid() });
+    jose::sign_compact(
+        key,
+        key.alg(),
+        &serde_json::to_vec(&header)?,
+        &serde_json::to_vec(claims)?,
+    )
+}
+
 impl Drop for TestIssuer {
     fn drop(&mut self) {
         self.server.abort();
@@ -292,7 +276,7 @@ impl Drop for TestIssuer {
 #[cfg(test)]
 mod tests {
     use jsonwebtoken::jwk::JwkSet;
-    use jsonwebtoken::{DecodingKey, Validation};
+    use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
     use super::*;
 

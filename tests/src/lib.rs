@@ -7,8 +7,12 @@
 //! - [`process`], [`gateway`]: spawn real binaries on `127.0.0.1:0`, stop them with SIGTERM.
 //! - [`issuer`]: an in-process ES256 issuer with a JWKS endpoint and an RFC 7662
 //!   introspection endpoint; good and bad tokens, opaque tokens and their revocation.
+//! - [`jose`]: test signing keys of every kind and compact JWS built byte by byte.
+//! - [`canary`]: an HTTP server that counts requests (for URLs nothing may fetch).
+//! - [`attack_corpus`]: the forged-token corpus (TOK-02…TOK-14), one named test per case.
 //! - [`token`]: where the conformance suite gets tokens (issuer, token URL, command).
 //! - [`client`], [`subscriber`], [`payloads`]: the FHIRcast client used by every test.
+//! - [`admin`]: a client of the gateway's admin API and its secret file.
 //! - [`proxy`]: a TCP proxy that drops connections the way a network blip does.
 //! - [`certs`]: throwaway CA and server certificates for TLS servers under test;
 //!   [`scratch`]: a temporary directory for a test's files.
@@ -19,6 +23,9 @@
 //! - [`conformance`]: one check per fhircast-spec.md §15 item, and its runner.
 //! - `scenarios` (tests only): cross-process scenarios, one file per behaviour.
 
+pub mod admin;
+pub mod attack_corpus;
+pub mod canary;
 pub mod certs;
 pub mod client;
 pub mod cluster;
@@ -28,6 +35,7 @@ pub mod faults;
 pub mod gateway;
 pub mod invariants;
 pub mod issuer;
+pub mod jose;
 pub mod payloads;
 pub mod process;
 pub mod proxy;

@@ -45,6 +45,8 @@ pub fn target_binary(env_var: &str, name: &str) -> Result<PathBuf> {
 
 /// How many log lines a failure message shows.
 const LOG_TAIL_LINES: usize = 40;
+/// What the binaries exit with on a configuration they refuse (EX_USAGE).
+pub const EX_USAGE: i32 = 64;
 
 /// A running child process with its log files.
 #[derive(Debug)]
@@ -257,6 +259,34 @@ impl Process {
                 )))
             }
         }
+    }
+
+    /// Waits for the process to refuse its configuration: exit 64 (EX_USAGE) within
+    /// `deadline`, before binding anything (no `listening` line), saying `reason` (case
+    /// aside) on stderr.
+    pub async fn expect_refusal(mut self, reason: &str, deadline: Duration) -> Result<()> {
+        let status = self
+            .wait_exit(deadline)
+            .await
+            .with_context(|| self.logs_tail())?;
+        self.forget_child();
+        if status.code() != Some(EX_USAGE) {
+            bail!(
+                "exited with {status}, expected {EX_USAGE}\n{}",
+                self.logs_tail()
+            );
+        }
+        if !self
+            .stderr_text()
+            .to_lowercase()
+            .contains(&reason.to_lowercase())
+        {
+            bail!("stderr does not say {reason:?}\n{}", self.logs_tail());
+        }
+        if self.stdout_text().contains("listening") {
+            bail!("it bound before refusing\n{}", self.logs_tail());
+        }
+        Ok(())
     }
 
     /// Whether the process was reaped (killed or stopped and waited for) through this handle.

@@ -38,7 +38,7 @@ pub use authenticator::{Authenticator, check_issuer_set};
 pub use bearer::{bearer_token, reject_token_in_query};
 pub use config::{
     DEFAULT_ALGORITHMS, DEFAULT_LEEWAY, DEFAULT_REFRESH_MIN_INTERVAL, DEFAULT_TOPIC_CLAIM,
-    MAX_LEEWAY, VerifierConfig, check_one_family,
+    MAX_LEEWAY, VerifierConfig, check_allowlist,
 };
 pub use discovery::{IssuerMetadata, discover_metadata};
 pub use error::AuthError;

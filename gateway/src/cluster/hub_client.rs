@@ -9,6 +9,9 @@
 //! index the owner writes before it acknowledges a subscription). Failure reports and
 //! detaches get a longer budget than requests from apps: a lost one would leave a
 //! subscription attached with nobody behind it.
+//!
+//! Channels are over mutual TLS when configured ([`super::grpc_tls`]); a plaintext channel
+//! to a node off loopback is warned about once.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -20,12 +23,12 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
-use tracing::debug;
+use tracing::{debug, warn};
 
 use fhircast_proto::event::EventRequest;
 use fhircast_proto::hub::{
-    AttachOutcome, CurrentContext, DeliveryFailure, Detach, Owner, Published, SubscribeCommand,
-    TopicError,
+    AttachOutcome, Caller, CurrentContext, DeliveryFailure, Detach, Published, SubscribeCommand,
+    TopicError, TopicRecord,
 };
 use fhircast_proto::placement::owner_of;
 use fhircast_proto::redis_schema::endpoint_key;
@@ -34,6 +37,7 @@ use fhircast_proto::wire::v1;
 use fhircast_proto::wire::v1::hub_node_client::HubNodeClient;
 use fhircast_proto::{EndpointId, TopicId, TopicKey, TopicRef};
 
+use super::grpc_tls::{GrpcClientTls, is_loopback_address};
 use super::membership::LiveNodes;
 use crate::hub_client::HubClient;
 
@@ -79,6 +83,8 @@ pub struct GrpcHubClient {
     gateway: String,
     /// Whether this gateway's own last Redis heartbeat succeeded.
     redis_up: watch::Receiver<bool>,
+    /// Mutual TLS to the nodes; `None`: plaintext.
+    tls: Option<GrpcClientTls>,
 }
 
 impl GrpcHubClient {
@@ -100,7 +106,14 @@ impl GrpcHubClient {
             budgets,
             gateway,
             redis_up: watch::channel(true).1,
+            tls: None,
         }
+    }
+
+    /// Reaches the nodes over mutual TLS (`Some`) or plaintext.
+    pub fn with_tls(mut self, tls: Option<GrpcClientTls>) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// Fails calls closed at once while Redis is down: when a node answers `Unavailable`
@@ -145,7 +158,20 @@ impl GrpcHubClient {
             .connect_timeout(self.budgets.attempt)
             .timeout(self.budgets.attempt)
             .tcp_nodelay(true);
-        let client = HubNodeClient::new(endpoint.connect_lazy());
+        let channel = match &self.tls {
+            Some(tls) => tls.channel(&endpoint, address),
+            None => {
+                if !is_loopback_address(address) {
+                    warn!(
+                        node_address = address,
+                        "gRPC to this hub node is plaintext and unauthenticated; configure \
+                         --grpc-tls-ca, --grpc-client-cert and --grpc-client-key"
+                    );
+                }
+                endpoint.connect_lazy()
+            }
+        };
+        let client = HubNodeClient::new(channel);
         self.channels().insert(address.to_owned(), client.clone());
         Ok(client)
     }
@@ -293,9 +319,14 @@ impl HubClient for GrpcHubClient {
         .await
     }
 
-    async fn unsubscribe(&self, topic: &TopicId, endpoint: EndpointId) -> Result<(), TopicError> {
+    async fn unsubscribe(
+        &self,
+        topic: &TopicId,
+        endpoint: EndpointId,
+        caller: Caller,
+    ) -> Result<(), TopicError> {
         self.call(topic.topic_ref(), self.budgets.request, |mut client| {
-            let request = v1::UnsubscribeRequest::new(topic, &endpoint);
+            let request = v1::UnsubscribeRequest::new(topic, &endpoint, caller.clone());
             async move { answer(client.unsubscribe(request).await, |_| Ok(())) }
         })
         .await
@@ -329,7 +360,7 @@ impl HubClient for GrpcHubClient {
         &self,
         topic: &TopicId,
         event: EventRequest,
-        poster: Owner,
+        poster: Caller,
     ) -> Result<Published, TopicError> {
         self.call(topic.topic_ref(), self.budgets.request, |mut client| {
             let request = v1::PublishRequest::new(topic, event.clone(), poster.clone());
@@ -338,9 +369,13 @@ impl HubClient for GrpcHubClient {
         .await
     }
 
-    async fn current_context(&self, topic: &TopicId) -> Result<CurrentContext, TopicError> {
+    async fn current_context(
+        &self,
+        topic: &TopicId,
+        caller: Caller,
+    ) -> Result<CurrentContext, TopicError> {
         self.call(topic.topic_ref(), self.budgets.request, |mut client| {
-            let request = v1::CurrentContextRequest::new(topic);
+            let request = v1::CurrentContextRequest::new(topic, caller.clone());
             async move {
                 answer(
                     client.current_context(request).await,
@@ -370,4 +405,41 @@ impl HubClient for GrpcHubClient {
         })
         .await
     }
+
+    async fn mint_topic(&self, topic: &TopicId, user: &str) -> Result<TopicRecord, TopicError> {
+        self.call(topic.topic_ref(), self.budgets.request, |mut client| {
+            let request = v1::MintTopicRequest::new(topic, user);
+            async move { answer(client.mint_topic(request).await, TopicRecord::try_from) }
+        })
+        .await
+    }
+
+    async fn revoke_topic(&self, topic: &TopicId) -> Result<(TopicRecord, usize), TopicError> {
+        self.call(topic.topic_ref(), self.budgets.request, |mut client| {
+            let request = v1::RevokeTopicRequest::new(topic);
+            async move { answer(client.revoke_topic(request).await, TryInto::try_into) }
+        })
+        .await
+    }
+
+    async fn list_topics(
+        &self,
+        user: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<TopicRecord>, TopicError> {
+        // Any node reads the listing from Redis; routing it like a topic gives it the same
+        // retries and the same look past unreachable nodes.
+        let route = TopicRef::parse(LISTING_ROUTE).ok_or(TopicError::Unavailable)?;
+        self.call(&route, self.budgets.request, |mut client| {
+            let request = v1::ListTopicsRequest {
+                user: user.map(str::to_owned),
+                limit: u32::try_from(limit).unwrap_or(u32::MAX),
+            };
+            async move { answer(client.list_topics(request).await, TryInto::try_into) }
+        })
+        .await
+    }
 }
+
+/// The ref topic listings are placed by (any well-formed ref would do).
+const LISTING_ROUTE: &str = "AAAAAAAAAAAAAAAAAAAAAA";

@@ -1,8 +1,10 @@
 //! The gateway in cluster mode (DESIGN §2, §6): topics live on hub nodes reached over gRPC
-//! ([`hub_client`]), notifications arrive over Redis pub/sub ([`bus`]), and the gateway
-//! heartbeats into the membership and reads the live nodes from it ([`membership`]).
+//! ([`hub_client`], over mutual TLS when configured: [`grpc_tls`]), notifications arrive
+//! over Redis pub/sub ([`bus`]), and the gateway heartbeats into the membership and reads
+//! the live nodes from it ([`membership`]).
 
 pub mod bus;
+pub mod grpc_tls;
 pub mod hub_client;
 pub mod membership;
 
@@ -51,6 +53,11 @@ pub async fn start(
         .gateway_id
         .clone()
         .unwrap_or_else(|| format!("gateway-{}", &random_token()[..12]));
+    let tls = grpc_tls::GrpcClientTls::from_config(config)?;
+    if let Some(tls) = &tls {
+        let every = Duration::from_millis(config.tls_reload_check_ms);
+        tokio::spawn(Arc::clone(tls.certificate()).watch(every, shutdown.clone()));
+    }
     let ttl = Duration::from_millis(config.membership_ttl_ms);
     let membership = membership::join(redis.clone(), id.clone(), ttl, shutdown)
         .await
@@ -62,7 +69,8 @@ pub async fn start(
         hub_client::CallBudgets::default(),
         id,
     )
-    .with_redis_health(membership.redis_up);
+    .with_redis_health(membership.redis_up)
+    .with_tls(tls);
     Ok(ClusterHub {
         hub: Arc::new(hub),
         bus: Arc::new(bus),

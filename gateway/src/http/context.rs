@@ -11,6 +11,7 @@ use fhircast_proto::scope::Access;
 
 use super::authenticate;
 use super::request_log::note_topic;
+use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -22,18 +23,26 @@ pub(crate) async fn get_context(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let principal = authenticate(&state, &uri, &headers).await?;
-    if !principal.permits_topic(&topic) {
-        return Err(ApiError::topic_not_permitted());
-    }
+    let result = context_as(&state, &principal, &topic).await;
+    state.limits.observe(&principal, &result);
+    result
+}
+
+async fn context_as(
+    state: &AppState,
+    principal: &Principal,
+    topic: &str,
+) -> Result<Json<Value>, ApiError> {
+    let caller = state.settings.binding.caller(principal, topic)?;
     if !principal.scopes.can_read_anything() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "the token grants no fhircast read scope",
         ));
     }
-    let topic = TopicId::parse(&topic, &state.topic_key)?;
+    let topic = TopicId::parse(topic, &state.topic_key)?;
     note_topic(topic.topic_ref());
-    let mut context = state.hub.current_context(&topic).await?;
+    let mut context = state.hub.current_context(&topic, caller).await?;
     let readable = context
         .event_name
         .as_ref()

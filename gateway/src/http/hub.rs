@@ -14,6 +14,7 @@ use super::authenticate;
 use super::body::{BodyKind, body_kind, read_body};
 use super::publish::handle_event;
 use super::subscribe::handle_subscription;
+use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -25,7 +26,18 @@ pub(crate) async fn post_hub(
     body: Body,
 ) -> Result<Response, ApiError> {
     let principal = authenticate(&state, &uri, &headers).await?;
-    let kind = body_kind(&headers)?;
+    let result = post_hub_as(&state, &principal, &headers, body).await;
+    state.limits.observe(&principal, &result);
+    result
+}
+
+async fn post_hub_as(
+    state: &AppState,
+    principal: &Principal,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let kind = body_kind(headers)?;
     let bytes = read_body(
         body,
         state.settings.max_body_bytes,
@@ -34,16 +46,16 @@ pub(crate) async fn post_hub(
     .await?;
     if kind == BodyKind::Form {
         let request = SubscriptionRequest::from_form(&bytes)?;
-        return handle_subscription(&state, &principal, request).await;
+        return handle_subscription(state, principal, request).await;
     }
     let value = parse_strict(&bytes, MAX_JSON_DEPTH)?;
     match value.as_object() {
         Some(object) if object.contains_key("hub.mode") => {
             let request = SubscriptionRequest::from_json(object)?;
-            handle_subscription(&state, &principal, request).await
+            handle_subscription(state, principal, request).await
         }
         Some(object) if object.contains_key("event") => {
-            handle_event(&state, &principal, &value, None).await
+            handle_event(state, principal, &value, None).await
         }
         _ => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -74,5 +86,7 @@ pub(crate) async fn post_topic(
     )
     .await?;
     let value = parse_strict(&bytes, MAX_JSON_DEPTH)?;
-    handle_event(&state, &principal, &value, Some(&topic)).await
+    let result = handle_event(&state, &principal, &value, Some(&topic)).await;
+    state.limits.observe(&principal, &result);
+    result
 }

@@ -9,14 +9,20 @@
 //! /api/hub,/fhircast/STU3`): Medplum clients default to `{base}/fhircast/STU3`, OHIF to
 //! `/api/hub`. Every base path serves the same hub.
 
-mod body;
+mod binding;
+pub(crate) mod body;
 mod context;
 mod health;
 mod hub;
 mod publish;
+mod rate_limit;
 mod request_log;
 mod subscribe;
 
+pub use binding::BindingPolicy;
+#[doc(hidden)]
+pub use publish::check_event;
+pub use rate_limit::{RateLimitSettings, RateLimits};
 pub(crate) use request_log::{ErrorReason, note_endpoint, note_topic};
 
 use axum::Router;
@@ -73,6 +79,7 @@ pub(crate) async fn authenticate(
     reject_token_in_query(uri.query())?;
     let principal = state.authenticator.verify_headers(headers).await?;
     request_log::note_client(&principal);
+    state.limits.admit(&principal)?;
     Ok(principal)
 }
 

@@ -9,10 +9,11 @@ use serde_json::Value;
 
 use fhircast_proto::TopicId;
 use fhircast_proto::event::EventRequest;
+use fhircast_proto::hub::Caller;
 use fhircast_proto::scope::Access;
 
+use super::binding::BindingPolicy;
 use super::request_log::note_topic;
-use super::subscribe::owner_of;
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -24,27 +25,44 @@ pub(crate) async fn handle_event(
     body: &Value,
     route_topic: Option<&str>,
 ) -> Result<Response, ApiError> {
-    let event = EventRequest::from_json(body, SystemTime::now())?;
+    let (event, caller) = check_event(
+        body,
+        principal,
+        state.settings.binding,
+        route_topic,
+        SystemTime::now(),
+    )?;
+    let topic = TopicId::parse(&event.topic, &state.topic_key)?;
+    note_topic(topic.topic_ref());
+    state.hub.publish(&topic, event, caller).await?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+/// Validates an event request body (parsed strictly) for `principal`: the envelope, the
+/// topic against the URL's and (under `binding`) the token's, and the `.write` scope.
+/// Returns the event and the caller to name to the topic. Public for the
+/// `event_envelope` fuzz target.
+#[doc(hidden)]
+pub fn check_event(
+    body: &Value,
+    principal: &Principal,
+    binding: BindingPolicy,
+    route_topic: Option<&str>,
+    now: SystemTime,
+) -> Result<(EventRequest, Caller), ApiError> {
+    let event = EventRequest::from_json(body, now)?;
     if route_topic.is_some_and(|route| route != event.topic) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "event.hub.topic does not match the topic in the URL",
         ));
     }
-    if !principal.permits_topic(&event.topic) {
-        return Err(ApiError::topic_not_permitted());
-    }
+    let caller = binding.caller(principal, &event.topic)?;
     if !principal.scopes.allows(&event.name, Access::Write) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             format!("the token lacks the scope fhircast/{}.write", event.name),
         ));
     }
-    let topic = TopicId::parse(&event.topic, &state.topic_key)?;
-    note_topic(topic.topic_ref());
-    state
-        .hub
-        .publish(&topic, event, owner_of(principal))
-        .await?;
-    Ok(StatusCode::ACCEPTED.into_response())
+    Ok((event, caller))
 }

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tracing::debug;
 
-use fhircast_proto::hub::{Owner, SubscribeCommand, unix_ms};
+use fhircast_proto::hub::{Caller, SubscribeCommand, unix_ms};
 use fhircast_proto::scope::Access;
 use fhircast_proto::subscription::{Mode, SubscriptionRequest};
 use fhircast_proto::{EndpointId, EventName, TopicId};
@@ -18,14 +18,6 @@ use super::request_log::note_topic;
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::state::AppState;
-
-/// Returns who a verified token speaks for, as subscriptions record it.
-pub(crate) fn owner_of(principal: &Principal) -> Owner {
-    Owner {
-        client_id: principal.client_id.clone(),
-        subject: principal.subject.clone(),
-    }
-}
 
 /// Handles a parsed subscription request.
 pub(crate) async fn handle_subscription(
@@ -39,9 +31,7 @@ pub(crate) async fn handle_subscription(
             "accepted a subscription request beyond the letter of STU3"
         );
     }
-    if !principal.permits_topic(&request.topic) {
-        return Err(ApiError::topic_not_permitted());
-    }
+    let caller = state.settings.binding.caller(principal, &request.topic)?;
     let topic = TopicId::parse(&request.topic, &state.topic_key)?;
     note_topic(topic.topic_ref());
     let endpoint = request
@@ -53,7 +43,7 @@ pub(crate) async fn handle_subscription(
         })
         .transpose()?;
     let endpoint = match request.mode {
-        Mode::Subscribe => subscribe(state, principal, &topic, request, endpoint).await?,
+        Mode::Subscribe => subscribe(state, principal, caller, &topic, request, endpoint).await?,
         Mode::Unsubscribe => {
             if !principal.scopes.can_read_anything() {
                 return Err(ApiError::new(
@@ -67,7 +57,10 @@ pub(crate) async fn handle_subscription(
                     "unsubscribe requires hub.channel.endpoint",
                 )
             })?;
-            state.hub.unsubscribe(&topic, endpoint.clone()).await?;
+            state
+                .hub
+                .unsubscribe(&topic, endpoint.clone(), caller)
+                .await?;
             endpoint
         }
     };
@@ -78,6 +71,7 @@ pub(crate) async fn handle_subscription(
 async fn subscribe(
     state: &AppState,
     principal: &Principal,
+    caller: Caller,
     topic: &TopicId,
     request: SubscriptionRequest,
     endpoint: Option<EndpointId>,
@@ -113,7 +107,8 @@ async fn subscribe(
         token_expires: unix_ms(principal.expires_at),
         subscriber_name: request.subscriber_name,
         endpoint,
-        owner: owner_of(principal),
+        owner: caller.owner,
+        minted_for: caller.minted_for,
     };
     Ok(state.hub.subscribe(topic, command).await?)
 }

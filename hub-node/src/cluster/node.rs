@@ -1,6 +1,7 @@
 //! Start-up and drain of a hub node: connect to Redis, join the membership, serve the
-//! `HubNode` gRPC service over the registry of topic actors with the Redis store, and on
-//! shutdown stop accepting, release every topic and leave the membership.
+//! `HubNode` gRPC service (over mutual TLS when configured) over the registry of topic
+//! actors with the Redis store, and on shutdown stop accepting, release every topic and
+//! leave the membership. The service is the only one served: no reflection, no health.
 
 use std::collections::BTreeSet;
 use std::io::Write as _;
@@ -32,6 +33,9 @@ const ENDPOINT_TTL: Duration = Duration::from_secs(8 * 24 * 3600);
 
 /// Runs a hub node until `shutdown` is cancelled, then drains.
 pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let tls = config
+        .grpc_tls()
+        .map_err(|reason| anyhow::anyhow!("{reason}"))?;
     let listener = TcpListener::bind(config.grpc_listen)
         .await
         .with_context(|| format!("failed to bind {}", config.grpc_listen))?;
@@ -90,12 +94,27 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
     let confirm = Duration::from_millis(config.membership_ttl_ms.saturating_mul(3));
     tokio::spawn(drop_vanished_gateways(gateways, registry.clone(), confirm));
 
-    announce(&bound, &node_id);
+    announce(&bound, &node_id, tls.is_some());
     let service = HubNodeServer::new(HubNodeService::new(registry, key));
-    let served = tonic::transport::Server::builder()
-        .add_service(service)
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown.cancelled_owned())
-        .await;
+    let router = tonic::transport::Server::builder().add_service(service);
+    let served = match &tls {
+        Some(tls) => {
+            let every = Duration::from_millis(config.tls_reload_check_ms);
+            tokio::spawn(Arc::clone(tls.certificate()).watch(every, shutdown.clone()));
+            let incoming = tls.incoming(listener, shutdown.clone());
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
+                .await
+        }
+        None => {
+            router
+                .serve_with_incoming_shutdown(
+                    TcpIncoming::from(listener),
+                    shutdown.cancelled_owned(),
+                )
+                .await
+        }
+    };
 
     // Drain: stop the topics (each releases its lease), then leave the membership.
     hub_shutdown.cancel();
@@ -165,10 +184,17 @@ async fn drop_vanished_gateways(
     }
 }
 
-/// Prints the machine-readable `listening` line on stdout.
-fn announce(bound: &std::net::SocketAddr, node_id: &str) {
+/// Prints the machine-readable `listening` line on stdout (the same with or without TLS).
+fn announce(bound: &std::net::SocketAddr, node_id: &str, mutual_tls: bool) {
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "listening grpc://{bound}");
     let _ = stdout.flush();
-    info!(node = node_id, address = %bound, "fhircast hub node listening");
+    info!(node = node_id, address = %bound, mutual_tls, "fhircast hub node listening");
+    if !mutual_tls && !bound.ip().is_loopback() {
+        warn!(
+            address = %bound,
+            "gRPC is plaintext and does not authenticate gateways (--grpc-insecure-allow): \
+             anything that reaches this port can run topic commands"
+        );
+    }
 }

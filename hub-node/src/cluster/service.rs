@@ -65,15 +65,15 @@ impl HubNode for HubNodeService {
         &self,
         request: Request<v1::UnsubscribeRequest>,
     ) -> Result<Response<v1::UnsubscribeResponse>, Status> {
-        let (topic, endpoint) = request
+        let (topic, endpoint, caller) = request
             .into_inner()
             .into_parts(&self.key)
             .map_err(malformed)?;
         let result = self
             .registry
             .with_topic(&topic, |handle| {
-                let endpoint = endpoint.clone();
-                async move { handle.unsubscribe(endpoint).await }
+                let (endpoint, caller) = (endpoint.clone(), caller.clone());
+                async move { handle.unsubscribe(endpoint, caller).await }
             })
             .await;
         result
@@ -126,18 +126,70 @@ impl HubNode for HubNodeService {
         &self,
         request: Request<v1::CurrentContextRequest>,
     ) -> Result<Response<v1::CurrentContextResponse>, Status> {
+        let (topic, caller) = request
+            .into_inner()
+            .into_parts(&self.key)
+            .map_err(malformed)?;
+        let result = self
+            .registry
+            .with_topic(&topic, |handle| {
+                let caller = caller.clone();
+                async move { handle.current_context(caller).await }
+            })
+            .await;
+        answer(result)
+    }
+
+    async fn mint_topic(
+        &self,
+        request: Request<v1::MintTopicRequest>,
+    ) -> Result<Response<v1::MintTopicResponse>, Status> {
+        let (topic, user) = request
+            .into_inner()
+            .into_parts(&self.key)
+            .map_err(malformed)?;
+        let result = self
+            .registry
+            .with_topic(&topic, |handle| {
+                let user = user.clone();
+                async move { handle.mint(user).await }
+            })
+            .await;
+        result
+            .map(|record| {
+                Response::new(v1::MintTopicResponse {
+                    record: Some(record.into()),
+                })
+            })
+            .map_err(Status::from)
+    }
+
+    async fn revoke_topic(
+        &self,
+        request: Request<v1::RevokeTopicRequest>,
+    ) -> Result<Response<v1::RevokeTopicResponse>, Status> {
         let topic = request
             .into_inner()
             .into_parts(&self.key)
             .map_err(malformed)?;
         let result = self
             .registry
-            .with_topic(
-                &topic,
-                |handle| async move { handle.current_context().await },
-            )
+            .with_topic(&topic, |handle| async move { handle.revoke().await })
             .await;
         answer(result)
+    }
+
+    async fn list_topics(
+        &self,
+        request: Request<v1::ListTopicsRequest>,
+    ) -> Result<Response<v1::ListTopicsResponse>, Status> {
+        let request = request.into_inner();
+        let limit = usize::try_from(request.limit).unwrap_or(usize::MAX);
+        answer(
+            self.registry
+                .list_records(request.user.as_deref(), limit)
+                .await,
+        )
     }
 
     async fn report_failure(

@@ -9,6 +9,7 @@ mod redis;
 
 use std::fmt;
 
+use fhircast_proto::hub::TopicRecord;
 use fhircast_proto::{EndpointId, TopicRef};
 
 pub use change::{Change, Delta, Header, Snapshot};
@@ -108,4 +109,23 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Returns the topic an endpoint belongs to.
     async fn resolve_endpoint(&self, endpoint: &EndpointId)
     -> Result<Option<TopicRef>, StoreError>;
+
+    /// What the admin API recorded of a topic (minted for a user, revoked); `None` when
+    /// nothing. Records outlive the topic's state: forgetting an idle topic keeps them.
+    async fn record(&self, topic: &TopicRef) -> Result<Option<TopicRecord>, StoreError>;
+
+    /// Stores a topic's record under `fence`, and lists it.
+    async fn put_record(
+        &self,
+        topic: &TopicRef,
+        fence: Fence,
+        record: &TopicRecord,
+    ) -> Result<(), StoreError>;
+
+    /// The records, newest first: at most `limit`, only those minted for `user` if given.
+    async fn list_records(
+        &self,
+        user: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<TopicRecord>, StoreError>;
 }

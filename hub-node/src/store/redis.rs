@@ -23,7 +23,8 @@ use redis::{RedisError, Script};
 use tokio::time::Instant;
 use tracing::warn;
 
-use fhircast_proto::redis_schema::{self, TopicKeys, endpoint_key};
+use fhircast_proto::hub::TopicRecord;
+use fhircast_proto::redis_schema::{self, TopicKeys, endpoint_key, records_key};
 use fhircast_proto::validate::AnchorKey;
 use fhircast_proto::wire::Trace;
 use fhircast_proto::{EndpointId, TopicRef};
@@ -75,6 +76,7 @@ pub struct RedisStore<C> {
     forget: Script,
     restart_epoch: Script,
     commit: Script,
+    put_record: Script,
 }
 
 impl<C> fmt::Debug for RedisStore<C> {
@@ -101,6 +103,7 @@ where
             forget: Script::new(redis_schema::FORGET),
             restart_epoch: Script::new(redis_schema::RESTART_EPOCH),
             commit: Script::new(redis_schema::COMMIT),
+            put_record: Script::new(redis_schema::PUT_RECORD),
         }
     }
 
@@ -389,6 +392,88 @@ where
             .await
             .map_err(|err| store_error(&err))?;
         Ok(raw.as_deref().and_then(TopicRef::parse))
+    }
+
+    async fn record(&self, topic: &TopicRef) -> Result<Option<TopicRecord>, StoreError> {
+        let raw: Option<String> = redis::cmd("GET")
+            .arg(TopicKeys::of(topic).record)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(|err| store_error(&err))?;
+        raw.map(|raw| {
+            serde_json::from_str(&raw).map_err(|_| {
+                warn!(topic = %topic, "the stored topic record is unreadable");
+                StoreError::Diverged
+            })
+        })
+        .transpose()
+    }
+
+    async fn put_record(
+        &self,
+        topic: &TopicRef,
+        fence: Fence,
+        record: &TopicRecord,
+    ) -> Result<(), StoreError> {
+        let keys = TopicKeys::of(topic);
+        let stored: u8 = self
+            .put_record
+            .key(&keys.meta)
+            .key(&keys.record)
+            .arg(fence.0)
+            .arg(json(record)?)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(|err| store_error(&err))?;
+        if stored == 0 {
+            return Err(StoreError::Fenced);
+        }
+        let listed_at = record.minted_at.or(record.revoked_at).unwrap_or_default();
+        let _: u8 = redis::cmd("ZADD")
+            .arg(records_key())
+            .arg("NX")
+            .arg(listed_at)
+            .arg(topic.as_str())
+            .query_async(&mut self.conn())
+            .await
+            .map_err(|err| store_error(&err))?;
+        self.wait_for_replicas(topic).await
+    }
+
+    async fn list_records(
+        &self,
+        user: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<TopicRecord>, StoreError> {
+        // Newest first, a page at a time, until `limit` records matched.
+        const PAGE: usize = 500;
+        let mut listed = Vec::new();
+        let mut start = 0;
+        while listed.len() < limit {
+            let refs: Vec<String> = redis::cmd("ZREVRANGE")
+                .arg(records_key())
+                .arg(start)
+                .arg(start + PAGE - 1)
+                .query_async(&mut self.conn())
+                .await
+                .map_err(|err| store_error(&err))?;
+            if refs.is_empty() {
+                break;
+            }
+            start += refs.len();
+            for topic in refs.iter().filter_map(|raw| TopicRef::parse(raw)) {
+                let Some(record) = self.record(&topic).await? else {
+                    continue;
+                };
+                if record.listed_for(user) {
+                    listed.push(record);
+                    if listed.len() == limit {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(listed)
     }
 }
 

@@ -11,7 +11,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::command::{Reply, TopicCommand};
-use fhircast_proto::hub::{instant_at, unix_now_ms};
+use fhircast_proto::hub::{
+    Caller, TOPIC_NOT_PERMITTED, TopicRecord, UnixMs, instant_at, unix_now_ms,
+};
+use fhircast_proto::{ErrorCode, ValidationError};
 
 use super::state::{Effects, Note, TopicState};
 use crate::high_water::{HighWater, Mark, restart_after_rollback};
@@ -78,6 +81,8 @@ pub(crate) struct TopicActor {
     pub(crate) high_water: Arc<HighWater>,
     /// The last position the store acknowledged (the loaded one at first).
     pub(crate) committed: Mark,
+    /// What the admin API recorded of the topic (minted for, revoked).
+    pub(crate) record: Option<TopicRecord>,
 }
 
 impl TopicActor {
@@ -213,11 +218,19 @@ impl TopicActor {
         self.commit(due).await?;
         match command {
             TopicCommand::Subscribe { command, reply } => {
-                let result = self.state.subscribe(command, now);
+                let result = self
+                    .permit(&command.caller())
+                    .and_then(|()| self.state.subscribe(command, now));
                 self.finish(result, reply).await
             }
-            TopicCommand::Unsubscribe { endpoint, reply } => {
-                let result = self.state.unsubscribe(&endpoint, now);
+            TopicCommand::Unsubscribe {
+                endpoint,
+                caller,
+                reply,
+            } => {
+                let result = self
+                    .permit(&caller)
+                    .and_then(|()| self.state.unsubscribe(&endpoint, &caller.owner, now));
                 self.finish(result.map(|effects| ((), effects)), reply)
                     .await
             }
@@ -240,12 +253,24 @@ impl TopicActor {
                 poster,
                 reply,
             } => {
-                let result = self.state.publish(event, &poster);
+                let result = self
+                    .permit(&poster)
+                    .and_then(|()| self.state.publish(event, &poster.owner));
                 self.finish(result, reply).await
             }
-            TopicCommand::CurrentContext { reply } => {
-                let _ = reply.send(Ok(self.state.current_context()));
+            TopicCommand::CurrentContext { caller, reply } => {
+                let result = self.permit(&caller).map(|()| self.state.current_context());
+                let _ = reply.send(result);
                 Ok(())
+            }
+            TopicCommand::Mint { user, reply } => self.mint(user, now, reply).await,
+            TopicCommand::Revoke { reply } => {
+                let Ok(record) = self.revoke_record(now).await else {
+                    let _ = reply.send(Err(TopicError::Unavailable));
+                    return Err(());
+                };
+                let (ended, effects) = self.state.revoke(now);
+                self.finish(Ok(((record, ended), effects)), reply).await
             }
             TopicCommand::ReportFailure {
                 endpoint,
@@ -264,6 +289,70 @@ impl TopicActor {
                 self.finish(Ok(((), effects)), reply).await
             }
         }
+    }
+
+    /// Refuses a caller the topic's record does not permit, exactly as the gateway refuses
+    /// a topic the token does not name (AUZ-04: no oracle).
+    fn permit(&self, caller: &Caller) -> Result<(), TopicError> {
+        if TopicRecord::permits(self.record.as_ref(), caller) {
+            Ok(())
+        } else {
+            Err(ValidationError::with_code(ErrorCode::Forbidden, TOPIC_NOT_PERMITTED).into())
+        }
+    }
+
+    /// Records the topic as minted for `user`; a topic that already has a record (minted
+    /// or revoked) is refused.
+    async fn mint(
+        &mut self,
+        user: String,
+        now: UnixMs,
+        reply: Reply<TopicRecord>,
+    ) -> Result<(), ()> {
+        if self.record.is_some() {
+            let refusal = ValidationError::conflict("the topic was already minted or revoked");
+            let _ = reply.send(Err(refusal.into()));
+            return Ok(());
+        }
+        let record = TopicRecord {
+            topic: self.state.topic().expose().to_owned(),
+            user: Some(user),
+            minted_at: Some(now),
+            revoked_at: None,
+        };
+        if self.store_record(&record).await.is_err() {
+            let _ = reply.send(Err(TopicError::Unavailable));
+            return Err(());
+        }
+        self.record = Some(record.clone());
+        let _ = reply.send(Ok(record));
+        Ok(())
+    }
+
+    /// Marks the record revoked (once: a second revocation keeps the first time) and stores
+    /// it before any subscription ends, so a reloaded topic refuses too.
+    async fn revoke_record(&mut self, now: UnixMs) -> Result<TopicRecord, ()> {
+        let mut record = self.record.clone().unwrap_or_else(|| TopicRecord {
+            topic: self.state.topic().expose().to_owned(),
+            ..TopicRecord::default()
+        });
+        if record.revoked_at.is_none() {
+            record.revoked_at = Some(now);
+            self.store_record(&record).await?;
+            info!(topic = %self.state.topic(), "topic revoked");
+        }
+        self.record = Some(record.clone());
+        Ok(record)
+    }
+
+    async fn store_record(&self, record: &TopicRecord) -> Result<(), ()> {
+        let topic = self.state.topic().topic_ref();
+        self.store
+            .put_record(topic, self.fence, record)
+            .await
+            .map_err(|err| {
+                warn!(topic = %self.state.topic(), error = %err, "could not store the topic record; stopping the topic");
+            })
     }
 
     /// Commits a command's effects, then replies: nothing is acknowledged before the

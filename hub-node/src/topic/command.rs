@@ -11,7 +11,8 @@ use fhircast_proto::event::EventRequest;
 
 use fhircast_proto::hub::TopicError;
 use fhircast_proto::hub::{
-    AttachOutcome, CurrentContext, DeliveryFailure, Detach, Owner, Published, SubscribeCommand,
+    AttachOutcome, Caller, CurrentContext, DeliveryFailure, Detach, Published, SubscribeCommand,
+    TopicRecord,
 };
 
 /// The reply channel of a command.
@@ -26,6 +27,7 @@ pub(crate) enum TopicCommand {
     },
     Unsubscribe {
         endpoint: EndpointId,
+        caller: Caller,
         reply: Reply<()>,
     },
     Attach {
@@ -34,17 +36,24 @@ pub(crate) enum TopicCommand {
         reply: Reply<AttachOutcome>,
     },
     /// These gateways left the cluster; no reply.
-    GatewaysGone {
-        gateways: Arc<BTreeSet<String>>,
-    },
+    GatewaysGone { gateways: Arc<BTreeSet<String>> },
     Publish {
         event: EventRequest,
-        poster: Owner,
+        poster: Caller,
         reply: Reply<Published>,
     },
     CurrentContext {
+        caller: Caller,
         reply: Reply<CurrentContext>,
     },
+    /// Records the topic as minted for `user` (the admin API).
+    Mint {
+        user: String,
+        reply: Reply<TopicRecord>,
+    },
+    /// Revokes the topic: every subscription ends; replies with the record and how many
+    /// subscriptions ended.
+    Revoke { reply: Reply<(TopicRecord, usize)> },
     ReportFailure {
         endpoint: EndpointId,
         report: DeliveryFailure,
@@ -67,7 +76,9 @@ impl TopicCommand {
             | Self::Detach { reply, .. } => drop(reply.send(Err(err))),
             Self::Attach { reply, .. } => drop(reply.send(Err(err))),
             Self::Publish { reply, .. } => drop(reply.send(Err(err))),
-            Self::CurrentContext { reply } => drop(reply.send(Err(err))),
+            Self::CurrentContext { reply, .. } => drop(reply.send(Err(err))),
+            Self::Mint { reply, .. } => drop(reply.send(Err(err))),
+            Self::Revoke { reply } => drop(reply.send(Err(err))),
             Self::GatewaysGone { .. } => {}
         }
     }

@@ -120,7 +120,9 @@ fn every_command_commits_only_what_it_touched_and_the_store_equals_the_live_stat
         now,
     );
     commit(&mut state, &mut store, effects);
-    let effects = state.unsubscribe(&b, now).expect("unsubscribe b");
+    let effects = state
+        .unsubscribe(&b, &owner("viewer"), now)
+        .expect("unsubscribe b");
     commit(&mut state, &mut store, effects);
     assert_store_matches(&state, &store, "detach, failure, unsubscribe");
 

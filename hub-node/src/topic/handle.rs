@@ -13,7 +13,8 @@ use fhircast_proto::{EndpointId, TopicId};
 use super::command::{Reply, TopicCommand};
 use fhircast_proto::hub::TopicError;
 use fhircast_proto::hub::{
-    AttachOutcome, CurrentContext, DeliveryFailure, Detach, Owner, Published, SubscribeCommand,
+    AttachOutcome, Caller, CurrentContext, DeliveryFailure, Detach, Published, SubscribeCommand,
+    TopicRecord,
 };
 
 /// A cloneable handle to a running topic actor.
@@ -44,10 +45,18 @@ impl TopicHandle {
             .await
     }
 
-    /// Cancels a subscription.
-    pub async fn unsubscribe(&self, endpoint: EndpointId) -> Result<(), TopicError> {
-        self.call(|reply| TopicCommand::Unsubscribe { endpoint, reply })
-            .await
+    /// Cancels a subscription `caller` created.
+    pub async fn unsubscribe(
+        &self,
+        endpoint: EndpointId,
+        caller: Caller,
+    ) -> Result<(), TopicError> {
+        self.call(|reply| TopicCommand::Unsubscribe {
+            endpoint,
+            caller,
+            reply,
+        })
+        .await
     }
 
     /// Attaches a socket held by gateway `gateway` to an endpoint (or learns that its
@@ -78,7 +87,7 @@ impl TopicHandle {
     pub async fn publish(
         &self,
         event: EventRequest,
-        poster: Owner,
+        poster: Caller,
     ) -> Result<Published, TopicError> {
         self.call(|reply| TopicCommand::Publish {
             event,
@@ -89,9 +98,19 @@ impl TopicHandle {
     }
 
     /// Returns the current context.
-    pub async fn current_context(&self) -> Result<CurrentContext, TopicError> {
-        self.call(|reply| TopicCommand::CurrentContext { reply })
+    pub async fn current_context(&self, caller: Caller) -> Result<CurrentContext, TopicError> {
+        self.call(|reply| TopicCommand::CurrentContext { caller, reply })
             .await
+    }
+
+    /// Records the topic as minted for `user`.
+    pub async fn mint(&self, user: String) -> Result<TopicRecord, TopicError> {
+        self.call(|reply| TopicCommand::Mint { user, reply }).await
+    }
+
+    /// Revokes the topic; returns its record and how many subscriptions ended.
+    pub async fn revoke(&self) -> Result<(TopicRecord, usize), TopicError> {
+        self.call(|reply| TopicCommand::Revoke { reply }).await
     }
 
     /// Reports a failed delivery.
@@ -148,12 +167,12 @@ mod tests {
         let handle = TopicHandle::new(topic, sender);
         let waiting = tokio::spawn({
             let handle = handle.clone();
-            async move { handle.current_context().await }
+            async move { handle.current_context(Caller::default()).await }
         });
         while handle.mailbox.capacity() > 0 {
             tokio::task::yield_now().await;
         }
-        let refused = handle.current_context().await;
+        let refused = handle.current_context(Caller::default()).await;
         assert_eq!(refused, Err(TopicError::Overloaded));
         assert_eq!(TopicError::Overloaded.code(), ErrorCode::Unavailable);
         assert_eq!(TopicError::Overloaded.code().http_status(), 503);

@@ -309,6 +309,7 @@ fn subscribe_command(events: &[&str]) -> SubscribeCommand {
         subscriber_name: Some("Test app".to_owned()),
         endpoint: None,
         owner: owner("viewer"),
+        minted_for: None,
     }
 }
 
@@ -1409,7 +1410,9 @@ fn every_envelope_takes_the_next_seq_events_and_controls_alike() {
     );
     seqs.push(envelope_seq(&effects.envelopes[0]));
     // A control envelope (the denial of an unsubscribe) takes the next seq too.
-    let effects = state.unsubscribe(&other, NOW + 4).expect("unsubscribed");
+    let effects = state
+        .unsubscribe(&other, &owner("viewer"), NOW + 4)
+        .expect("unsubscribed");
     assert!(is_deny_for(&effects.envelopes[0], &other));
     seqs.push(envelope_seq(&effects.envelopes[0]));
 

@@ -124,7 +124,9 @@ fn unknown_endpoints_are_refused_and_change_nothing() {
         Some(TopicError::UnknownEndpoint)
     );
     assert_eq!(
-        state.unsubscribe(&EndpointId::generate(), NOW).err(),
+        state
+            .unsubscribe(&EndpointId::generate(), &owner("viewer"), NOW)
+            .err(),
         Some(TopicError::UnknownEndpoint)
     );
     assert!(matches!(
@@ -156,7 +158,9 @@ fn resubscribing_an_expired_unattached_endpoint_is_unknown_endpoint() {
 fn unsubscribing_an_attached_subscription_denies_it_and_remembers_the_endpoint() {
     let mut state = state();
     let (endpoint, _) = subscriber(&mut state, &["Patient-open", "SyncError"]);
-    let effects = state.unsubscribe(&endpoint, NOW + 2).expect("unsubscribed");
+    let effects = state
+        .unsubscribe(&endpoint, &owner("viewer"), NOW + 2)
+        .expect("unsubscribed");
     assert_eq!(effects.envelopes.len(), 1);
     assert!(is_deny_for(&effects.envelopes[0], &endpoint));
     assert_eq!(
@@ -176,7 +180,9 @@ fn unsubscribing_an_attached_subscription_denies_it_and_remembers_the_endpoint()
     );
     // Unsubscribing again is accepted and changes nothing.
     let seq = state.seq();
-    let again = state.unsubscribe(&endpoint, NOW + 4).expect("idempotent");
+    let again = state
+        .unsubscribe(&endpoint, &owner("viewer"), NOW + 4)
+        .expect("idempotent");
     assert!(again.is_empty());
     assert_eq!(state.seq(), seq);
 }
@@ -187,7 +193,9 @@ fn unsubscribing_an_unattached_endpoint_ends_it_without_a_denial() {
     let (endpoint, _) = state
         .subscribe(subscribe_command(&["Patient-open"]), NOW)
         .expect("subscribed");
-    let effects = state.unsubscribe(&endpoint, NOW + 1).expect("unsubscribed");
+    let effects = state
+        .unsubscribe(&endpoint, &owner("viewer"), NOW + 1)
+        .expect("unsubscribed");
     assert!(effects.envelopes.is_empty());
     assert_eq!(
         ended(&mut state, &endpoint, NOW + 2),
@@ -691,7 +699,9 @@ fn a_clients_remembered_endpoints_make_room_oldest_first() {
         let (endpoint, _) = state
             .subscribe(command_for("app", &["Patient-open"]), NOW)
             .expect("subscribed");
-        state.unsubscribe(&endpoint, NOW + 1).expect("unsubscribed");
+        state
+            .unsubscribe(&endpoint, &owner("app"), NOW + 1)
+            .expect("unsubscribed");
         gone.push(endpoint);
     }
     assert_eq!(state.remembered_endpoints(), 2);
@@ -716,7 +726,9 @@ fn a_topic_remembers_a_bounded_number_of_endpoints() {
         let (endpoint, _) = state
             .subscribe(command_for(&format!("app-{n}"), &["Patient-open"]), NOW)
             .expect("subscribed");
-        let effects = state.unsubscribe(&endpoint, NOW + 1).expect("unsubscribed");
+        let effects = state
+            .unsubscribe(&endpoint, &owner(&format!("app-{n}")), NOW + 1)
+            .expect("unsubscribed");
         removed.extend(effects.endpoints_removed);
         all.push(endpoint);
     }
@@ -887,4 +899,70 @@ fn a_posted_sync_error_naming_its_subscriber_excludes_only_that_one() {
         !exclude.contains(&stranger),
         "another app's subscription is never excluded"
     );
+}
+
+#[test]
+fn auz_05_only_the_creator_may_re_subscribe_or_unsubscribe_an_endpoint() {
+    let mut state = state();
+    let (endpoint, _) = subscriber(&mut state, &["Patient-open"]);
+    let forbidden = |result: Result<Effects, TopicError>| matches!(result, Err(TopicError::Rejected(err)) if err.code() == ErrorCode::Forbidden);
+    // Another app of the same user, then the same app for another user.
+    let other_app = owner("intruder");
+    let other_user = Owner {
+        subject: Some("user-2".to_owned()),
+        ..owner("viewer")
+    };
+    for intruder in [other_app, other_user] {
+        let takeover = SubscribeCommand {
+            endpoint: Some(endpoint.clone()),
+            owner: intruder.clone(),
+            events: names(&["Patient-open", "Patient-close"]),
+            ..subscribe_command(&[])
+        };
+        assert!(forbidden(
+            state
+                .subscribe(takeover, NOW + 2)
+                .map(|(_, effects)| effects)
+        ));
+        assert!(forbidden(state.unsubscribe(&endpoint, &intruder, NOW + 2)));
+    }
+    let kept = state.subscription(&endpoint).expect("still subscribed");
+    assert!(kept.is_attached(), "the creator's socket was touched");
+    assert_eq!(kept.events, names(&["Patient-open"]));
+    // The creator still may; afterwards the ended endpoint stays the creator's.
+    let effects = state
+        .unsubscribe(&endpoint, &owner("viewer"), NOW + 3)
+        .expect("the creator unsubscribes");
+    assert!(is_deny_for(&effects.envelopes[0], &endpoint));
+    assert!(forbidden(state.unsubscribe(
+        &endpoint,
+        &owner("intruder"),
+        NOW + 4
+    )));
+}
+
+#[test]
+fn auz_10_revoking_ends_every_subscription_with_a_denial() {
+    let mut state = state();
+    let (first, _) = subscriber(&mut state, &["Patient-open"]);
+    let (second, _) = subscriber_with(&mut state, command_for("other-app", &["Patient-open"]));
+    let (pending, _) = state
+        .subscribe(command_for("third-app", &["Patient-open"]), NOW + 2)
+        .expect("subscribed");
+    let (ended, effects) = state.revoke(NOW + 3);
+    assert_eq!(ended, 3);
+    assert_eq!(effects.envelopes.len(), 2, "one denial per attached socket");
+    assert!(
+        is_deny_for(&effects.envelopes[0], &first) || is_deny_for(&effects.envelopes[1], &first)
+    );
+    assert!(
+        effects
+            .envelopes
+            .iter()
+            .any(|envelope| is_deny_for(envelope, &second))
+    );
+    for endpoint in [&first, &second, &pending] {
+        assert_eq!(state.ended_reason(endpoint), Some(EndReason::Revoked));
+        assert!(state.subscription(endpoint).is_none());
+    }
 }

@@ -16,6 +16,8 @@ pub enum EndReason {
     ReattachWindowPassed,
     /// The socket closed and endpoints are single-use (re-attach window 0).
     ConnectionClosed,
+    /// An administrator revoked the topic (the session ended).
+    Revoked,
 }
 
 impl EndReason {
@@ -28,6 +30,7 @@ impl EndReason {
             Self::AttachWindowPassed => "the endpoint was not connected in time",
             Self::ReattachWindowPassed => "the connection was not resumed in time",
             Self::ConnectionClosed => "the connection closed; subscribe again",
+            Self::Revoked => "the session ended",
         }
     }
 
@@ -40,6 +43,7 @@ impl EndReason {
             Self::AttachWindowPassed => "attach_window_passed",
             Self::ReattachWindowPassed => "reattach_window_passed",
             Self::ConnectionClosed => "connection_closed",
+            Self::Revoked => "revoked",
         }
     }
 }

@@ -3,12 +3,14 @@
 //! on a hub node reached over gRPC (cluster). The wire forms live in `crate::wire`.
 //!
 //! - [`subscribe`]: subscribe commands, owners, publish outcomes.
+//! - [`access`]: the caller of a request, and what the admin API recorded of a topic.
 //! - [`attach`]: attaching a socket, delivery failures, detaches.
 //! - [`end_reason`]: why a subscription ended.
 //! - [`current_context`]: Get Current Context.
 //! - [`error`]: what any call can fail with.
 //! - [`time`]: wall-clock milliseconds shared by every process.
 
+pub mod access;
 pub mod attach;
 pub mod current_context;
 pub mod end_reason;
@@ -16,6 +18,7 @@ pub mod error;
 pub mod subscribe;
 pub mod time;
 
+pub use access::{Caller, TOPIC_NOT_PERMITTED, TopicRecord};
 pub use attach::{AttachOutcome, Attachment, DeliveryFailure, Detach, DetachReason, Position};
 pub use current_context::CurrentContext;
 pub use end_reason::EndReason;

@@ -37,6 +37,18 @@ pub struct SubscribeCommand {
     pub endpoint: Option<EndpointId>,
     /// Who asks.
     pub owner: Owner,
+    /// See [`super::Caller::minted_for`].
+    pub minted_for: Option<String>,
+}
+
+impl SubscribeCommand {
+    /// Returns who asks, as the other commands name them.
+    pub fn caller(&self) -> super::Caller {
+        super::Caller {
+            owner: self.owner.clone(),
+            minted_for: self.minted_for.clone(),
+        }
+    }
 }
 
 /// The outcome of an accepted publish.

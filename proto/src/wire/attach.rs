@@ -37,6 +37,7 @@ impl From<EndReason> for v1::EndReason {
             EndReason::AttachWindowPassed => Self::AttachWindowPassed,
             EndReason::ReattachWindowPassed => Self::ReattachWindowPassed,
             EndReason::ConnectionClosed => Self::ConnectionClosed,
+            EndReason::Revoked => Self::Revoked,
         }
     }
 }
@@ -52,6 +53,7 @@ fn end_reason(field: &'static str, raw: i32) -> Result<EndReason, WireError> {
         Wire::AttachWindowPassed => EndReason::AttachWindowPassed,
         Wire::ReattachWindowPassed => EndReason::ReattachWindowPassed,
         Wire::ConnectionClosed => EndReason::ConnectionClosed,
+        Wire::Revoked => EndReason::Revoked,
     })
 }
 

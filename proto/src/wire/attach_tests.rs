@@ -5,13 +5,14 @@ use crate::wire::fixtures::{
     assert_same_deliveries, delivery, key, names, other_topic, spellings, through_bytes, topic,
 };
 
-const END_REASONS: [EndReason; 6] = [
+const END_REASONS: [EndReason; 7] = [
     EndReason::Unsubscribed,
     EndReason::LeaseExpired,
     EndReason::Unresponsive,
     EndReason::AttachWindowPassed,
     EndReason::ReattachWindowPassed,
     EndReason::ConnectionClosed,
+    EndReason::Revoked,
 ];
 
 fn attachment(resume: Option<Position>) -> Attachment {

@@ -3,7 +3,7 @@
 //! array, exactly as the sender wrote them.
 
 use crate::event::EventRequest;
-use crate::hub::{CurrentContext, Owner, Published};
+use crate::hub::{Caller, CurrentContext, Published};
 use crate::ids::{TopicId, TopicKey};
 
 use super::fields::{event_name, json_items, json_items_to_wire, required, required_text, topic};
@@ -41,20 +41,24 @@ impl TryFrom<v1::EventRequest> for EventRequest {
 
 impl v1::PublishRequest {
     /// Asks to publish `event` to `topic` on behalf of `poster`.
-    pub fn new(topic: &TopicId, event: EventRequest, poster: Owner) -> Self {
+    pub fn new(topic: &TopicId, event: EventRequest, poster: Caller) -> Self {
         Self {
             topic: topic.expose().to_owned(),
             event: Some(event.into()),
-            poster: Some(poster.into()),
+            poster: Some(poster.owner.into()),
+            minted_for: poster.minted_for,
         }
     }
 
     /// Returns the topic, the event and its poster.
-    pub fn into_parts(self, key: &TopicKey) -> Result<(TopicId, EventRequest, Owner), WireError> {
+    pub fn into_parts(self, key: &TopicKey) -> Result<(TopicId, EventRequest, Caller), WireError> {
         Ok((
             topic("PublishRequest.topic", &self.topic, key)?,
             required("PublishRequest.event", self.event)?.try_into()?,
-            required("PublishRequest.poster", self.poster)?.into(),
+            Caller {
+                owner: required("PublishRequest.poster", self.poster)?.into(),
+                minted_for: self.minted_for,
+            },
         ))
     }
 }
@@ -87,16 +91,24 @@ impl TryFrom<v1::PublishResponse> for Published {
 }
 
 impl v1::CurrentContextRequest {
-    /// Asks for the current context of `topic`.
-    pub fn new(topic: &TopicId) -> Self {
+    /// Asks for the current context of `topic` on behalf of `caller`.
+    pub fn new(topic: &TopicId, caller: Caller) -> Self {
         Self {
             topic: topic.expose().to_owned(),
+            caller: Some(caller.owner.into()),
+            minted_for: caller.minted_for,
         }
     }
 
-    /// Returns the topic.
-    pub fn into_parts(self, key: &TopicKey) -> Result<TopicId, WireError> {
-        topic("CurrentContextRequest.topic", &self.topic, key)
+    /// Returns the topic and the caller.
+    pub fn into_parts(self, key: &TopicKey) -> Result<(TopicId, Caller), WireError> {
+        Ok((
+            topic("CurrentContextRequest.topic", &self.topic, key)?,
+            Caller {
+                owner: required("CurrentContextRequest.caller", self.caller)?.into(),
+                minted_for: self.minted_for,
+            },
+        ))
     }
 }
 

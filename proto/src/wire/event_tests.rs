@@ -3,6 +3,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::event_name::EventName;
+use crate::hub::Owner;
 use crate::wire::fixtures::{key, through_bytes, topic};
 
 fn patient_open(version_id: Option<&str>) -> EventRequest {
@@ -20,10 +21,13 @@ fn patient_open(version_id: Option<&str>) -> EventRequest {
     }
 }
 
-fn poster() -> Owner {
-    Owner {
-        client_id: Some("acme-viewer".to_owned()),
-        subject: None,
+fn poster() -> Caller {
+    Caller {
+        owner: Owner {
+            client_id: Some("acme-viewer".to_owned()),
+            subject: None,
+        },
+        minted_for: Some("dr-who".to_owned()),
     }
 }
 
@@ -127,8 +131,8 @@ fn current_contexts_round_trip() {
         context: patient_open(None).context,
     };
     for current in [open.emptied(), open] {
-        let request = through_bytes(&v1::CurrentContextRequest::new(&topic()));
-        assert_eq!(request.into_parts(&key()), Ok(topic()));
+        let request = through_bytes(&v1::CurrentContextRequest::new(&topic(), poster()));
+        assert_eq!(request.into_parts(&key()), Ok((topic(), poster())));
         let response = through_bytes(&v1::CurrentContextResponse::from(current.clone()));
         assert_eq!(CurrentContext::try_from(response), Ok(current));
     }

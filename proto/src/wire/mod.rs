@@ -17,11 +17,13 @@
 //! - [`subscribe`]: Subscribe, Unsubscribe and ResolveEndpoint; owners.
 //! - [`attach`]: Attach: attachments, positions, end reasons.
 //! - [`event`]: Publish and CurrentContext: event requests, publish outcomes, contexts.
+//! - [`access`]: MintTopic, RevokeTopic and ListTopics: the admin API's topic records.
 //! - [`report`]: ReportFailure and Detach: delivery failures, detaches.
 //! - [`bus`]: the bus envelope as it travels over Redis
 //!   ([`crate::bus::Envelope::to_wire`], [`crate::bus::Envelope::from_wire`]).
 //! - [`status`]: [`crate::hub::TopicError`] as a gRPC status.
 
+pub mod access;
 pub mod attach;
 pub mod bus;
 mod error;

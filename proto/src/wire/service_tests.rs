@@ -12,8 +12,8 @@ use super::v1::hub_node_client::HubNodeClient;
 use super::v1::hub_node_server::{HubNode, HubNodeServer};
 use crate::event::EventRequest;
 use crate::hub::{
-    AttachOutcome, DeliveryFailure, Detach, DetachReason, EndReason, Owner, Published,
-    SubscribeCommand, TopicError,
+    AttachOutcome, Caller, DeliveryFailure, Detach, DetachReason, EndReason, Owner, Published,
+    SubscribeCommand, TopicError, TopicRecord,
 };
 use crate::ids::{EndpointId, TopicRef};
 use crate::sync_error::SyncFailure;
@@ -97,6 +97,37 @@ impl HubNode for EchoNode {
         request.into_inner().into_parts()?;
         Ok(Response::new(v1::DetachResponse {}))
     }
+
+    async fn mint_topic(
+        &self,
+        request: Request<v1::MintTopicRequest>,
+    ) -> Result<Response<v1::MintTopicResponse>, Status> {
+        let (topic, user) = request.into_inner().into_parts(&key())?;
+        let record = TopicRecord {
+            topic: topic.expose().to_owned(),
+            user: Some(user),
+            minted_at: Some(1),
+            revoked_at: None,
+        };
+        Ok(Response::new(v1::MintTopicResponse {
+            record: Some(record.into()),
+        }))
+    }
+
+    async fn revoke_topic(
+        &self,
+        request: Request<v1::RevokeTopicRequest>,
+    ) -> Result<Response<v1::RevokeTopicResponse>, Status> {
+        request.into_inner().into_parts(&key())?;
+        Err(TopicError::Unavailable.into())
+    }
+
+    async fn list_topics(
+        &self,
+        _request: Request<v1::ListTopicsRequest>,
+    ) -> Result<Response<v1::ListTopicsResponse>, Status> {
+        Ok(Response::new(Vec::<TopicRecord>::new().into()))
+    }
 }
 
 #[tokio::test]
@@ -122,6 +153,7 @@ async fn calls_and_failures_cross_a_real_connection() {
         subscriber_name: None,
         endpoint: Some(endpoint.clone()),
         owner: Owner::default(),
+        minted_for: None,
     };
     let response = client
         .subscribe(v1::SubscribeRequest::new(&topic(), command))
@@ -133,7 +165,11 @@ async fn calls_and_failures_cross_a_real_connection() {
     );
 
     let status = client
-        .unsubscribe(v1::UnsubscribeRequest::new(&topic(), &endpoint))
+        .unsubscribe(v1::UnsubscribeRequest::new(
+            &topic(),
+            &endpoint,
+            Caller::default(),
+        ))
         .await
         .expect_err("unknown endpoint");
     assert_eq!(TopicError::from(status), TopicError::UnknownEndpoint);
@@ -170,7 +206,7 @@ async fn calls_and_failures_cross_a_real_connection() {
         version_id: None,
     };
     let response = client
-        .publish(v1::PublishRequest::new(&topic(), event, Owner::default()))
+        .publish(v1::PublishRequest::new(&topic(), event, Caller::default()))
         .await
         .expect("published");
     assert_eq!(
@@ -179,7 +215,7 @@ async fn calls_and_failures_cross_a_real_connection() {
     );
 
     let status = client
-        .current_context(v1::CurrentContextRequest::new(&topic()))
+        .current_context(v1::CurrentContextRequest::new(&topic(), Caller::default()))
         .await
         .expect_err("not the owner");
     assert_eq!(

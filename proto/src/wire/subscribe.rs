@@ -1,7 +1,7 @@
 //! Subscribe, Unsubscribe and ResolveEndpoint on the wire, and the owner every
 //! subscription and publish names.
 
-use crate::hub::{Owner, SubscribeCommand};
+use crate::hub::{Caller, Owner, SubscribeCommand};
 use crate::ids::{EndpointId, TopicId, TopicKey, TopicRef};
 
 use super::fields::{
@@ -38,6 +38,7 @@ impl From<SubscribeCommand> for v1::SubscribeCommand {
                 .endpoint
                 .map(|endpoint| endpoint.expose().to_owned()),
             owner: Some(command.owner.into()),
+            minted_for: command.minted_for,
         }
     }
 }
@@ -53,6 +54,7 @@ impl TryFrom<v1::SubscribeCommand> for SubscribeCommand {
             subscriber_name: command.subscriber_name,
             endpoint: optional_endpoint("SubscribeCommand.endpoint", command.endpoint)?,
             owner: required("SubscribeCommand.owner", command.owner)?.into(),
+            minted_for: command.minted_for,
         })
     }
 }
@@ -91,24 +93,31 @@ impl TryFrom<v1::SubscribeResponse> for EndpointId {
 }
 
 impl v1::UnsubscribeRequest {
-    /// Asks to cancel the subscription `endpoint` of `topic`.
-    pub fn new(topic: &TopicId, endpoint: &EndpointId) -> Self {
+    /// Asks, on behalf of `caller`, to cancel the subscription `endpoint` of `topic`.
+    pub fn new(topic: &TopicId, endpoint: &EndpointId, caller: Caller) -> Self {
         Self {
             topic: topic.expose().to_owned(),
             topic_ref: topic.topic_ref().as_str().to_owned(),
             endpoint: endpoint.expose().to_owned(),
+            owner: Some(caller.owner.into()),
+            minted_for: caller.minted_for,
         }
     }
 
-    /// Returns the topic (checked against the ref carried with it) and the endpoint.
-    pub fn into_parts(self, key: &TopicKey) -> Result<(TopicId, EndpointId), WireError> {
+    /// Returns the topic (checked against the ref carried with it), the endpoint and the
+    /// caller.
+    pub fn into_parts(self, key: &TopicKey) -> Result<(TopicId, EndpointId, Caller), WireError> {
         let topic = topic_with_ref(
             ("UnsubscribeRequest.topic", &self.topic),
             ("UnsubscribeRequest.topic_ref", &self.topic_ref),
             key,
         )?;
         let endpoint = endpoint("UnsubscribeRequest.endpoint", &self.endpoint)?;
-        Ok((topic, endpoint))
+        let caller = Caller {
+            owner: required("UnsubscribeRequest.owner", self.owner)?.into(),
+            minted_for: self.minted_for,
+        };
+        Ok((topic, endpoint, caller))
     }
 }
 

@@ -27,6 +27,7 @@ fn command(endpoint: Option<EndpointId>, owner: Owner) -> SubscribeCommand {
         token_expires: 1_800_000_000_123,
         subscriber_name: owner.client_id.as_ref().map(|_| "Acme Viewer".to_owned()),
         endpoint,
+        minted_for: owner.subject.clone(),
         owner,
     }
 }
@@ -151,14 +152,25 @@ fn subscribe_responses_round_trip_and_bad_endpoints_are_refused() {
 #[test]
 fn unsubscribe_requests_round_trip() {
     let endpoint = EndpointId::generate();
-    let request = through_bytes(&v1::UnsubscribeRequest::new(&topic(), &endpoint));
-    assert_eq!(request.into_parts(&key()), Ok((topic(), endpoint)));
+    let caller = Caller {
+        owner: Owner {
+            client_id: Some("acme-viewer".to_owned()),
+            subject: None,
+        },
+        minted_for: None,
+    };
+    let request = through_bytes(&v1::UnsubscribeRequest::new(
+        &topic(),
+        &endpoint,
+        caller.clone(),
+    ));
+    assert_eq!(request.into_parts(&key()), Ok((topic(), endpoint, caller)));
 }
 
 #[test]
 fn unsubscribe_requests_with_a_foreign_ref_are_refused() {
     let endpoint = EndpointId::generate();
-    let valid = v1::UnsubscribeRequest::new(&topic(), &endpoint);
+    let valid = v1::UnsubscribeRequest::new(&topic(), &endpoint, Caller::default());
 
     let mut request = valid.clone();
     request.topic_ref = other_topic().topic_ref().as_str().to_owned();
@@ -191,7 +203,8 @@ fn unsubscribe_requests_with_a_foreign_ref_are_refused() {
         request.clone().into_parts(&key()),
         Ok((
             topic(),
-            EndpointId::parse(&"x".repeat(43)).expect("well formed")
+            EndpointId::parse(&"x".repeat(43)).expect("well formed"),
+            Caller::default()
         ))
     );
     request.endpoint = "x".repeat(44);

@@ -4,7 +4,8 @@
 //! it spawn a gateway with the in-process test issuer (`--embedded`, over HTTPS and WSS with
 //! `--tls`), or a whole cluster
 //! (`--cluster`: one Redis with AOF `always`, 3 hub nodes, 2 gateways, the clients of every
-//! check spread over both gateways). Prints one line per checklist item, then
+//! check spread over both gateways; `--grpc-mtls` runs gateways and nodes over mutual TLS).
+//! Prints one line per checklist item, then
 //! `conformance: N passed, M failed`, then the skipped items; exits 1 on any failure.
 
 use std::process::ExitCode;
@@ -13,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use clap::Parser;
-use hub_tests::certs::TlsFiles;
+use hub_tests::certs::{GrpcMtls, TlsFiles};
 use hub_tests::cluster::{ClusterBuilder, RedisTopology};
 use hub_tests::conformance::Ctx;
 use hub_tests::conformance::runner::{self, Options, Report};
@@ -71,6 +72,10 @@ struct Args {
     /// three sentinels, or a three-master Redis Cluster with sharded pub/sub.
     #[arg(long, value_enum, default_value_t = Topology::Single, requires = "cluster")]
     redis: Topology,
+    /// With `--cluster`: gateways and hub nodes talk gRPC over mutual TLS (a throwaway CA
+    /// signing a node and a gateway certificate).
+    #[arg(long, requires = "cluster")]
+    grpc_mtls: bool,
     /// Gateway binary for `--embedded` and `--cluster` (default: GATEWAY_BIN or
     /// target/debug); `--cluster` takes the hub node binary from HUB_NODE_BIN or
     /// target/debug.
@@ -137,7 +142,14 @@ async fn run(args: Args) -> Result<Report> {
         let grace_ms = args
             .reconnect_grace_ms
             .unwrap_or(EMBEDDED_RECONNECT_GRACE_MS);
-        return run_cluster(args.gateway_bin, args.redis, grace_ms, &options).await;
+        return run_cluster(
+            args.gateway_bin,
+            args.redis,
+            args.grpc_mtls,
+            grace_ms,
+            &options,
+        )
+        .await;
     }
     if let Some(ca) = &args.ca_file {
         hub_tests::certs::trust(ca)?;
@@ -214,6 +226,7 @@ async fn run_embedded(
 async fn run_cluster(
     gateway_bin: Option<String>,
     topology: Topology,
+    grpc_mtls: bool,
     grace_ms: u64,
     options: &Options,
 ) -> Result<Report> {
@@ -233,6 +246,15 @@ async fn run_cluster(
         .ack_timeout(EMBEDDED_ACK_TIMEOUT);
     if let Some(path) = gateway_bin {
         builder = builder.configure_gateways(|gateway| gateway.binary(path));
+    }
+    // Kept until the cluster stops: the files are removed when it drops.
+    let certificates = if grpc_mtls {
+        Some(GrpcMtls::generate()?)
+    } else {
+        None
+    };
+    if let Some(certs) = &certificates {
+        builder = builder.grpc_mtls(certs);
     }
     let cluster = builder.start().await.context("starting the cluster")?;
     let ctx = Ctx::spread(&cluster.hub_urls(), cluster.tokens())?

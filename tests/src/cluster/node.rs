@@ -34,6 +34,7 @@ pub struct NodeBuilder {
     redis_url: Option<String>,
     topic_key: Option<String>,
     node_id: Option<String>,
+    grpc_listen: Option<String>,
     args: Vec<String>,
     env: Vec<(String, String)>,
 }
@@ -65,6 +66,12 @@ impl NodeBuilder {
     /// Sets the node id (`--node-id`), which a restart keeps.
     pub fn node_id(mut self, id: &str) -> Self {
         self.node_id = Some(id.to_owned());
+        self
+    }
+
+    /// Overrides the gRPC listen address (only for tests that expect a refusal to start).
+    pub fn grpc_listen(mut self, address: &str) -> Self {
+        self.grpc_listen = Some(address.to_owned());
         self
     }
 
@@ -128,7 +135,10 @@ impl NodeBuilder {
         };
         // `--flag=value`: a value may start with `-` (a random topic key does at times).
         let mut args = vec![
-            "--grpc-listen=127.0.0.1:0".to_owned(),
+            format!(
+                "--grpc-listen={}",
+                self.grpc_listen.as_deref().unwrap_or("127.0.0.1:0")
+            ),
             format!("--redis-url={redis_url}"),
             format!("--topic-key={topic_key}"),
             format!("--node-id={node_id}"),
@@ -151,6 +161,12 @@ impl NodeBuilder {
             Some("FHIRCAST_"),
             &self.env,
         )
+    }
+
+    /// Spawns the node and expects it to refuse its configuration: exit 64 (EX_USAGE)
+    /// before binding anything, saying `reason` (case aside) on stderr.
+    pub async fn expect_refused(&self, reason: &str) -> Result<()> {
+        self.spawn()?.expect_refusal(reason, STOP_DEADLINE).await
     }
 
     /// Spawns the node and waits until it prints its gRPC address.

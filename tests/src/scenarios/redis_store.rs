@@ -9,7 +9,7 @@ use anyhow::{Context as _, Result, bail, ensure};
 use serde_json::json;
 
 use fhircast_proto::event::EventRequest;
-use fhircast_proto::hub::{Owner, SubscribeCommand, unix_now_ms};
+use fhircast_proto::hub::{Owner, SubscribeCommand, TopicRecord, unix_now_ms};
 use fhircast_proto::{EventName, TopicId, TopicKey};
 use hub_node::cluster::redis::{RedisConn, RedisTarget};
 use hub_node::store::{RedisStore, RedisStoreSettings, Store, StoreError};
@@ -172,6 +172,7 @@ async fn a_topic_is_rebuilt_from_its_commits_after_a_kill_9_of_redis() -> Result
         subscriber_name: Some("viewer".into()),
         endpoint: None,
         owner: Owner::default(),
+        minted_for: None,
     };
     let (endpoint, effects) = state
         .subscribe(command, now)
@@ -277,6 +278,52 @@ async fn a_forgotten_topic_leaves_only_its_fence_and_its_old_owner_cannot_write(
     ensure!(
         stale == Err(StoreError::Fenced),
         "the old owner wrote: {stale:?}"
+    );
+    server.stop().await
+}
+
+/// The admin API's records (AUZ-10): written only by the fence holder, kept when the
+/// topic's state is forgotten, listed newest first, filtered by user.
+#[tokio::test]
+async fn topic_records_are_fenced_outlive_a_forgotten_topic_and_list_newest_first() -> Result<()> {
+    let server = RedisServer::start(RedisOptions::new()).await?;
+    let conn = connect(&server).await?;
+    let node = store(&conn, "hub-a", 60_000);
+    let mut minted = Vec::new();
+    for (n, user) in ["alice", "bob", "alice"].iter().enumerate() {
+        let topic = topic()?;
+        let fence = node.acquire(topic.topic_ref()).await?;
+        let record = TopicRecord {
+            topic: topic.expose().to_owned(),
+            user: Some((*user).to_owned()),
+            minted_at: Some(1_000 + n as u64),
+            revoked_at: None,
+        };
+        node.put_record(topic.topic_ref(), fence, &record).await?;
+        node.forget(topic.topic_ref(), fence).await?;
+        ensure!(
+            node.record(topic.topic_ref()).await? == Some(record.clone()),
+            "forgetting the topic lost its record"
+        );
+        // A stale owner cannot rewrite it.
+        let again = node.acquire(topic.topic_ref()).await?;
+        let stale = node
+            .put_record(topic.topic_ref(), fence, &TopicRecord::default())
+            .await;
+        ensure!(
+            stale == Err(StoreError::Fenced),
+            "a stale owner wrote: {stale:?}"
+        );
+        node.release(topic.topic_ref(), again).await?;
+        minted.push(record);
+    }
+    let all = node.list_records(None, 10).await?;
+    let newest_first: Vec<TopicRecord> = minted.iter().rev().cloned().collect();
+    ensure!(all == newest_first, "listing is not newest first: {all:?}");
+    let alice = node.list_records(Some("alice"), 1).await?;
+    ensure!(
+        alice == vec![minted[2].clone()],
+        "alice's newest: {alice:?}"
     );
     server.stop().await
 }

@@ -103,6 +103,9 @@ impl TopicState {
             .get_mut(endpoint)
             .filter(|s| overdue(s, now).is_none())
             .ok_or(TopicError::UnknownEndpoint)?;
+        if subscription.owner != command.owner {
+            return Err(not_the_creator());
+        }
         subscription.events = command.events;
         subscription.lease_seconds = command.lease_seconds;
         subscription.token_expires = command.token_expires;
@@ -134,18 +137,25 @@ impl TopicState {
         Ok(effects)
     }
 
-    /// Cancels a subscription; an attached socket gets a denial and is closed (2-4). An
-    /// endpoint whose subscription already ended is accepted again and changes nothing.
+    /// Cancels a subscription `owner` created; an attached socket gets a denial and is
+    /// closed (2-4). An endpoint whose subscription already ended is accepted again and
+    /// changes nothing. Another app's or user's subscription is refused (AUZ-05).
     pub fn unsubscribe(
         &mut self,
         endpoint: &EndpointId,
+        owner: &Owner,
         now: UnixMs,
     ) -> Result<Effects, TopicError> {
-        if self.ended.get(endpoint).is_some() {
-            return Ok(Effects::default());
+        let creator = match (self.subscriptions.get(endpoint), self.ended.get(endpoint)) {
+            (Some(subscription), _) => &subscription.owner,
+            (None, Some(ended)) => &ended.owner,
+            (None, None) => return Err(TopicError::UnknownEndpoint),
+        };
+        if creator != owner {
+            return Err(not_the_creator());
         }
         if !self.subscriptions.contains_key(endpoint) {
-            return Err(TopicError::UnknownEndpoint);
+            return Ok(Effects::default());
         }
         let mut effects = Effects::default();
         self.end_subscription(endpoint, EndReason::Unsubscribed, now, &mut effects);
@@ -444,6 +454,20 @@ impl TopicState {
         }
     }
 
+    /// Ends every subscription: the topic was revoked (AUZ-10). Returns how many ended.
+    pub fn revoke(&mut self, now: UnixMs) -> (usize, Effects) {
+        let mut effects = Effects::default();
+        let endpoints: Vec<EndpointId> = self
+            .subscriptions
+            .iter()
+            .map(|(endpoint, _)| endpoint.clone())
+            .collect();
+        for endpoint in &endpoints {
+            self.end_subscription(endpoint, EndReason::Revoked, now, &mut effects);
+        }
+        (endpoints.len(), effects)
+    }
+
     /// Returns how many of `owner`'s subscriptions have no socket.
     fn unattached_of(&self, owner: &Owner) -> usize {
         self.subscriptions
@@ -451,4 +475,14 @@ impl TopicState {
             .filter(|s| !s.is_attached() && s.owner == *owner)
             .count()
     }
+}
+
+/// Re-requesting or cancelling a subscription another app or user created (AUZ-05).
+fn not_the_creator() -> TopicError {
+    ValidationError::with_code(
+        ErrorCode::Forbidden,
+        "this subscription was created by another app or user; only its creator may change \
+         or cancel it",
+    )
+    .into()
 }

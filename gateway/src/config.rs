@@ -128,7 +128,8 @@ pub struct Config {
     #[arg(long, env = "FHIRCAST_DEV_ISSUER_URL")]
     pub dev_issuer_url: Option<String>,
 
-    /// Issuer (`iss`) of accepted access tokens, compared byte for byte.
+    /// Issuer (`iss`) of accepted access tokens, compared byte for byte. For several
+    /// issuers, use --issuers-file instead.
     #[arg(long, env = "FHIRCAST_ISSUER")]
     pub issuer: Option<String>,
 
@@ -138,22 +139,46 @@ pub struct Config {
     #[arg(long, env = "FHIRCAST_JWKS_URL")]
     pub jwks_url: Option<String>,
 
-    /// Audience (`aud`) accepted tokens must carry. Default with --dev-issuer: hub.url.
+    /// Audience (`aud`) accepted tokens must carry. Default with --dev-issuer: hub.url. With
+    /// --issuers-file: the audience of issuers that name none.
     #[arg(long, env = "FHIRCAST_AUDIENCE")]
     pub audience: Option<String>,
 
-    /// Accepted JWS algorithms (asymmetric only).
-    #[arg(
-        long,
-        env = "FHIRCAST_ALGORITHMS",
-        value_delimiter = ',',
-        default_value = "RS256,RS384,RS512,ES256,ES384,PS256,PS384,PS512"
-    )]
-    pub algorithms: Vec<String>,
+    /// Accepted JWS algorithms of --issuer (RSA: RS*, PS*; EC: ES*; EdDSA), each checked
+    /// only against keys of its own kind; HMAC is refused. Default:
+    /// RS256,RS384,RS512,ES256,ES384,PS256,PS384,PS512.
+    #[arg(long, env = "FHIRCAST_ALGORITHMS", value_delimiter = ',')]
+    pub algorithms: Option<Vec<String>>,
 
-    /// Token claim that names the topics a token may use.
+    /// Token claim that names the topics a token may use. With --issuers-file: the topic
+    /// claim of issuers that name none.
     #[arg(long, env = "FHIRCAST_TOPIC_CLAIM", default_value = "hub.topic")]
     pub topic_claim: String,
+
+    /// Trust the issuers listed in this JSON file, each with its own JWKS, audience,
+    /// algorithms, topic claim, leeway and introspection (docs/issuers.md). Excludes
+    /// --issuer, --jwks-url, --algorithms and the --introspection-* flags.
+    #[arg(long, env = "FHIRCAST_ISSUERS_FILE")]
+    pub issuers_file: Option<PathBuf>,
+
+    /// Accept opaque (non-JWT) access tokens of --issuer, checked at its RFC 7662
+    /// introspection endpoint with this client id (and --introspection-client-secret-file).
+    #[arg(long, env = "FHIRCAST_INTROSPECTION_CLIENT_ID")]
+    pub introspection_client_id: Option<String>,
+
+    /// File holding the hub's client secret for introspection (trailing line break ignored).
+    #[arg(long, env = "FHIRCAST_INTROSPECTION_CLIENT_SECRET_FILE")]
+    pub introspection_client_secret_file: Option<PathBuf>,
+
+    /// The introspection endpoint (https://; http:// only on loopback). Default: the
+    /// `introspection_endpoint` of the issuer's metadata, read at start-up.
+    #[arg(long, env = "FHIRCAST_INTROSPECTION_URL")]
+    pub introspection_url: Option<String>,
+
+    /// How long an introspection answer is reused, at most 60 (a revoked token works at
+    /// most this long); 0: ask every time. Default: 30.
+    #[arg(long, env = "FHIRCAST_INTROSPECTION_CACHE_SECONDS")]
+    pub introspection_cache_seconds: Option<u64>,
 
     /// How tokens are bound to topics: `claim` (the token's topic claim names the topic),
     /// `owner` (the topic was minted through the admin API for the token's `sub`) or `none`
@@ -389,15 +414,8 @@ impl Config {
                 .map_err(|err| ConfigError(format!("--dev-issuer-key: {err}")))?;
         }
         self.validate_transport()?;
+        crate::issuers::check(self)?;
         self.validate_admin()?;
-        if !self.dev_issuer && (self.issuer.is_none() || self.audience.is_none()) {
-            return Err(ConfigError(
-                "configure --issuer and --audience (FHIRCAST_ISSUER, FHIRCAST_AUDIENCE; \
-                 --jwks-url too unless the issuer publishes its SMART or OpenID metadata), or \
-                 pass --dev-issuer for local development"
-                    .into(),
-            ));
-        }
         if self.embedded && self.redis_url.is_some() {
             return Err(ConfigError(
                 "--embedded and --redis-url exclude each other: a gateway either hosts the \

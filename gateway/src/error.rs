@@ -85,7 +85,10 @@ impl From<TopicError> for ApiError {
 impl From<AuthError> for ApiError {
     fn from(err: AuthError) -> Self {
         let status = StatusCode::from_u16(err.http_status()).unwrap_or(StatusCode::UNAUTHORIZED);
-        Self::new(status, err.reason())
+        Self {
+            retry_after: err.retry_after_seconds(),
+            ..Self::new(status, err.reason())
+        }
     }
 }
 

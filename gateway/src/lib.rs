@@ -14,7 +14,9 @@
 //! - [`listener`]: the accept loop (header timeout, connection cap, graceful close);
 //!   [`tls`]: HTTPS/WSS with certificate rotation.
 //! - [`http`]: the route table and handlers; [`ws`]: handshake, fan-out, socket tasks.
-//! - [`auth`]: JWKS-backed token verification; [`dev_issuer`]: the dev-only issuer.
+//! - [`auth`]: token verification (JWKS-backed JWTs, introspected opaque tokens);
+//!   [`issuers`]: which issuers are trusted, from flags or an issuers file;
+//!   [`dev_issuer`]: the dev-only issuer.
 //! - [`admin`]: the admin API (mint, list, revoke topics) on its own listener.
 //! - [`hub_client`]: the seam to the topics; [`embedded`]: the in-process hub behind it;
 //!   [`cluster`]: the gRPC client, the Redis bus and the membership of cluster mode.
@@ -32,6 +34,7 @@ pub mod embedded;
 pub mod error;
 pub mod http;
 pub mod hub_client;
+pub mod issuers;
 pub mod listener;
 pub mod state;
 pub mod tls;
@@ -39,12 +42,11 @@ pub mod walkthrough;
 pub mod ws;
 
 use std::io::Write as _;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use axum::http::{HeaderValue, header};
 use bytes::Bytes;
 use tokio::net::TcpListener;
@@ -57,9 +59,8 @@ use fhircast_proto::TopicKey;
 use fhircast_proto::discovery::{Capabilities, discovery_document};
 use hub_node::bus::HistoryLimits;
 
-use crate::auth::{Verifier, VerifierConfig};
 use crate::config::Config;
-use crate::dev_issuer::{DevIssuer, SigningKey};
+use crate::dev_issuer::DevIssuer;
 use crate::embedded::EmbeddedHub;
 use crate::listener::ListenerSettings;
 use crate::state::{AppState, Settings, SocketSettings};
@@ -125,13 +126,14 @@ pub async fn run(
         }
     };
 
-    let (verifier, dev_issuer) = token_verification(&config, &bound, &public_url, &hub_url).await?;
+    let (authenticator, dev_issuer) =
+        issuers::authenticator(&config, &bound, &public_url, &hub_url).await?;
 
     let socket_tracker = TaskTracker::new();
     let socket_shutdown = shutdown.child_token();
     let state = AppState {
         hub,
-        verifier: verifier.clone(),
+        authenticator: authenticator.clone(),
         fanout: Fanout::new(bus, socket_tracker.clone(), socket_shutdown.clone()),
         topic_key,
         settings: Arc::new(handler_settings(&config, hub_url.clone(), ws_base)?),
@@ -178,12 +180,8 @@ pub async fn run(
         config.redis_url.is_none(),
     );
     state.ready.store(true, Ordering::Relaxed);
-    let prefetch = verifier.clone();
-    socket_tracker.spawn(async move {
-        if let Err(err) = prefetch.prefetch().await {
-            warn!(error = %err, "could not fetch the issuer's JWKS yet; will retry on first use");
-        }
-    });
+    let prefetch = authenticator.clone();
+    socket_tracker.spawn(async move { prefetch.prefetch().await });
 
     if let Some(in_standing) = in_standing {
         socket_tracker.spawn(follow_standing(
@@ -310,82 +308,6 @@ fn handler_settings(config: &Config, hub_url: String, ws_base: String) -> anyhow
         binding: config.topic_binding,
         trusted_proxies: config.trusted_proxies.clone(),
     })
-}
-
-/// Builds token verification: against the configured issuer, or against the dev issuer
-/// this process serves (whose JWKS it fetches over loopback, the same path a real issuer
-/// takes).
-async fn token_verification(
-    config: &Config,
-    bound: &std::net::SocketAddr,
-    public_url: &str,
-    hub_url: &str,
-) -> anyhow::Result<(Verifier, Option<Arc<DevIssuer>>)> {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .context("failed to build the HTTP client for JWKS")?;
-    let algorithms = config
-        .algorithms
-        .iter()
-        .map(|name| jsonwebtoken::Algorithm::from_str(name.trim()))
-        .collect::<Result<Vec<_>, _>>()
-        .context("--algorithms names an unknown algorithm")?;
-    let (mut verifier_config, dev_issuer) = if config.dev_issuer {
-        let audience = config
-            .audience
-            .clone()
-            .unwrap_or_else(|| hub_url.to_owned());
-        let issuer_url = config
-            .dev_issuer_url
-            .clone()
-            .unwrap_or_else(|| format!("{public_url}/dev-issuer"));
-        let issuer = match &config.dev_issuer_key {
-            Some(path) => DevIssuer::with_key(
-                issuer_url,
-                hub_url.to_owned(),
-                audience.clone(),
-                config.topic_claim.clone(),
-                SigningKey::from_pem_file(path).context("failed to start the dev issuer")?,
-            ),
-            None => DevIssuer::new(
-                issuer_url,
-                hub_url.to_owned(),
-                audience.clone(),
-                config.topic_claim.clone(),
-            ),
-        }
-        .context("failed to start the dev issuer")?;
-        let verifier = VerifierConfig::new(
-            issuer.issuer_url(),
-            format!("http://{bound}/dev-issuer/jwks.json"),
-            audience,
-            algorithms,
-        );
-        (verifier, Some(Arc::new(issuer)))
-    } else {
-        let (Some(issuer), Some(audience)) = (&config.issuer, &config.audience) else {
-            bail!("--issuer and --audience are required without --dev-issuer");
-        };
-        let jwks_url = match &config.jwks_url {
-            Some(url) => url.clone(),
-            None => {
-                let url = auth::discover_jwks_url(&http, issuer)
-                    .await
-                    .context("--jwks-url is not set")?;
-                info!(jwks_url = %url, "found the issuer's JWKS in its metadata");
-                url
-            }
-        };
-        (
-            VerifierConfig::new(issuer, jwks_url, audience, algorithms),
-            None,
-        )
-    };
-    verifier_config.topic_claim.clone_from(&config.topic_claim);
-    let verifier =
-        Verifier::new(verifier_config, http).context("invalid token verification settings")?;
-    Ok((verifier, dev_issuer))
 }
 
 /// Prints the machine-readable `listening` line on stdout and the start-up notes.

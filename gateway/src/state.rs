@@ -10,7 +10,7 @@ use tokio_util::task::TaskTracker;
 
 use fhircast_proto::{EndpointId, TopicKey};
 
-use crate::auth::Verifier;
+use crate::auth::Authenticator;
 use crate::hub_client::HubClient;
 use crate::ws::Fanout;
 
@@ -66,8 +66,8 @@ pub struct SocketSettings {
 pub struct AppState {
     /// The topics.
     pub hub: Arc<dyn HubClient>,
-    /// Token verification.
-    pub verifier: Verifier,
+    /// Token verification, for every trusted issuer.
+    pub authenticator: Authenticator,
     /// Per-topic fan-out of bus envelopes to local sockets.
     pub fanout: Fanout,
     /// Turns topics into loggable refs.

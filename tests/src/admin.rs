@@ -5,8 +5,8 @@ use anyhow::{Context as _, Result, bail};
 use reqwest::header::AUTHORIZATION;
 use serde_json::{Value, json};
 
-use crate::certs::Scratch;
 use crate::client::Reply;
+use crate::scratch::Scratch;
 
 /// The admin secret the harness gives gateways.
 pub const ADMIN_SECRET: &str = "hub-tests-admin-secret-0123456789abcdef";
@@ -21,8 +21,7 @@ impl AdminSecretFile {
     /// Writes [`ADMIN_SECRET`] (with a trailing newline, as editors leave it).
     pub fn new() -> Result<Self> {
         let dir = Scratch::new("admin")?;
-        std::fs::write(dir.join("admin-secret"), format!("{ADMIN_SECRET}\n"))
-            .context("writing the admin secret")?;
+        dir.write("admin-secret", &format!("{ADMIN_SECRET}\n"))?;
         Ok(Self { dir })
     }
 

@@ -18,6 +18,8 @@ use rcgen::{
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject as _;
 
+use crate::scratch::Scratch;
+
 /// A throwaway certificate authority, kept in memory; its certificate is written where a
 /// test needs it ([`TestCa::write`]).
 #[derive(Debug)]
@@ -181,36 +183,6 @@ impl GrpcMtls {
             format!("--grpc-client-cert={}", self.gateway.cert.display()),
             format!("--grpc-client-key={}", self.gateway.key.display()),
         ]
-    }
-}
-
-/// A fresh directory under the system temp dir, removed when dropped.
-#[derive(Debug)]
-pub struct Scratch(PathBuf);
-
-impl Scratch {
-    /// Creates `hub-tests-<label>-<random>`.
-    pub fn new(label: &str) -> Result<Self> {
-        let dir = std::env::temp_dir().join(format!(
-            "hub-tests-{label}-{}",
-            uuid::Uuid::new_v4().simple()
-        ));
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        Ok(Self(dir))
-    }
-}
-
-impl std::ops::Deref for Scratch {
-    type Target = Path;
-
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

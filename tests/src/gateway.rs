@@ -80,6 +80,28 @@ impl GatewayBuilder {
             .arg(TEST_AUDIENCE)
     }
 
+    /// Trusts the issuers listed in `file` (`--issuers-file`), with [`TEST_AUDIENCE`] as the
+    /// audience of those that name none.
+    pub fn issuers_file(self, file: &std::path::Path) -> Self {
+        self.arg(format!("--issuers-file={}", file.display()))
+            .arg("--audience")
+            .arg(TEST_AUDIENCE)
+    }
+
+    /// With [`GatewayBuilder::issuer_discovered`] or [`GatewayBuilder::issuer`]: also accepts
+    /// the issuer's opaque tokens, checked at the introspection endpoint its SMART
+    /// configuration names, as [`crate::issuer::INTROSPECTION_CLIENT_ID`] with the secret in
+    /// `secret_file`, reusing answers for `cache_seconds`.
+    pub fn introspection(self, secret_file: &std::path::Path, cache_seconds: u64) -> Self {
+        self.arg("--introspection-client-id")
+            .arg(crate::issuer::INTROSPECTION_CLIENT_ID)
+            .arg(format!(
+                "--introspection-client-secret-file={}",
+                secret_file.display()
+            ))
+            .arg(format!("--introspection-cache-seconds={cache_seconds}"))
+    }
+
     /// Enables the built-in development issuer.
     pub fn dev_issuer(self) -> Self {
         self.arg("--dev-issuer")

@@ -1,12 +1,16 @@
-//! The test SMART issuer: an ES256 key pair, a JWKS endpoint on loopback, token minting.
+//! The test SMART issuer: an ES256 key pair, a JWKS endpoint on loopback, token minting,
+//! and an RFC 7662 introspection endpoint for the opaque tokens it hands out.
 //!
 //! The issuer runs inside the test process (a tiny axum server on `127.0.0.1:0` serving
-//! `GET /jwks.json`) and mints real signed access tokens, so the gateway runs its real
-//! verification path. It also mints deliberately bad tokens that differ from a valid one in
-//! exactly one property (expired, wrong issuer or audience, `alg: none`, HMAC, foreign key).
-//! It counts JWKS fetches, and can publish further keys beside its own
-//! ([`TestIssuer::start_publishing`]): the attack corpus's keys of other kinds and keys a hub
-//! must not trust.
+//! `GET /jwks.json`, its SMART configuration and `POST /introspect`) and mints real signed
+//! access tokens, so the gateway runs its real verification path. It also mints
+//! deliberately bad tokens that differ from a valid one in exactly one property (expired,
+//! wrong issuer or audience, `alg: none`, HMAC, foreign key), and opaque tokens it can
+//! revoke ([`introspection`]). It counts JWKS fetches, and can publish further keys beside
+//! its own ([`TestIssuer::start_publishing`]): the attack corpus's keys of other kinds and
+//! keys a hub must not trust.
+
+mod introspection;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,6 +20,8 @@ use anyhow::{Context as _, Result};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
+pub use self::introspection::INTROSPECTION_CLIENT_ID;
+use self::introspection::Introspection;
 use crate::gateway::TEST_AUDIENCE;
 use crate::jose::{self, KeyKind, TestKey};
 
@@ -34,6 +40,7 @@ pub struct TestIssuer {
     key: TestKey,
     foreign: TestKey,
     jwks_fetches: Arc<AtomicUsize>,
+    introspection: Arc<Introspection>,
     server: JoinHandle<()>,
 }
 
@@ -66,8 +73,10 @@ impl TestIssuer {
             "issuer": issuer,
             "jwks_uri": format!("{issuer}/jwks.json"),
             "token_endpoint": format!("{issuer}/token"),
+            "introspection_endpoint": format!("{issuer}/introspect"),
             "capabilities": ["client-confidential-asymmetric"],
         });
+        let introspection = Arc::new(Introspection::new());
         let app = axum::Router::new()
             .route(
                 "/jwks.json",
@@ -83,6 +92,11 @@ impl TestIssuer {
                     let document = smart_configuration.clone();
                     async move { axum::Json(document) }
                 }),
+            )
+            .route(
+                "/introspect",
+                axum::routing::post(introspection::introspect)
+                    .with_state(Arc::clone(&introspection)),
             );
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -92,6 +106,7 @@ impl TestIssuer {
             key,
             foreign,
             jwks_fetches,
+            introspection,
             server,
         })
     }
@@ -197,6 +212,38 @@ impl TestIssuer {
         sign_jwt(&self.foreign, &self.claims(topic, scopes, 3600))
     }
 
+    /// Hands out an opaque (non-JWT) token that the introspection endpoint answers as active
+    /// with [`TestIssuer::claims`], until it expires or is revoked.
+    pub fn mint_opaque(&self, topic: &str, scopes: &str, expires_in: i64) -> String {
+        self.introspection
+            .issue(self.claims(topic, scopes, expires_in))
+    }
+
+    /// Revokes an opaque token: introspection answers `active: false` from now on.
+    pub fn revoke(&self, token: &str) {
+        self.introspection.revoke(token);
+    }
+
+    /// Returns the introspection endpoint (also named in the SMART configuration).
+    pub fn introspection_url(&self) -> String {
+        format!("{}/introspect", self.issuer)
+    }
+
+    /// Returns the client secret the hub must present (with [`INTROSPECTION_CLIENT_ID`]).
+    pub fn introspection_secret(&self) -> &str {
+        self.introspection.secret()
+    }
+
+    /// Makes the introspection endpoint answer 503 (`true`) or normally again.
+    pub fn set_introspection_failing(&self, failing: bool) {
+        self.introspection.set_failing(failing);
+    }
+
+    /// Returns how many introspection requests the endpoint has received.
+    pub fn introspection_requests(&self) -> usize {
+        self.introspection.requests()
+    }
+
     /// Returns strings that are not tokens at all.
     pub fn garbage() -> Vec<String> {
         vec![
@@ -274,6 +321,41 @@ mod tests {
                 "{what} token verified"
             );
         }
+        Ok(())
+    }
+
+    async fn introspect(issuer: &TestIssuer, secret: &str, token: &str) -> Result<(u16, Value)> {
+        let response = reqwest::Client::new()
+            .post(issuer.introspection_url())
+            .basic_auth(INTROSPECTION_CLIENT_ID, Some(secret))
+            .form(&[("token", token)])
+            .send()
+            .await?;
+        Ok((response.status().as_u16(), response.json().await?))
+    }
+
+    #[tokio::test]
+    async fn introspection_answers_for_issued_tokens_until_revoked() -> Result<()> {
+        let issuer = TestIssuer::start().await?;
+        let secret = issuer.introspection_secret().to_owned();
+        let token = issuer.mint_opaque("topic-0123456789abcdef", "fhircast/*.read", 60);
+        assert!(!token.contains('.'), "an opaque token is not a JWS");
+        let (status, answer) = introspect(&issuer, &secret, &token).await?;
+        assert_eq!(status, 200);
+        assert_eq!(answer["active"], true);
+        assert_eq!(answer["iss"], issuer.issuer());
+        assert_eq!(answer["hub.topic"], "topic-0123456789abcdef");
+        let (status, _) = introspect(&issuer, "wrong-secret", &token).await?;
+        assert_eq!(status, 401, "the hub's credentials are checked");
+        issuer.revoke(&token);
+        let (_, answer) = introspect(&issuer, &secret, &token).await?;
+        assert_eq!(answer, json!({"active": false}));
+        let expired = issuer.mint_opaque("topic-0123456789abcdef", "fhircast/*.read", -1);
+        assert_eq!(
+            introspect(&issuer, &secret, &expired).await?.1["active"],
+            false
+        );
+        assert_eq!(issuer.introspection_requests(), 4);
         Ok(())
     }
 }

@@ -5,7 +5,8 @@
 //!
 //! - [`eventually`]: wait for a condition with a deadline (no sleeps as synchronisation).
 //! - [`process`], [`gateway`]: spawn real binaries on `127.0.0.1:0`, stop them with SIGTERM.
-//! - [`issuer`]: an in-process ES256 issuer with a JWKS endpoint; good and bad tokens.
+//! - [`issuer`]: an in-process ES256 issuer with a JWKS endpoint and an RFC 7662
+//!   introspection endpoint; good and bad tokens, opaque tokens and their revocation.
 //! - [`jose`]: test signing keys of every kind and compact JWS built byte by byte.
 //! - [`canary`]: an HTTP server that counts requests (for URLs nothing may fetch).
 //! - [`attack_corpus`]: the forged-token corpus (TOK-02…TOK-14), one named test per case.
@@ -13,7 +14,8 @@
 //! - [`client`], [`subscriber`], [`payloads`]: the FHIRcast client used by every test.
 //! - [`admin`]: a client of the gateway's admin API and its secret file.
 //! - [`proxy`]: a TCP proxy that drops connections the way a network blip does.
-//! - [`certs`]: throwaway CA and server certificates for TLS servers under test.
+//! - [`certs`]: throwaway CA and server certificates for TLS servers under test;
+//!   [`scratch`]: a temporary directory for a test's files.
 //! - [`redis`]: Redis topologies (single with AOF/ACL/TLS, sentinel set, cluster) on loopback.
 //! - [`cluster`]: a whole cluster (Redis, hub nodes, gateways) with node fault hooks.
 //! - [`invariants`]: the history of a fault scenario and the invariants it must keep.
@@ -38,6 +40,7 @@ pub mod payloads;
 pub mod process;
 pub mod proxy;
 pub mod redis;
+pub mod scratch;
 pub mod subscriber;
 pub mod token;
 

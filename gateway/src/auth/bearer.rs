@@ -30,9 +30,7 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
     if token.is_empty() {
         return Err(AuthError::Missing);
     }
-    if token.len() > MAX_TOKEN_LEN {
-        return Err(AuthError::malformed("bearer token is too long"));
-    }
+    super::token::check_length(token)?;
     if !is_b64token(token) {
         return Err(AuthError::malformed(
             "bearer token contains characters outside the b64token alphabet",

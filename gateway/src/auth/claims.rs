@@ -1,7 +1,8 @@
 //! Reading a verified claims set into a [`Principal`], with strict types: `exp`, `nbf`
 //! and `iat` must be non-negative integers (not strings, not floats), `iss` a string equal
 //! to the issuer, `scope` a string or `scp` an array of strings, the topic claim a string
-//! or an array of strings. These checks run after, and in addition to, jsonwebtoken's.
+//! or an array of strings. These checks run after, and in addition to, jsonwebtoken's; an
+//! introspection response (RFC 7662) goes through the same ones, `aud` included.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -60,6 +61,21 @@ pub(crate) fn principal(
         topics,
         expires_at: UNIX_EPOCH + Duration::from_secs(exp),
     })
+}
+
+/// Refuses claims whose `aud` (a string or an array of strings) does not contain
+/// `audience`. jsonwebtoken checks this for a JWS; an introspection response is checked here.
+pub(crate) fn check_audience(claims: &Map<String, Value>, audience: &str) -> Result<(), AuthError> {
+    match claims.get("aud") {
+        None => Err(AuthError::invalid("token lacks the aud claim")),
+        Some(aud) => match strings(aud) {
+            Some(values) if values.contains(&audience) => Ok(()),
+            Some(_) => Err(AuthError::invalid(
+                "token audience does not include this hub",
+            )),
+            None => Err(AuthError::invalid("token aud claim is malformed")),
+        },
+    }
 }
 
 /// A NumericDate claim as whole seconds; anything but a non-negative integer is refused.

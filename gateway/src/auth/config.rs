@@ -1,11 +1,13 @@
-//! `VerifierConfig`: which issuer, keys, audience and algorithms a token must match, and
-//! the checks that refuse an unsafe configuration at start-up.
+//! `VerifierConfig`: which issuer, keys, audience and algorithms a token must match (and,
+//! for opaque tokens, which introspection endpoint vouches for them), and the checks that
+//! refuse an unsafe configuration at start-up.
 
 use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, AlgorithmFamily};
 
 use super::AuthError;
+use super::IntrospectionConfig;
 
 /// Default name of the claim that binds a token to topics (as SMART launch returns it).
 pub const DEFAULT_TOPIC_CLAIM: &str = "hub.topic";
@@ -17,7 +19,22 @@ pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
 pub const DEFAULT_REFRESH_MIN_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Largest leeway accepted: more would make `exp` meaningless.
-const MAX_LEEWAY: Duration = Duration::from_secs(300);
+pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
+
+/// The allowlist when the operator names none: every asymmetric algorithm of the RSA and EC
+/// families. Safe to mix here because a key only ever verifies algorithms of its own kind
+/// (an RSA key never checks an ES256 signature); an operator's own list must name one
+/// family (see [`check_one_family`]).
+pub const DEFAULT_ALGORITHMS: [Algorithm; 8] = [
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+];
 
 /// What a token must match to be accepted.
 #[derive(Clone, Debug)]
@@ -36,6 +53,8 @@ pub struct VerifierConfig {
     pub leeway: Duration,
     /// Minimum time between JWKS refetches triggered by unknown key ids.
     pub refresh_min_interval: Duration,
+    /// How opaque (non-JWT) tokens of this issuer are checked; `None`: they are refused.
+    pub introspection: Option<IntrospectionConfig>,
 }
 
 impl VerifierConfig {
@@ -54,11 +73,23 @@ impl VerifierConfig {
             topic_claim: DEFAULT_TOPIC_CLAIM.to_owned(),
             leeway: DEFAULT_LEEWAY,
             refresh_min_interval: DEFAULT_REFRESH_MIN_INTERVAL,
+            introspection: None,
         }
     }
 
     /// Refuses configurations that would weaken verification.
     pub(crate) fn validate(&self) -> Result<(), AuthError> {
+        self.check(false)
+    }
+
+    /// Like the check [`Verifier::new`](super::Verifier::new) makes, except that an empty
+    /// JWKS URL or introspection endpoint passes: the issuer's metadata fills them in at
+    /// start-up. For refusing a configuration before anything binds.
+    pub fn validate_allowing_discovery(&self) -> Result<(), AuthError> {
+        self.check(true)
+    }
+
+    fn check(&self, allow_discovery: bool) -> Result<(), AuthError> {
         if self.issuer.is_empty() {
             return Err(AuthError::config("issuer must not be empty"));
         }
@@ -68,7 +99,9 @@ impl VerifierConfig {
         if self.topic_claim.is_empty() {
             return Err(AuthError::config("topic claim name must not be empty"));
         }
-        validate_jwks_url(&self.jwks_url)?;
+        if !(allow_discovery && self.jwks_url.is_empty()) {
+            check_fetch_url(&self.jwks_url, "jwks url")?;
+        }
         if self.algorithms.is_empty() {
             return Err(AuthError::config("algorithm allowlist must not be empty"));
         }
@@ -92,28 +125,55 @@ impl VerifierConfig {
                 "jwks refresh interval must be positive (unknown key ids would refetch without limit)",
             ));
         }
+        if let Some(introspection) = &self.introspection {
+            introspection.check(allow_discovery)?;
+        }
         Ok(())
     }
 }
 
-fn validate_jwks_url(raw: &str) -> Result<(), AuthError> {
+/// Refuses an operator's allowlist that is empty or names a shared-secret (HMAC)
+/// algorithm (TOK-04). Families may be mixed: each key of the JWKS verifies only the
+/// algorithms of its own kind (an EC key never checks an RS256 signature), so a list naming
+/// RSA and EC algorithms lets a token choose nothing its issuer's keys do not allow.
+pub fn check_allowlist(algorithms: &[Algorithm]) -> Result<(), AuthError> {
+    if algorithms.is_empty() {
+        return Err(AuthError::config("algorithm allowlist must not be empty"));
+    }
+    match algorithms
+        .iter()
+        .find(|alg| alg.family() == AlgorithmFamily::Hmac)
+    {
+        None => Ok(()),
+        Some(alg) => Err(AuthError::config(format!(
+            "{alg:?} is a shared-secret algorithm; only asymmetric algorithms are accepted"
+        ))),
+    }
+}
+
+/// Refuses a URL the hub would fetch keys from or send tokens to unless it is `https://`
+/// (plain `http://` only on loopback) and carries no credentials. `what` names it in the
+/// reason.
+pub(crate) fn check_fetch_url(raw: &str, what: &str) -> Result<(), AuthError> {
     let url = reqwest::Url::parse(raw)
-        .map_err(|err| AuthError::config(format!("jwks url is not a url: {err}")))?;
+        .map_err(|err| AuthError::config(format!("{what} is not a url: {err}")))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(AuthError::config("jwks url must be http or https"));
+        return Err(AuthError::config(format!("{what} must be http or https")));
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(AuthError::config("jwks url has no host"));
+        return Err(AuthError::config(format!("{what} has no host")));
     }
-    // Keys fetched over plain HTTP could be swapped by anyone on the path (TOK-05): only a
-    // key server on this machine may be reached without TLS.
+    // Keys fetched, or tokens sent, over plain HTTP could be swapped or read by anyone on
+    // the path (TOK-05): only a server on this machine may be reached without TLS.
     if url.scheme() == "http" && !is_loopback_url(&url) {
-        return Err(AuthError::config(
-            "jwks url must be https:// (plain http:// only for an issuer on loopback)",
-        ));
+        return Err(AuthError::config(format!(
+            "{what} must be https:// (plain http:// only for an issuer on loopback)"
+        )));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(AuthError::config("jwks url must not carry credentials"));
+        return Err(AuthError::config(format!(
+            "{what} must not carry credentials"
+        )));
     }
     Ok(())
 }
@@ -187,5 +247,26 @@ mod tests {
             loopback.jwks_url = url.to_owned();
             assert!(loopback.validate().is_ok(), "{url}");
         }
+    }
+
+    #[test]
+    fn tok_04_an_allowlist_is_asymmetric_and_may_span_key_kinds() {
+        use Algorithm::*;
+        for allowed in [
+            vec![RS256],
+            vec![RS256, RS384, PS256, PS512],
+            vec![ES256, ES384],
+            vec![EdDSA],
+            vec![RS256, ES256],
+            DEFAULT_ALGORITHMS.to_vec(),
+        ] {
+            assert!(check_allowlist(&allowed).is_ok(), "{allowed:?}");
+        }
+        for refused in [vec![RS256, HS256], vec![HS512], vec![]] {
+            assert!(check_allowlist(&refused).is_err(), "{refused:?}");
+        }
+        let mut default = config();
+        default.algorithms = DEFAULT_ALGORITHMS.to_vec();
+        assert!(default.validate().is_ok());
     }
 }

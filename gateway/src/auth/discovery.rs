@@ -1,10 +1,11 @@
-//! Finding the issuer's JWKS when the operator names only the issuer: its SMART
-//! configuration (`{issuer}/.well-known/smart-configuration`), else its OpenID Connect
-//! metadata (`{issuer}/.well-known/openid-configuration`), whose `jwks_uri` is used.
+//! Finding the issuer's JWKS (and introspection endpoint) when the operator names only the
+//! issuer: its SMART configuration (`{issuer}/.well-known/smart-configuration`), else its
+//! OpenID Connect metadata (`{issuer}/.well-known/openid-configuration`); the first that
+//! names a `jwks_uri` is used, with its `introspection_endpoint` if it has one.
 //!
 //! Discovery runs once at start-up. The metadata is fetched over `https://` only (plain
 //! `http://` only for an issuer on loopback), since whoever answers it chooses the keys;
-//! the `jwks_uri` it names is then held to the same rule as a configured JWKS URL.
+//! the URLs it names are then held to the same rule as configured ones.
 
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use serde_json::Value;
 
 use super::AuthError;
 use super::config::is_loopback_url;
+use super::http_body::read_capped;
 
 /// Where the metadata documents are, under the issuer.
 const METADATA_PATHS: [&str; 2] = [
@@ -23,8 +25,20 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest metadata document read.
 const MAX_BODY: usize = 256 * 1024;
 
-/// Returns the `jwks_uri` the issuer's metadata names.
-pub async fn discover_jwks_url(http: &reqwest::Client, issuer: &str) -> Result<String, AuthError> {
+/// What the issuer's metadata says about where to check its tokens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssuerMetadata {
+    /// `jwks_uri`: the issuer's signing keys.
+    pub jwks_uri: String,
+    /// `introspection_endpoint` (RFC 7662), when the document names one.
+    pub introspection_endpoint: Option<String>,
+}
+
+/// Returns the key and introspection URLs the issuer's metadata names.
+pub async fn discover_metadata(
+    http: &reqwest::Client,
+    issuer: &str,
+) -> Result<IssuerMetadata, AuthError> {
     let base = issuer.trim_end_matches('/');
     let url = reqwest::Url::parse(base)
         .map_err(|err| AuthError::config(format!("the issuer is not a url: {err}")))?;
@@ -36,8 +50,8 @@ pub async fn discover_jwks_url(http: &reqwest::Client, issuer: &str) -> Result<S
     }
     let mut failures = Vec::new();
     for path in METADATA_PATHS {
-        match fetch_jwks_uri(http, &format!("{base}{path}")).await {
-            Ok(jwks_uri) => return Ok(jwks_uri),
+        match fetch_metadata(http, &format!("{base}{path}")).await {
+            Ok(metadata) => return Ok(metadata),
             Err(why) => failures.push(format!("{path}: {why}")),
         }
     }
@@ -47,7 +61,7 @@ pub async fn discover_jwks_url(http: &reqwest::Client, issuer: &str) -> Result<S
     )))
 }
 
-async fn fetch_jwks_uri(http: &reqwest::Client, url: &str) -> Result<String, String> {
+async fn fetch_metadata(http: &reqwest::Client, url: &str) -> Result<IssuerMetadata, String> {
     let response = http
         .get(url)
         .header(reqwest::header::ACCEPT, "application/json")
@@ -58,26 +72,19 @@ async fn fetch_jwks_uri(http: &reqwest::Client, url: &str) -> Result<String, Str
     if !response.status().is_success() {
         return Err(format!("answered {}", response.status()));
     }
-    if response
-        .content_length()
-        .is_some_and(|len| len > MAX_BODY as u64)
-    {
-        return Err("document too large".to_owned());
-    }
-    let body = response
-        .bytes()
-        .await
-        .map_err(|err| format!("reading failed: {}", err.without_url()))?;
-    if body.len() > MAX_BODY {
-        return Err("document too large".to_owned());
-    }
+    let body = read_capped(response, MAX_BODY).await?;
     let document: Value = serde_json::from_slice(&body).map_err(|_| "not json".to_owned())?;
-    document
-        .get("jwks_uri")
-        .and_then(Value::as_str)
-        .filter(|uri| !uri.is_empty())
-        .map(str::to_owned)
-        .ok_or_else(|| "no jwks_uri in it".to_owned())
+    let url_member = |name: &str| {
+        document
+            .get(name)
+            .and_then(Value::as_str)
+            .filter(|uri| !uri.is_empty())
+            .map(str::to_owned)
+    };
+    Ok(IssuerMetadata {
+        jwks_uri: url_member("jwks_uri").ok_or_else(|| "no jwks_uri in it".to_owned())?,
+        introspection_endpoint: url_member("introspection_endpoint"),
+    })
 }
 
 #[cfg(test)]
@@ -91,7 +98,7 @@ mod tests {
             "http://10.0.0.7/auth",
             "ftp://x",
         ] {
-            let found = discover_jwks_url(&reqwest::Client::new(), issuer).await;
+            let found = discover_metadata(&reqwest::Client::new(), issuer).await;
             assert!(
                 matches!(&found, Err(AuthError::Config { .. })),
                 "{issuer}: {found:?}"

@@ -38,6 +38,13 @@ pub enum AuthError {
         /// What went wrong while fetching (no URL, no body); for logs.
         cause: String,
     },
+    /// An opaque token could not be checked: the introspection endpoint is down, slow, or
+    /// answered something that is not an RFC 7662 response. Fails closed with 503.
+    #[error("token introspection is unavailable: {cause}")]
+    IntrospectionUnavailable {
+        /// What went wrong (no token, no secret); for logs.
+        cause: String,
+    },
     /// The verifier configuration is unusable; raised by `Verifier::new` only.
     #[error("invalid token verifier configuration: {reason}")]
     Config {
@@ -64,12 +71,12 @@ impl AuthError {
     }
 
     /// The HTTP status for this refusal: 400 for an ambiguous or misplaced credential,
-    /// 503 when keys are unavailable, 500 for configuration, 401 otherwise (send
-    /// `WWW-Authenticate: Bearer` with 401).
+    /// 503 when keys or introspection are unavailable, 500 for configuration, 401
+    /// otherwise (send `WWW-Authenticate: Bearer` with 401).
     pub fn http_status(&self) -> u16 {
         match self {
             Self::DuplicateHeader | Self::TokenInQuery => 400,
-            Self::JwksUnavailable { .. } => 503,
+            Self::JwksUnavailable { .. } | Self::IntrospectionUnavailable { .. } => 503,
             Self::Config { .. } => 500,
             Self::Missing | Self::Malformed { .. } | Self::Invalid { .. } | Self::UnknownKey => 401,
         }
@@ -85,7 +92,24 @@ impl AuthError {
             Self::Invalid { reason } => reason,
             Self::UnknownKey => "token signing key is unknown",
             Self::JwksUnavailable { .. } => "token signing keys are unavailable, retry later",
+            Self::IntrospectionUnavailable { .. } => {
+                "token introspection is unavailable, retry later"
+            }
             Self::Config { .. } => "token verification is misconfigured",
         }
     }
+
+    /// Seconds a client should wait before retrying (`Retry-After`), for the refusals that
+    /// are the hub's trouble rather than the token's.
+    pub fn retry_after_seconds(&self) -> Option<u32> {
+        match self {
+            Self::JwksUnavailable { .. } | Self::IntrospectionUnavailable { .. } => {
+                Some(RETRY_AFTER_SECONDS)
+            }
+            _ => None,
+        }
+    }
 }
+
+/// `Retry-After` for a 503 caused by the issuer's keys or introspection endpoint.
+const RETRY_AFTER_SECONDS: u32 = 5;

@@ -19,6 +19,7 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use tracing::{info, warn};
 
 use super::AuthError;
+use super::http_body::read_capped;
 use super::keyset::{KeySet, Lookup};
 
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -177,7 +178,7 @@ impl JwksCache {
     }
 
     async fn fetch(&self) -> Result<KeySet, String> {
-        let mut response = self
+        let response = self
             .http
             .get(&self.url)
             .header(reqwest::header::ACCEPT, "application/json")
@@ -189,24 +190,7 @@ impl JwksCache {
         if !status.is_success() {
             return Err(format!("issuer answered {status}"));
         }
-        let too_large = || format!("jwks larger than {MAX_BODY} bytes");
-        if response
-            .content_length()
-            .is_some_and(|len| len > MAX_BODY as u64)
-        {
-            return Err(too_large());
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|err| format!("reading body failed: {}", err.without_url()))?
-        {
-            if body.len() + chunk.len() > MAX_BODY {
-                return Err(too_large());
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = read_capped(response, MAX_BODY).await?;
         let document: serde_json::Value =
             serde_json::from_slice(&body).map_err(|_| "jwks is not json".to_owned())?;
         let keys = KeySet::from_document(&document)

@@ -1,6 +1,8 @@
-//! The unverified outside of a compact JWS: three base64url segments and a protected
-//! header, read only for `alg` and `kid`. Nothing here is trusted: it only chooses which
-//! configured key to try. Header-supplied keys (`jwk`, `jku`, `x5u`, `x5c`) are never read.
+//! The unverified outside of a compact JWS: three base64url segments, a protected header
+//! read only for `alg` and `kid`, and claims read only for `iss`. Nothing here is trusted:
+//! it only chooses which configured issuer and key to try, and the signature check that
+//! follows covers the very bytes read here. Header-supplied keys (`jwk`, `jku`, `x5u`,
+//! `x5c`) are never read.
 
 use std::str::FromStr;
 
@@ -10,6 +12,7 @@ use jsonwebtoken::Algorithm;
 use serde_json::Value;
 
 use super::AuthError;
+use super::bearer::MAX_TOKEN_LEN;
 
 /// Longest header segment read (encoded).
 const MAX_HEADER_LEN: usize = 4 * 1024;
@@ -23,6 +26,69 @@ pub(crate) const MAX_JSON_DEPTH: usize = 16;
 pub(crate) struct UnverifiedHeader {
     pub(crate) alg: Algorithm,
     pub(crate) kid: Option<String>,
+}
+
+/// A compact JWS read but not verified. Only [`read`] builds one, so its claims are always
+/// those of its token's payload: verifying the token's signature vouches for them.
+#[derive(Debug)]
+pub(crate) struct UnverifiedJws<'a> {
+    token: &'a str,
+    header: UnverifiedHeader,
+    /// The payload, parsed strictly (duplicate members refused).
+    claims: serde_json::Map<String, Value>,
+}
+
+impl<'a> UnverifiedJws<'a> {
+    /// The whole token, as read.
+    pub(crate) fn token(&self) -> &'a str {
+        self.token
+    }
+
+    /// The protected header's `alg` and `kid`.
+    pub(crate) fn header(&self) -> &UnverifiedHeader {
+        &self.header
+    }
+
+    /// The claims of the payload.
+    pub(crate) fn claims(&self) -> &serde_json::Map<String, Value> {
+        &self.claims
+    }
+
+    /// The `iss` claim, which picks the issuer whose keys and rules apply.
+    pub(crate) fn issuer(&self) -> Result<&str, AuthError> {
+        match self.claims.get("iss") {
+            Some(Value::String(iss)) => Ok(iss),
+            Some(_) => Err(AuthError::invalid("token iss claim is malformed")),
+            None => Err(AuthError::invalid("token lacks the iss claim")),
+        }
+    }
+}
+
+/// Refuses a token longer than any real access token before anything reads it.
+pub(crate) fn check_length(token: &str) -> Result<(), AuthError> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(AuthError::malformed("bearer token is too long"));
+    }
+    Ok(())
+}
+
+/// Whether the token has the shape of a compact JWS (exactly three dot-separated segments);
+/// anything else is opaque to the hub.
+pub(crate) fn is_compact_jws(token: &str) -> bool {
+    token.split('.').count() == 3
+}
+
+/// Reads a compact JWS's header and claims without verifying anything.
+pub(crate) fn read(token: &str) -> Result<UnverifiedJws<'_>, AuthError> {
+    check_length(token)?;
+    let segments = split(token)?;
+    let header = read_header(segments.header)?;
+    let claims = decode_json_segment(segments.payload, "token claims are not a json object")?;
+    Ok(UnverifiedJws {
+        token,
+        header,
+        claims,
+    })
 }
 
 /// The segments of a compact JWS.

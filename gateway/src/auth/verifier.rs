@@ -4,7 +4,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use axum::http::HeaderMap;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::de::IgnoredAny;
@@ -13,7 +12,8 @@ use tracing::debug;
 
 use super::jwks::{self, JwksCache};
 use super::keyset::KeySet;
-use super::{AuthError, Principal, VerifierConfig, bearer, claims, token};
+use super::token::UnverifiedJws;
+use super::{AuthError, Principal, VerifierConfig, claims, token};
 
 /// Verifies SMART access tokens against one issuer. Cheap to clone.
 #[derive(Clone)]
@@ -70,15 +70,11 @@ impl Verifier {
         self.inner.jwks.prefetch().await
     }
 
-    /// Verifies the bearer token of a request (see [`bearer::bearer_token`]).
-    pub async fn verify_headers(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
-        let token = bearer::bearer_token(headers).inspect_err(log_refusal)?;
-        self.verify(token).await
-    }
-
-    /// Verifies a compact JWS access token.
+    /// Verifies a compact JWS access token of this issuer (requests go through the
+    /// [`Authenticator`](super::Authenticator), which picks the issuer).
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
-        self.verify_inner(token).await.inspect_err(log_refusal)
+        let jws = token::read(token).inspect_err(log_refusal)?;
+        self.verify_jws(&jws).await.inspect_err(log_refusal)
     }
 
     /// Verifies a compact JWS access token against a given JWK set instead of the issuer's:
@@ -90,72 +86,46 @@ impl Verifier {
         let keys = KeySet::from_document(jwks).ok_or_else(|| AuthError::JwksUnavailable {
             cause: "the document is not a jwk set".to_owned(),
         })?;
-        let unverified = self.read_unverified(token)?;
-        let key = jwks::decide(
-            &keys,
-            unverified.header.kid.as_deref(),
-            unverified.header.alg,
-        )?
-        .ok_or(AuthError::UnknownKey)?;
-        self.check_signed(token, &unverified, &key)
+        let jws = token::read(token)?;
+        let validation = self.validation_for(&jws)?;
+        let key = jwks::decide(&keys, jws.header().kid.as_deref(), jws.header().alg)?
+            .ok_or(AuthError::UnknownKey)?;
+        self.check_signed(&jws, validation, &key)
     }
 
-    async fn verify_inner(&self, token: &str) -> Result<Principal, AuthError> {
-        let unverified = self.read_unverified(token)?;
+    /// Verifies a token already read (the [`Authenticator`](super::Authenticator) reads it
+    /// once to pick the issuer): algorithm allowlist, key, signature, then the claims.
+    pub(crate) async fn verify_jws(&self, jws: &UnverifiedJws<'_>) -> Result<Principal, AuthError> {
+        let validation = self.validation_for(jws)?;
         let key = self
             .inner
             .jwks
-            .key_for(unverified.header.kid.as_deref(), unverified.header.alg)
+            .key_for(jws.header().kid.as_deref(), jws.header().alg)
             .await?;
-        self.check_signed(token, &unverified, &key)
+        self.check_signed(jws, validation, &key)
     }
 
-    /// The checks before any key is needed: length, segments, protected header, and the
-    /// algorithm allowlist.
-    fn read_unverified<'t>(&self, token: &'t str) -> Result<Unverified<'t, '_>, AuthError> {
-        if token.len() > bearer::MAX_TOKEN_LEN {
-            return Err(AuthError::malformed("bearer token is too long"));
-        }
-        let segments = token::split(token)?;
-        let header = token::read_header(segments.header)?;
-        let Some(validation) = self
-            .inner
+    /// The validation of the token's algorithm, if the allowlist names it.
+    fn validation_for(&self, jws: &UnverifiedJws<'_>) -> Result<&Validation, AuthError> {
+        self.inner
             .validations
             .iter()
-            .find_map(|(alg, validation)| (*alg == header.alg).then_some(validation))
-        else {
-            return Err(AuthError::invalid("token algorithm is not allowed"));
-        };
-        Ok(Unverified {
-            segments,
-            header,
-            validation,
-        })
+            .find_map(|(alg, validation)| (*alg == jws.header().alg).then_some(validation))
+            .ok_or_else(|| AuthError::invalid("token algorithm is not allowed"))
     }
 
     /// The signature with `key`, then the claims.
     fn check_signed(
         &self,
-        token: &str,
-        unverified: &Unverified<'_, '_>,
+        jws: &UnverifiedJws<'_>,
+        validation: &Validation,
         key: &DecodingKey,
     ) -> Result<Principal, AuthError> {
-        jsonwebtoken::decode::<IgnoredAny>(token, key, unverified.validation).map_err(refusal)?;
-        // The signature holds: read the claims again, strictly (duplicate members,
-        // integer dates, claim types).
-        let claims = token::decode_json_segment(
-            unverified.segments.payload,
-            "token claims are not a json object",
-        )?;
-        claims::principal(&claims, &self.inner.config, SystemTime::now())
+        jsonwebtoken::decode::<IgnoredAny>(jws.token(), key, validation).map_err(refusal)?;
+        // The signature holds over the payload these claims were read from (strictly:
+        // duplicate members, integer dates, claim types).
+        claims::principal(jws.claims(), &self.inner.config, SystemTime::now())
     }
-}
-
-/// A token that passed the checks that need no key.
-struct Unverified<'t, 'v> {
-    segments: token::Segments<'t>,
-    header: token::UnverifiedHeader,
-    validation: &'v Validation,
 }
 
 fn validation(config: &VerifierConfig, alg: Algorithm) -> Validation {
@@ -203,6 +173,6 @@ fn refusal(err: jsonwebtoken::errors::Error) -> AuthError {
     AuthError::invalid(reason)
 }
 
-fn log_refusal(err: &AuthError) {
+pub(super) fn log_refusal(err: &AuthError) {
     debug!(target: "auth", status = err.http_status(), reason = %err.reason(), "token refused");
 }

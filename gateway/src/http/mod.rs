@@ -82,7 +82,7 @@ pub(crate) async fn authenticate(
     headers: &HeaderMap,
 ) -> Result<Principal, ApiError> {
     reject_token_in_query(uri.query())?;
-    let principal = state.verifier.verify_headers(headers).await?;
+    let principal = state.authenticator.verify_headers(headers).await?;
     request_log::note_client(&principal);
     state.limits.admit(&principal)?;
     Ok(principal)

@@ -59,6 +59,7 @@ mod reattach;
 mod redis_store;
 mod redis_topologies;
 mod second_handshake;
+mod several_issuers;
 mod slow_consumer;
 mod subscription_owner;
 mod tls;

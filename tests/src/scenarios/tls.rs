@@ -11,11 +11,12 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, ensure};
 
 use super::{MSG, Rig};
-use crate::certs::{Scratch, TlsFiles};
+use crate::certs::TlsFiles;
 use crate::conformance::assert::expect_event;
 use crate::eventually::eventually;
 use crate::gateway::GatewayBuilder;
 use crate::payloads::{patient_open, random_topic};
+use crate::scratch::Scratch;
 use crate::subscriber::Subscriber;
 
 /// How often the gateway under test checks its certificate files.

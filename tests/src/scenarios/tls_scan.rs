@@ -11,7 +11,8 @@ use anyhow::{Context as _, Result, ensure};
 use tokio::process::Command;
 
 use super::Rig;
-use crate::certs::{Scratch, TlsFiles};
+use crate::certs::TlsFiles;
+use crate::scratch::Scratch;
 
 /// One `openssl s_client` handshake: whether it completed, and what it printed.
 struct Handshake {

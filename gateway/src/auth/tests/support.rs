@@ -161,14 +161,18 @@ pub(super) fn claims() -> Value {
 
 /// Claims of a valid token with one member changed (`Value::Null` removes it).
 pub(super) fn claims_with(name: &str, value: Value) -> Value {
-    let mut claims = claims();
-    let map = claims.as_object_mut().expect("claims are an object");
+    with_member(claims(), name, value)
+}
+
+/// A JSON object with one member changed (`Value::Null` removes it).
+pub(super) fn with_member(mut object: Value, name: &str, value: Value) -> Value {
+    let map = object.as_object_mut().expect("an object");
     if value.is_null() {
         map.remove(name);
     } else {
         map.insert(name.to_owned(), value);
     }
-    claims
+    object
 }
 
 /// A JWKS endpoint on 127.0.0.1:0 that counts requests; `/canary` counts header-key probes.
@@ -252,15 +256,16 @@ impl JwksServer {
     }
 
     pub(super) fn verifier_with(&self, adjust: impl FnOnce(&mut VerifierConfig)) -> Verifier {
-        let mut config = VerifierConfig::new(
-            ISSUER,
-            self.jwks_url(),
-            AUDIENCE,
-            vec![Algorithm::ES256, Algorithm::RS256],
-        );
-        config.refresh_min_interval = REFRESH_INTERVAL;
+        let mut config = self.config_for(ISSUER, vec![Algorithm::ES256, Algorithm::RS256]);
         adjust(&mut config);
         Verifier::new(config, http()).expect("valid verifier config")
+    }
+
+    /// The configuration of `issuer` whose keys this server publishes, for [`AUDIENCE`].
+    pub(super) fn config_for(&self, issuer: &str, algorithms: Vec<Algorithm>) -> VerifierConfig {
+        let mut config = VerifierConfig::new(issuer, self.jwks_url(), AUDIENCE, algorithms);
+        config.refresh_min_interval = REFRESH_INTERVAL;
+        config
     }
 }
 

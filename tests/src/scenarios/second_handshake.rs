@@ -90,33 +90,50 @@ async fn top_two_handshakes_racing_for_one_endpoint_attach_exactly_one() -> Resu
     for round in 0..5 {
         let client = rig.client(&random_topic())?;
         let endpoint = client.subscribe("Patient-open").await?;
-        let (first, second) = tokio::join!(
-            Subscriber::try_connect(&endpoint),
-            Subscriber::try_connect(&endpoint)
-        );
-        let mut winners = Vec::new();
-        for attempt in [first, second] {
-            match attempt {
-                Ok(socket) => winners.push(socket),
-                Err(ConnectError::Refused(409)) => {}
-                Err(ConnectError::Refused(status)) => {
-                    bail!("round {round}: the loser was refused with {status}, expected 409")
-                }
-                Err(ConnectError::Other(error)) => return Err(error),
-            }
-        }
-        ensure!(
-            winners.len() == 1,
-            "round {round}: {} sockets attached",
-            winners.len()
-        );
-        let mut winner = winners.remove(0);
-        let confirmation = winner.next_message(MSG).await?;
-        ensure!(confirmation["hub.mode"] == "subscribe", "{confirmation}");
-        let event = patient_open(client.topic(), &format!("p-race-{round}"));
-        client.publish_ok(&event).await?;
-        let delivered = winner.next_event(MSG).await?;
-        ensure!(delivered["id"] == event["id"], "{delivered}");
+        Box::pin(race_for_one_endpoint(
+            &client,
+            [&endpoint, &endpoint],
+            round,
+        ))
+        .await?;
     }
     rig.gateway.stop().await
+}
+
+/// Two handshakes racing for one fresh endpoint of `client`'s topic, through `urls` (the
+/// same endpoint, possibly through different gateways): exactly one attaches, the other is
+/// refused with 409, and the winner is confirmed and receives the next event.
+pub(super) async fn race_for_one_endpoint(
+    client: &crate::client::HubClient,
+    urls: [&str; 2],
+    round: usize,
+) -> Result<()> {
+    let (first, second) = tokio::join!(
+        Subscriber::try_connect(urls[0]),
+        Subscriber::try_connect(urls[1])
+    );
+    let mut winners = Vec::new();
+    for attempt in [first, second] {
+        match attempt {
+            Ok(socket) => winners.push(socket),
+            Err(ConnectError::Refused(409)) => {}
+            Err(ConnectError::Refused(status)) => {
+                bail!("round {round}: the loser was refused with {status}, expected 409")
+            }
+            Err(ConnectError::Other(error)) => return Err(error),
+        }
+    }
+    ensure!(
+        winners.len() == 1,
+        "round {round}: {} sockets attached",
+        winners.len()
+    );
+    let mut winner = winners.remove(0);
+    let confirmation = winner.next_message(MSG).await?;
+    ensure!(confirmation["hub.mode"] == "subscribe", "{confirmation}");
+    let event = patient_open(client.topic(), &format!("p-race-{round}"));
+    client.publish_ok(&event).await?;
+    let delivered = winner.next_event(MSG).await?;
+    ensure!(delivered["id"] == event["id"], "{delivered}");
+    Ok(())
 }

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::super::MSG;
 use super::{BUDGET, EVENTS, RECOVERY_DEADLINE};
-use crate::client::HubClient;
+use crate::client::{HubClient, endpoint_of};
 use crate::cluster::Cluster;
 use crate::conformance::assert::{event_name, id_of};
 use crate::eventually::eventually;
@@ -92,8 +92,23 @@ impl App {
     }
 }
 
+/// Subscribes as a real app does: a 503 (with `WAIT`, no replica has confirmed the change
+/// yet, e.g. while the previous cycle's old primary is still resyncing as a replica) is
+/// retried; any other refusal fails.
 pub(super) async fn subscribe(client: &HubClient) -> Result<Subscriber> {
-    let endpoint = client.subscribe(EVENTS).await?;
+    let endpoint = eventually(
+        "the hub takes the subscription",
+        RECOVERY_DEADLINE,
+        || async {
+            let reply = client.subscribe_with(EVENTS, &[]).await?;
+            if reply.status == 503 {
+                return Ok(None);
+            }
+            reply.expect(202, "subscribe")?;
+            Ok(Some(endpoint_of(&reply)?))
+        },
+    )
+    .await?;
     Subscriber::connect_confirmed(&endpoint, MSG).await
 }
 

@@ -30,7 +30,15 @@ cluster: deps redis-deps ## start a dev cluster on loopback (Redis, 3 hub nodes,
 	$(CARGO) build --release -p gateway -p hub-node -p hub-tests --bins
 	LISTEN=$(LISTEN) BIN_DIR=target/release bash tests/cluster/run-cluster.sh
 
-test: chart deps redis-deps interop-deps fuzz-deps build-test ## run every test: Helm chart check, unit, cross-process scenarios, fuzz smoke, Medplum SDK interop, conformance suite (embedded hub over HTTP and HTTPS, then a 3-node cluster on each Redis topology)
+# LOG-01: while `make test` runs, every hub process logs at debug into $(LOG_ARCHIVE) and the
+# harness records every topic, token, endpoint id and credential it makes up; afterwards
+# fhircast-log-sweep searches all those logs for them (and for test PHI, JWT shapes and
+# Authorization headers). One hit fails the run; the archive is kept only then.
+LOG_ARCHIVE := $(CURDIR)/target/test-logs
+
+test: export HUB_TESTS_LOG_ARCHIVE = $(LOG_ARCHIVE)
+test: chart deps redis-deps interop-deps fuzz-deps build-test ## run every test: Helm chart check, unit, cross-process scenarios, fuzz smoke, Medplum SDK interop, conformance suite (embedded hub over HTTP and HTTPS, then a 3-node cluster on each Redis topology), then the LOG-01 sweep of every hub log
+	rm -rf $(LOG_ARCHIVE)
 	$(CARGO) nextest run --workspace --profile ci
 	@$(call run_fuzz,$(FUZZ_SMOKE_SECONDS))
 	./target/debug/fhircast-conformance --embedded
@@ -39,6 +47,8 @@ test: chart deps redis-deps interop-deps fuzz-deps build-test ## run every test:
 	./target/debug/fhircast-conformance --cluster --redis sentinel
 	./target/debug/fhircast-conformance --cluster --redis cluster
 	./target/debug/fhircast-conformance --cluster --grpc-mtls
+	./target/debug/fhircast-log-sweep $(LOG_ARCHIVE)
+	rm -rf $(LOG_ARCHIVE)
 
 # The fault scenarios (test names `…::flt<N>_…`: FLT-01 node loss, FLT-02/13 gateway loss,
 # FLT-03 frozen owner, FLT-06 gateway cut from Redis, FLT-09 Sentinel failover losing a

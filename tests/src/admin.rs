@@ -5,6 +5,8 @@ use anyhow::{Context as _, Result, bail};
 use reqwest::header::AUTHORIZATION;
 use serde_json::{Value, json};
 
+use crate::log_archive::SecretKind;
+
 use crate::client::Reply;
 use crate::scratch::Scratch;
 
@@ -22,6 +24,7 @@ impl AdminSecretFile {
     pub fn new() -> Result<Self> {
         let dir = Scratch::new("admin")?;
         dir.write("admin-secret", &format!("{ADMIN_SECRET}\n"))?;
+        crate::log_archive::register_secret(SecretKind::Credential, ADMIN_SECRET);
         Ok(Self { dir })
     }
 

@@ -7,6 +7,8 @@ use anyhow::{Context as _, Result, bail};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap};
 use serde_json::Value;
 
+use crate::log_archive::SecretKind;
+
 /// A response, fully read.
 #[derive(Debug, Clone)]
 pub struct Reply {
@@ -273,8 +275,13 @@ impl HubClient {
 /// Extracts `hub.channel.endpoint` from a subscribe or unsubscribe reply.
 pub fn endpoint_of(reply: &Reply) -> Result<String> {
     let json = reply.json()?;
-    json.get("hub.channel.endpoint")
+    let endpoint = json
+        .get("hub.channel.endpoint")
         .and_then(Value::as_str)
         .map(str::to_owned)
-        .with_context(|| format!("no hub.channel.endpoint in `{}`", reply.body))
+        .with_context(|| format!("no hub.channel.endpoint in `{}`", reply.body))?;
+    if let Some(id) = endpoint.rsplit('/').next() {
+        crate::log_archive::register_secret(SecretKind::Endpoint, id);
+    }
+    Ok(endpoint)
 }

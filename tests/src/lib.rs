@@ -9,6 +9,9 @@
 //!   introspection endpoint; good and bad tokens, opaque tokens and their revocation.
 //! - [`jose`]: test signing keys of every kind and compact JWS built byte by byte.
 //! - [`canary`]: an HTTP server that counts requests (for URLs nothing may fetch).
+//! - [`log_archive`]: keeps every process's logs and records every secret the harness makes
+//!   up; [`log_sweep`] searches those logs for them after a whole `make test` (LOG-01,
+//!   `fhircast-log-sweep`).
 //! - [`attack_corpus`]: the forged-token corpus (TOK-02…TOK-14), one named test per case.
 //! - [`token`]: where the conformance suite gets tokens (issuer, token URL, command).
 //! - [`client`], [`subscriber`], [`payloads`]: the FHIRcast client used by every test.
@@ -20,7 +23,7 @@
 //! - [`cluster`]: a whole cluster (Redis, hub nodes, gateways) with node fault hooks.
 //! - [`invariants`]: the history of a fault scenario and the invariants it must keep.
 //! - [`faults`]: what the fault scenarios share (cycles, publisher, following subscriber).
-//! - [`conformance`]: one check per fhircast-spec.md §15 item, and its runner.
+//! - [`conformance`]: one check per conformance checklist item (docs/conformance.md), and its runner.
 //! - `scenarios` (tests only): cross-process scenarios, one file per behaviour.
 
 pub mod admin;
@@ -36,6 +39,8 @@ pub mod gateway;
 pub mod invariants;
 pub mod issuer;
 pub mod jose;
+pub mod log_archive;
+pub mod log_sweep;
 pub mod payloads;
 pub mod process;
 pub mod proxy;

@@ -8,6 +8,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::log_archive::SecretKind;
 use serde_json::{Value, json};
 
 /// Returns a fresh topic: 32 CSPRNG bytes, base64url (43 characters).
@@ -18,7 +20,9 @@ pub fn random_topic() -> String {
         bytes[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
         bytes[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
     }
-    URL_SAFE_NO_PAD.encode(bytes)
+    let topic = URL_SAFE_NO_PAD.encode(bytes);
+    crate::log_archive::register_secret(SecretKind::Topic, &topic);
+    topic
 }
 
 /// Returns a fresh event id (a v4 UUID).
@@ -81,6 +85,8 @@ pub fn patient(id: &str) -> Value {
     json!({
         "resourceType": "Patient",
         "id": id,
+        // PHI no log may hold: the LOG-01 sweep looks for the marker.
+        "name": [{ "family": format!("CANARY-PHI-{id}"), "given": ["Test"] }],
         "identifier": [{
             "type": { "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR" }] },
             "system": "urn:oid:1.2.36.146.595.217.0.1",

@@ -74,11 +74,13 @@ impl Process {
         env_prefix: Option<&str>,
         env: &[(String, String)],
     ) -> Result<Self> {
-        let dir = std::env::temp_dir().join(format!(
-            "hub-tests-{name}-{}-{}",
-            std::process::id(),
-            uuid::Uuid::new_v4().simple()
-        ));
+        let dir = crate::log_archive::logs_dir()
+            .unwrap_or_else(std::env::temp_dir)
+            .join(format!(
+                "hub-tests-{name}-{}-{}",
+                std::process::id(),
+                uuid::Uuid::new_v4().simple()
+            ));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let stdout =
             std::fs::File::create(dir.join("stdout.log")).context("creating stdout.log")?;
@@ -91,6 +93,14 @@ impl Process {
                     command.env_remove(key);
                 }
             }
+        }
+        // Our own binaries log at the sweep's level while logs are archived (LOG-01),
+        // unless the test chose a level.
+        if env_prefix.is_some()
+            && crate::log_archive::archive_dir().is_some()
+            && !env.iter().any(|(key, _)| key == "RUST_LOG")
+        {
+            command.env("RUST_LOG", crate::log_archive::SWEEP_LOG_LEVEL);
         }
         let child = command
             .envs(env.iter().map(|(key, value)| (key, value)))
@@ -227,7 +237,8 @@ impl Process {
     }
 
     /// Stops the process with SIGTERM and asserts a successful exit within `deadline`.
-    /// After the deadline it is killed and the stop fails. Logs are removed on success.
+    /// After the deadline it is killed and the stop fails. Logs are removed on success
+    /// (kept while they are archived for the LOG-01 sweep).
     pub async fn stop(mut self, deadline: Duration) -> Result<()> {
         if let Some(status) = self.try_exit_status() {
             bail!(
@@ -240,7 +251,9 @@ impl Process {
         match self.wait_exit(deadline).await {
             Ok(status) if status.success() => {
                 self.child = None;
-                let _ = std::fs::remove_dir_all(&self.dir);
+                if crate::log_archive::archive_dir().is_none() {
+                    let _ = std::fs::remove_dir_all(&self.dir);
+                }
                 Ok(())
             }
             Ok(status) => bail!(

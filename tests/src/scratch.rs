@@ -20,9 +20,14 @@ impl Scratch {
         Ok(Self(dir))
     }
 
-    /// Writes `content` to `name` in the directory and returns its path.
+    /// Writes `content` to `name` (a relative path; missing directories are created) in the
+    /// directory and returns its path.
     pub fn write(&self, name: &str, content: &str) -> Result<PathBuf> {
         let path = self.0.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
         std::fs::write(&path, content).with_context(|| format!("writing {}", path.display()))?;
         Ok(path)
     }

@@ -2,6 +2,8 @@
 //! encodings forgeries need (base64url, PEM, HMAC with an arbitrary secret).
 
 use anyhow::{Result, bail};
+
+use crate::log_archive::SecretKind;
 use aws_lc_rs::hmac;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -23,13 +25,17 @@ pub fn signing_input(header: &[u8], payload: &[u8]) -> String {
 pub fn sign_compact(key: &TestKey, alg: &str, header: &[u8], payload: &[u8]) -> Result<String> {
     let input = signing_input(header, payload);
     let signature = key.sign(alg, input.as_bytes())?;
-    Ok(format!("{input}.{}", b64(signature)))
+    let token = format!("{input}.{}", b64(signature));
+    crate::log_archive::register_secret(SecretKind::Token, &token);
+    Ok(token)
 }
 
 /// Assembles a token from raw header and payload bytes and an already encoded signature
 /// segment (empty, garbage or borrowed from another token).
 pub fn unsigned(header: &[u8], payload: &[u8], signature: &str) -> String {
-    format!("{}.{signature}", signing_input(header, payload))
+    let token = format!("{}.{signature}", signing_input(header, payload));
+    crate::log_archive::register_secret(SecretKind::Token, &token);
+    token
 }
 
 /// Computes the HMAC of `input` keyed with `secret`, the hash chosen by `alg`

@@ -10,6 +10,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use crate::log_archive::SecretKind;
+
 use ::redis::aio::MultiplexedConnection;
 use anyhow::{Context as _, Result, anyhow, ensure};
 
@@ -85,12 +87,14 @@ impl RedisOptions {
 
     /// Requires this password for the `default` user (`requirepass`).
     pub fn password(mut self, password: &str) -> Self {
+        crate::log_archive::register_secret(SecretKind::Credential, password);
         self.auth = Some(RedisAuth::Password(password.to_owned()));
         self
     }
 
     /// Adds an ACL user with every permission and disables the `default` user.
     pub fn user(mut self, name: &str, password: &str) -> Self {
+        crate::log_archive::register_secret(SecretKind::Credential, password);
         self.auth = Some(RedisAuth::User {
             name: name.to_owned(),
             password: password.to_owned(),

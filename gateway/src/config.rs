@@ -12,7 +12,7 @@ use fhircast_proto::ids::MIN_TOPIC_KEY_LEN;
 use hub_node::config::TopicArgs;
 use hub_node::telemetry::LogFormat;
 
-use crate::http::BindingPolicy;
+use crate::http::{BindingPolicy, WeakTopics};
 use crate::tls::TlsFiles;
 
 /// `fhircast-gateway` configuration.
@@ -185,6 +185,12 @@ pub struct Config {
     /// (any valid token may use any topic; start-up warns).
     #[arg(long, env = "FHIRCAST_TOPIC_BINDING", value_enum, default_value_t = BindingPolicy::Claim)]
     pub topic_binding: BindingPolicy,
+
+    /// What to do with a guessable topic supplied from outside (under `claim` or `none`):
+    /// `refuse` (400) one estimated below 122 random bits, such as `patient-123` or a
+    /// time-based UUID, or `allow` it (start-up warns).
+    #[arg(long, env = "FHIRCAST_WEAK_TOPICS", value_enum, default_value_t = WeakTopics::Refuse)]
+    pub weak_topics: WeakTopics,
 
     /// API requests one app and user (the token's `client_id` and `sub`) may make per
     /// second on this gateway, sustained (0: unlimited). Beyond it: 429 with Retry-After.

@@ -50,6 +50,16 @@ impl ApiError {
         )
     }
 
+    /// The answer to a topic supplied from outside that is too easy to guess (TOP-02).
+    /// Says nothing of whether the topic exists.
+    pub fn guessable_topic() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "hub.topic is guessable: this hub accepts only topics with at least 122 random \
+             bits, such as a UUID v4 or 32 random base64url characters",
+        )
+    }
+
     /// Asks the client to retry after `seconds` (`Retry-After`).
     pub fn retry_after(mut self, seconds: u32) -> Self {
         self.retry_after = Some(seconds);

@@ -225,6 +225,14 @@ pub async fn run(
         let _ = stdout.flush();
         info!(address = %admin_bound, "admin API listening");
     }
+    if config.weak_topics == http::WeakTopics::Allow
+        && config.topic_binding != http::BindingPolicy::Owner
+    {
+        warn!(
+            "--weak-topics allow: guessable topics (patient ids, counters, time-based UUIDs) \
+             are served; anyone who guesses one and holds a token for it joins the session"
+        );
+    }
     if config.topic_binding == http::BindingPolicy::None {
         warn!(
             "--topic-binding none: any valid token may use any topic; use it only where \
@@ -305,7 +313,10 @@ fn handler_settings(config: &Config, hub_url: String, ws_base: String) -> anyhow
             outbox_capacity: config.outbox_capacity,
             write_timeout: SOCKET_WRITE_TIMEOUT,
         },
-        binding: config.topic_binding,
+        binding: http::TopicBinding {
+            policy: config.topic_binding,
+            weak_topics: config.weak_topics,
+        },
         trusted_proxies: config.trusted_proxies.clone(),
     })
 }

@@ -34,7 +34,7 @@ pub struct Settings {
     /// Per-socket behaviour.
     pub socket: SocketSettings,
     /// How tokens are bound to topics.
-    pub binding: crate::http::BindingPolicy,
+    pub binding: crate::http::TopicBinding,
     /// Peers whose `X-Forwarded-For` names the source address logged.
     pub trusted_proxies: Vec<crate::http::IpBlock>,
 }

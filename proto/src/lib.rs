@@ -15,6 +15,7 @@
 //! - [`sync_error`]: hub-generated SyncError OperationOutcomes.
 //! - [`scope`]: SMART `fhircast/` scopes; [`discovery`]: the `.well-known` document.
 //! - [`ids`]: topics, topic refs and endpoint ids; [`json`]: strict JSON parsing.
+//! - [`topic_strength`]: how guessable a topic supplied from outside is (TOP-02).
 //! - [`bus`]: the envelope topics publish for gateways; [`error`]: error codes.
 //! - [`hub`]: the `HubClient` vocabulary: what gateways ask of a topic's owner.
 //! - [`placement`]: which hub node should own a topic; [`redis_schema`]: every Redis key
@@ -39,6 +40,7 @@ pub mod redis_schema;
 pub mod scope;
 pub mod subscription;
 pub mod sync_error;
+pub mod topic_strength;
 pub mod validate;
 pub mod wire;
 

@@ -11,8 +11,13 @@
 //!
 //! Under every policy a revoked topic refuses everything, and every refusal, whoever
 //! makes it, has the same status and body as a topic that does not exist.
+//!
+//! Under `claim` and `none` the topic comes from outside (the EHR or the app), so it is
+//! also checked for strength first (TOP-02, `--weak-topics`): a guessable one is a 400 that
+//! says why, whether or not it exists. Under `owner` every usable topic was minted here.
 
 use fhircast_proto::hub::{Caller, Owner};
+use fhircast_proto::topic_strength;
 
 use crate::auth::Principal;
 use crate::error::ApiError;
@@ -27,6 +32,39 @@ pub enum BindingPolicy {
     Owner,
     /// Any valid token may use any topic (no binding).
     None,
+}
+
+/// What to do with a guessable topic supplied from outside.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum WeakTopics {
+    /// Refuse it with a 400.
+    #[default]
+    Refuse,
+    /// Serve it (start-up warns).
+    Allow,
+}
+
+/// The operator's topic rules: the binding policy and the strength check.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TopicBinding {
+    /// How tokens are bound to topics.
+    pub policy: BindingPolicy,
+    /// What to do with a guessable topic.
+    pub weak_topics: WeakTopics,
+}
+
+impl TopicBinding {
+    /// Checks `topic`'s strength where it comes from outside, then what the gateway can
+    /// check of `principal` using it; returns the caller to name to the topic.
+    pub fn caller(self, principal: &Principal, topic: &str) -> Result<Caller, ApiError> {
+        if self.weak_topics == WeakTopics::Refuse
+            && self.policy != BindingPolicy::Owner
+            && !topic_strength::assess(topic).is_strong()
+        {
+            return Err(ApiError::guessable_topic());
+        }
+        self.policy.caller(principal, topic)
+    }
 }
 
 impl BindingPolicy {
@@ -103,5 +141,33 @@ mod tests {
         assert_eq!(anonymous.minted_for.as_deref(), Some(""));
         let open = BindingPolicy::None.caller(&token, "Any").expect("open");
         assert_eq!(open.minted_for, None);
+    }
+
+    #[test]
+    fn a_guessable_outside_topic_is_a_400_unless_allowed_or_minted_here() {
+        let weak = "patient-0000012345";
+        let strong = "8b3e0f0e-2f4a-4c1b-9a5e-7d6c5b4a3f21";
+        let token = principal(Some("u"), &[weak, strong]);
+        for policy in [BindingPolicy::Claim, BindingPolicy::None] {
+            let refusing = TopicBinding {
+                policy,
+                weak_topics: WeakTopics::Refuse,
+            };
+            let refused = refusing.caller(&token, weak).expect_err("guessable");
+            assert_eq!(refused.status(), 400);
+            assert!(refused.reason().contains("guessable"));
+            refusing.caller(&token, strong).expect("a UUID v4");
+            let allowing = TopicBinding {
+                policy,
+                weak_topics: WeakTopics::Allow,
+            };
+            allowing.caller(&token, weak).expect("allowed");
+        }
+        // Under `owner` the topic is checked against the admin API's records instead.
+        let owner = TopicBinding {
+            policy: BindingPolicy::Owner,
+            weak_topics: WeakTopics::Refuse,
+        };
+        owner.caller(&token, weak).expect("checked by the topic");
     }
 }

@@ -20,7 +20,7 @@ mod request_log;
 mod source;
 mod subscribe;
 
-pub use binding::BindingPolicy;
+pub use binding::{BindingPolicy, TopicBinding, WeakTopics};
 #[doc(hidden)]
 pub use publish::check_event;
 pub use rate_limit::{RateLimitSettings, RateLimits};

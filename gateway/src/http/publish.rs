@@ -12,7 +12,7 @@ use fhircast_proto::event::EventRequest;
 use fhircast_proto::hub::Caller;
 use fhircast_proto::scope::Access;
 
-use super::binding::BindingPolicy;
+use super::binding::TopicBinding;
 use super::request_log::note_topic;
 use crate::auth::Principal;
 use crate::error::ApiError;
@@ -46,7 +46,7 @@ pub(crate) async fn handle_event(
 pub fn check_event(
     body: &Value,
     principal: &Principal,
-    binding: BindingPolicy,
+    binding: TopicBinding,
     route_topic: Option<&str>,
     now: SystemTime,
 ) -> Result<(EventRequest, Caller), ApiError> {

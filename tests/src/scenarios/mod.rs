@@ -66,6 +66,7 @@ mod tls;
 mod tls_scan;
 mod topic_binding;
 mod walkthrough;
+mod weak_topics;
 
 /// How long a scenario waits for a message it expects.
 const MSG: Duration = Duration::from_secs(5);

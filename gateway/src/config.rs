@@ -64,6 +64,12 @@ pub struct Config {
     #[arg(long, env = "FHIRCAST_MEMBERSHIP_TTL_MS", default_value_t = 1_500)]
     pub membership_ttl_ms: u64,
 
+    /// In a cluster: while this gateway's Redis pub/sub link does not answer its PINGs, how
+    /// often it asks the topics' owners which of its sockets were unsubscribed meanwhile,
+    /// and closes those (at least 100).
+    #[arg(long, env = "FHIRCAST_REVALIDATE_INTERVAL_MS", default_value_t = 2_000)]
+    pub revalidate_interval_ms: u64,
+
     /// Address to listen on (port 0 picks a free port; the bound address is printed).
     #[arg(long, env = "FHIRCAST_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -442,6 +448,11 @@ impl Config {
             if self.membership_ttl_ms < 300 {
                 return Err(ConfigError(
                     "--membership-ttl-ms must be at least 300".into(),
+                ));
+            }
+            if self.revalidate_interval_ms < 100 {
+                return Err(ConfigError(
+                    "--revalidate-interval-ms must be at least 100".into(),
                 ));
             }
         }

@@ -10,8 +10,8 @@ use tokio_util::task::TaskTracker;
 use fhircast_proto::bus::Bus;
 use fhircast_proto::event::EventRequest;
 use fhircast_proto::hub::{
-    AttachOutcome, Caller, CurrentContext, DeliveryFailure, Detach, Published, SubscribeCommand,
-    TopicError, TopicRecord,
+    AttachOutcome, Caller, CurrentContext, DeliveryFailure, Detach, EndedEndpoint, Published,
+    SubscribeCommand, TopicError, TopicRecord,
 };
 use fhircast_proto::{EndpointId, TopicId, TopicKey, TopicRef};
 use hub_node::Registry;
@@ -153,6 +153,19 @@ impl HubClient for LocalHubClient {
             .with_endpoint(&endpoint, |handle| {
                 let (endpoint, detach) = (endpoint.clone(), detach.clone());
                 async move { handle.detach(endpoint, detach).await }
+            })
+            .await
+    }
+
+    async fn revalidate(
+        &self,
+        topic: &TopicRef,
+        endpoints: &[EndpointId],
+    ) -> Result<Vec<EndedEndpoint>, TopicError> {
+        self.registry
+            .with_ref(topic, |handle| {
+                let endpoints = endpoints.to_vec();
+                async move { handle.revalidate(endpoints).await }
             })
             .await
     }

@@ -7,8 +7,8 @@ use std::fmt;
 
 use fhircast_proto::event::EventRequest;
 use fhircast_proto::hub::{
-    AttachOutcome, Caller, CurrentContext, DeliveryFailure, Detach, Published, SubscribeCommand,
-    TopicError, TopicRecord,
+    AttachOutcome, Caller, CurrentContext, DeliveryFailure, Detach, EndedEndpoint, Published,
+    SubscribeCommand, TopicError, TopicRecord,
 };
 use fhircast_proto::{EndpointId, TopicId, TopicRef};
 
@@ -61,6 +61,14 @@ pub trait HubClient: Send + Sync + fmt::Debug + 'static {
 
     /// Reports that a socket went away.
     async fn detach(&self, endpoint: EndpointId, detach: Detach) -> Result<(), TopicError>;
+
+    /// Returns which of `endpoints` (of `topic`, with sockets on this gateway) no longer
+    /// have a subscription, each with the denial its socket sends before closing.
+    async fn revalidate(
+        &self,
+        topic: &TopicRef,
+        endpoints: &[EndpointId],
+    ) -> Result<Vec<EndedEndpoint>, TopicError>;
 
     /// Records a freshly generated topic as minted for `user` (the admin API).
     async fn mint_topic(&self, topic: &TopicId, user: &str) -> Result<TopicRecord, TopicError>;

@@ -104,11 +104,16 @@ pub async fn run(
         .topic_key
         .as_ref()
         .map_or_else(TopicKey::random, |key| TopicKey::new(key.as_bytes()));
-    let (hub, bus, in_standing) = match &config.redis_url {
+    let (hub, bus, in_standing, bus_healthy) = match &config.redis_url {
         Some(url) => {
             let cluster =
                 cluster::start(&config, url, topic_key.clone(), hub_shutdown.clone()).await?;
-            (cluster.hub, cluster.bus, Some(cluster.in_standing))
+            (
+                cluster.hub,
+                cluster.bus,
+                Some(cluster.in_standing),
+                Some(cluster.bus_healthy),
+            )
         }
         None => {
             let history = HistoryLimits {
@@ -122,7 +127,7 @@ pub async fn run(
                 hub_tracker.clone(),
                 hub_shutdown.clone(),
             );
-            (embedded.hub, embedded.bus, None)
+            (embedded.hub, embedded.bus, None, None)
         }
     };
 
@@ -183,6 +188,15 @@ pub async fn run(
     let prefetch = authenticator.clone();
     socket_tracker.spawn(async move { prefetch.prefetch().await });
 
+    if let Some(bus_healthy) = bus_healthy {
+        socket_tracker.spawn(cluster::revalidation::run(
+            state.fanout.clone(),
+            Arc::clone(&state.hub),
+            bus_healthy,
+            Duration::from_millis(config.revalidate_interval_ms),
+            shutdown.clone(),
+        ));
+    }
     if let Some(in_standing) = in_standing {
         socket_tracker.spawn(follow_standing(
             in_standing,

@@ -397,9 +397,18 @@ impl Cluster {
     /// `redis_url` (e.g. through a [`TcpProxy`] in front of [`Cluster::redis`]) and waits
     /// until it is live; returns its index.
     pub async fn add_gateway(&mut self, redis_url: &str) -> Result<usize> {
+        self.add_gateway_with(redis_url, |builder| builder).await
+    }
+
+    /// As [`Cluster::add_gateway`], with flags of its own set by `configure`.
+    pub async fn add_gateway_with(
+        &mut self,
+        redis_url: &str,
+        configure: impl FnOnce(GatewayBuilder) -> GatewayBuilder,
+    ) -> Result<usize> {
         let index = self.gateways.len();
         let id = format!("gw-{index}");
-        let builder = self.gateway_builder(&id, redis_url);
+        let builder = configure(self.gateway_builder(&id, redis_url));
         let gateway = builder.start().await?;
         self.clients
             .push(HubClient::new(&gateway.hub_url(), "", None));
@@ -570,6 +579,15 @@ impl Cluster {
             .get(index)
             .and_then(Node::process)
             .map(crate::process::Process::stderr_text)
+            .unwrap_or_default()
+    }
+
+    /// Returns gateway `index`'s whole log (stderr) so far; empty while it is killed.
+    pub fn gateway_log(&self, index: usize) -> String {
+        self.gateways
+            .get(index)
+            .filter(|gateway| gateway.is_running())
+            .map(|gateway| gateway.process().stderr_text())
             .unwrap_or_default()
     }
 

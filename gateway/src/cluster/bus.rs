@@ -77,6 +77,16 @@ impl Subscriber {
         }
     }
 
+    /// Round-trips a PING on the subscriber's own connection: its answer arrives after
+    /// every message Redis pushed before it.
+    async fn ping(&self) -> RedisResult<()> {
+        let ping = redis::cmd("PING");
+        match self {
+            Self::Primary(manager) => ping.query_async::<()>(&mut read(manager)).await,
+            Self::Cluster(conn) => ping.query_async::<()>(&mut conn.clone()).await,
+        }
+    }
+
     async fn unsubscribe(&self, channel: &str) -> RedisResult<()> {
         match self {
             Self::Primary(manager) => read(manager).unsubscribe(channel).await,
@@ -306,6 +316,16 @@ impl RedisBus {
             debug!(channel, "bus subscriber fell behind; its subscription ends");
             routes.remove(channel);
         }
+    }
+
+    /// Round-trips a PING on the connection carrying the subscriptions (see
+    /// [`super::bus_health`]).
+    pub(crate) async fn ping(&self) -> Result<(), BusError> {
+        self.inner
+            .subscriber
+            .ping()
+            .await
+            .map_err(|_| BusError::Unavailable)
     }
 
     /// Unsubscribes channels whose fan-out went away.

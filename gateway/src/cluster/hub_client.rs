@@ -27,8 +27,8 @@ use tracing::{debug, warn};
 
 use fhircast_proto::event::EventRequest;
 use fhircast_proto::hub::{
-    AttachOutcome, Caller, CurrentContext, DeliveryFailure, Detach, Published, SubscribeCommand,
-    TopicError, TopicRecord,
+    AttachOutcome, Caller, CurrentContext, DeliveryFailure, Detach, EndedEndpoint, Published,
+    SubscribeCommand, TopicError, TopicRecord,
 };
 use fhircast_proto::placement::owner_of;
 use fhircast_proto::redis_schema::endpoint_key;
@@ -402,6 +402,19 @@ impl HubClient for GrpcHubClient {
         self.call_endpoint(&endpoint, self.budgets.report, |mut client, topic| {
             let request = v1::DetachRequest::new(&topic, &endpoint, detach.clone());
             async move { answer(client.detach(request).await, |_| Ok(())) }
+        })
+        .await
+    }
+
+    async fn revalidate(
+        &self,
+        topic: &TopicRef,
+        endpoints: &[EndpointId],
+    ) -> Result<Vec<EndedEndpoint>, TopicError> {
+        // One attempt's budget: the next revalidation round retries.
+        self.call(topic, self.budgets.attempt, |mut client| {
+            let request = v1::RevalidateRequest::new(topic, endpoints);
+            async move { answer(client.revalidate(request).await, TryInto::try_into) }
         })
         .await
     }

@@ -1,12 +1,15 @@
 //! The gateway in cluster mode (DESIGN §2, §6): topics live on hub nodes reached over gRPC
 //! ([`hub_client`], over mutual TLS when configured: [`grpc_tls`]), notifications arrive
 //! over Redis pub/sub ([`bus`]), and the gateway heartbeats into the membership and reads
-//! the live nodes from it ([`membership`]).
+//! the live nodes from it ([`membership`]). The bus link is pinged ([`bus_health`]); while
+//! it stalls, sockets are revalidated with their topics' owners ([`revalidation`]).
 
 pub mod bus;
+pub mod bus_health;
 pub mod grpc_tls;
 pub mod hub_client;
 pub mod membership;
+pub mod revalidation;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +34,8 @@ pub struct ClusterHub {
     pub bus: Arc<dyn Bus>,
     /// Whether this gateway is in the membership (see [`membership::Membership`]).
     pub in_standing: tokio::sync::watch::Receiver<bool>,
+    /// Whether the bus link answers its PINGs (see [`bus_health`]).
+    pub bus_healthy: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Connects to Redis, joins the membership (waiting for its first read) and prepares the
@@ -49,6 +54,7 @@ pub async fn start(
     let bus = bus::RedisBus::connect(&target, redis.clone(), shutdown.clone())
         .await
         .context("failed to subscribe to Redis")?;
+    let bus_healthy = bus_health::watch(bus.clone(), shutdown.clone());
     let id = config
         .gateway_id
         .clone()
@@ -75,5 +81,6 @@ pub async fn start(
         hub: Arc::new(hub),
         bus: Arc::new(bus),
         in_standing: membership.in_standing,
+        bus_healthy,
     })
 }

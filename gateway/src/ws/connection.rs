@@ -225,6 +225,12 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             let step = tokio::select! {
                 biased;
                 code = eviction.evicted() => {
+                    if let Some(denial) = eviction.denial() {
+                        // The subscription ended (revalidation): as a denial over the bus.
+                        let _ = self.write_text(denial).await;
+                        self.close(code, "subscription ended").await;
+                        return Ending::Hub;
+                    }
                     let reason = match code {
                         CLOSE_SLOW => "subscriber too slow",
                         CLOSE_RECONNECT => "this gateway left the cluster, reconnect",

@@ -13,7 +13,9 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use bytes::Bytes;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -31,6 +33,9 @@ pub(crate) const CLOSE_GAP: u16 = 1011;
 /// Close code when the gateway hands its sockets back (drain, or out of the membership):
 /// the client reconnects, through another gateway if there is one.
 pub const CLOSE_RECONNECT: u16 = 1012;
+/// Close code of a socket whose subscription ended (after its denial), as when the denial
+/// arrives over the bus.
+pub(crate) const CLOSE_ENDED: u16 = 1000;
 
 /// Why the fan-out could not take a socket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -40,11 +45,13 @@ pub enum FanoutError {
     BusUnavailable,
 }
 
-/// A request to cut one socket, with the close code to use.
+/// A request to cut one socket, with the close code to use (and, for a subscription that
+/// ended, the denial to send first).
 #[derive(Debug, Default)]
 pub(crate) struct Eviction {
     token: CancellationToken,
     code: AtomicU16,
+    denial: OnceLock<Bytes>,
 }
 
 impl Eviction {
@@ -53,6 +60,17 @@ impl Eviction {
             .code
             .compare_exchange(0, code, Ordering::Relaxed, Ordering::Relaxed);
         self.token.cancel();
+    }
+
+    /// Cuts the socket of a subscription that ended: `denial`, then [`CLOSE_ENDED`].
+    pub(crate) fn end(&self, denial: Bytes) {
+        let _ = self.denial.set(denial);
+        self.evict(CLOSE_ENDED);
+    }
+
+    /// Returns the denial to send before closing, if the subscription ended.
+    pub(crate) fn denial(&self) -> Option<&Bytes> {
+        self.denial.get()
     }
 
     pub(crate) async fn evicted(&self) -> u16 {
@@ -110,6 +128,15 @@ enum Command {
     /// Close every socket of the topic with this code.
     EvictAll {
         code: u16,
+    },
+    /// Reply with the endpoints of the topic's sockets (revalidation).
+    Endpoints {
+        reply: oneshot::Sender<Vec<EndpointId>>,
+    },
+    /// The endpoint's subscription ended: send its sockets this denial and close them.
+    End {
+        endpoint: EndpointId,
+        denial: Bytes,
     },
 }
 
@@ -200,6 +227,32 @@ impl Fanout {
     pub fn evict_everything(&self, code: u16) {
         for sender in self.lock().values() {
             let _ = sender.send(Command::EvictAll { code });
+        }
+    }
+
+    /// Returns the topics with local sockets.
+    pub(crate) fn topics(&self) -> Vec<TopicRef> {
+        self.lock().keys().cloned().collect()
+    }
+
+    /// Returns the endpoints of `topic`'s local sockets (empty if it has none, or its
+    /// fan-out is ending).
+    pub(crate) async fn endpoints(&self, topic: &TopicRef) -> Vec<EndpointId> {
+        let (reply, answer) = oneshot::channel();
+        let Some(sender) = self.lock().get(topic).cloned() else {
+            return Vec::new();
+        };
+        if sender.send(Command::Endpoints { reply }).is_err() {
+            return Vec::new();
+        }
+        answer.await.unwrap_or_default()
+    }
+
+    /// Sends `denial` to the local sockets of `endpoint` of `topic` and closes them, as a
+    /// denial arriving over the bus would.
+    pub(crate) fn end(&self, topic: &TopicRef, endpoint: EndpointId, denial: Bytes) {
+        if let Some(sender) = self.lock().get(topic) {
+            let _ = sender.send(Command::End { endpoint, denial });
         }
     }
 
@@ -305,6 +358,10 @@ impl TopicFanout {
             }
             Command::Unregister { id } => self.remove(id),
             Command::EvictAll { code } => self.evict_all(code),
+            Command::Endpoints { reply } => {
+                let _ = reply.send(self.by_endpoint.keys().cloned().collect());
+            }
+            Command::End { endpoint, denial } => self.end(&endpoint, &denial),
             Command::Position { epoch, seq } => {
                 if self.last.is_none() {
                     self.last = Some((epoch, seq));
@@ -454,6 +511,14 @@ impl TopicFanout {
             self.backfill(bus, epoch, last).await;
         }
         Some(renewed)
+    }
+
+    fn end(&mut self, endpoint: &EndpointId, denial: &Bytes) {
+        for id in self.by_endpoint.remove(endpoint).unwrap_or_default() {
+            if let Some(socket) = self.sockets.remove(&id) {
+                socket.eviction.end(denial.clone());
+            }
+        }
     }
 
     fn evict_all(&mut self, code: u16) {

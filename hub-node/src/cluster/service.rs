@@ -225,4 +225,19 @@ impl HubNode for HubNodeService {
             .map(|()| Response::new(v1::DetachResponse {}))
             .map_err(Status::from)
     }
+
+    async fn revalidate(
+        &self,
+        request: Request<v1::RevalidateRequest>,
+    ) -> Result<Response<v1::RevalidateResponse>, Status> {
+        let (topic, endpoints) = request.into_inner().into_parts().map_err(malformed)?;
+        let result = self
+            .registry
+            .with_ref(&topic, |handle| {
+                let endpoints = endpoints.clone();
+                async move { handle.revalidate(endpoints).await }
+            })
+            .await;
+        answer(result)
+    }
 }

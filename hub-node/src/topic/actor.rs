@@ -286,6 +286,10 @@ impl TopicActor {
                 let effects = self.state.detach(&endpoint, detach, now);
                 self.finish(Ok(((), effects)), reply).await
             }
+            TopicCommand::Revalidate { endpoints, reply } => {
+                let _ = reply.send(Ok(self.state.revalidate(&endpoints)));
+                Ok(())
+            }
         }
     }
 

@@ -11,8 +11,8 @@ use fhircast_proto::event::EventRequest;
 
 use fhircast_proto::hub::TopicError;
 use fhircast_proto::hub::{
-    AttachOutcome, Caller, CurrentContext, DeliveryFailure, Detach, Published, SubscribeCommand,
-    TopicRecord,
+    AttachOutcome, Caller, CurrentContext, DeliveryFailure, Detach, EndedEndpoint, Published,
+    SubscribeCommand, TopicRecord,
 };
 
 /// The reply channel of a command.
@@ -64,6 +64,11 @@ pub(crate) enum TopicCommand {
         detach: Detach,
         reply: Reply<()>,
     },
+    /// Which of these endpoints have no subscription; read-only.
+    Revalidate {
+        endpoints: Vec<EndpointId>,
+        reply: Reply<Vec<EndedEndpoint>>,
+    },
 }
 
 impl TopicCommand {
@@ -79,6 +84,7 @@ impl TopicCommand {
             Self::CurrentContext { reply, .. } => drop(reply.send(Err(err))),
             Self::Mint { reply, .. } => drop(reply.send(Err(err))),
             Self::Revoke { reply } => drop(reply.send(Err(err))),
+            Self::Revalidate { reply, .. } => drop(reply.send(Err(err))),
             Self::GatewaysGone { .. } => {}
         }
     }

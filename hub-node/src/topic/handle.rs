@@ -13,8 +13,8 @@ use fhircast_proto::{EndpointId, TopicId};
 use super::command::{Reply, TopicCommand};
 use fhircast_proto::hub::TopicError;
 use fhircast_proto::hub::{
-    AttachOutcome, Caller, CurrentContext, DeliveryFailure, Detach, Published, SubscribeCommand,
-    TopicRecord,
+    AttachOutcome, Caller, CurrentContext, DeliveryFailure, Detach, EndedEndpoint, Published,
+    SubscribeCommand, TopicRecord,
 };
 
 /// A cloneable handle to a running topic actor.
@@ -135,6 +135,15 @@ impl TopicHandle {
             reply,
         })
         .await
+    }
+
+    /// Returns which of `endpoints` have no subscription, each with its denial.
+    pub async fn revalidate(
+        &self,
+        endpoints: Vec<EndpointId>,
+    ) -> Result<Vec<EndedEndpoint>, TopicError> {
+        self.call(|reply| TopicCommand::Revalidate { endpoints, reply })
+            .await
     }
 
     async fn call<T>(

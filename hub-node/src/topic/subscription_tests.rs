@@ -966,3 +966,29 @@ fn auz_10_revoking_ends_every_subscription_with_a_denial() {
         assert!(state.subscription(endpoint).is_none());
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Revalidation (TOP-08)
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn revalidation_names_the_endpoints_without_a_subscription_with_their_denials() {
+    let mut state = state();
+    let (live, _) = subscriber(&mut state, &["Patient-open"]);
+    let (gone, _) = subscriber(&mut state, &["Patient-open"]);
+    state
+        .unsubscribe(&gone, &owner("viewer"), NOW + 1)
+        .expect("unsubscribed");
+    let forgotten = EndpointId::generate();
+    let ended = state.revalidate(&[live, gone.clone(), forgotten.clone()]);
+    let named: Vec<&EndpointId> = ended.iter().map(|ended| &ended.endpoint).collect();
+    assert_eq!(named, [&gone, &forgotten]);
+    let denial = decode(&ended[0].denial);
+    assert_eq!(denial["hub.mode"], "denied");
+    assert_eq!(denial["hub.topic"], TOPIC);
+    assert_eq!(
+        denial["hub.reason"],
+        EndReason::Unsubscribed.denial_reason()
+    );
+    assert_eq!(decode(&ended[1].denial)["hub.mode"], "denied");
+}

@@ -7,6 +7,7 @@
 //! - [`attach`]: attaching a socket, delivery failures, detaches.
 //! - [`end_reason`]: why a subscription ended.
 //! - [`current_context`]: Get Current Context.
+//! - [`revalidate`]: which of a gateway's endpoints ended.
 //! - [`error`]: what any call can fail with.
 //! - [`time`]: wall-clock milliseconds shared by every process.
 
@@ -15,6 +16,7 @@ pub mod attach;
 pub mod current_context;
 pub mod end_reason;
 pub mod error;
+pub mod revalidate;
 pub mod subscribe;
 pub mod time;
 
@@ -23,5 +25,6 @@ pub use attach::{AttachOutcome, Attachment, DeliveryFailure, Detach, DetachReaso
 pub use current_context::CurrentContext;
 pub use end_reason::EndReason;
 pub use error::TopicError;
+pub use revalidate::{EndedEndpoint, REVALIDATE_MAX_ENDPOINTS};
 pub use subscribe::{Owner, Published, SubscribeCommand};
 pub use time::{UnixMs, instant_at, unix_ms, unix_now_ms};

@@ -19,6 +19,7 @@
 //! - [`event`]: Publish and CurrentContext: event requests, publish outcomes, contexts.
 //! - [`access`]: MintTopic, RevokeTopic and ListTopics: the admin API's topic records.
 //! - [`report`]: ReportFailure and Detach: delivery failures, detaches.
+//! - [`revalidate`]: Revalidate: which endpoints of a gateway ended.
 //! - [`bus`]: the bus envelope as it travels over Redis
 //!   ([`crate::bus::Envelope::to_wire`], [`crate::bus::Envelope::from_wire`]).
 //! - [`status`]: [`crate::hub::TopicError`] as a gRPC status.
@@ -32,6 +33,7 @@ mod fields;
 #[cfg(test)]
 mod fixtures;
 pub mod report;
+pub mod revalidate;
 #[cfg(test)]
 mod service_tests;
 pub mod status;

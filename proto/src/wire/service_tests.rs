@@ -12,8 +12,8 @@ use super::v1::hub_node_client::HubNodeClient;
 use super::v1::hub_node_server::{HubNode, HubNodeServer};
 use crate::event::EventRequest;
 use crate::hub::{
-    AttachOutcome, Caller, DeliveryFailure, Detach, DetachReason, EndReason, Owner, Published,
-    SubscribeCommand, TopicError, TopicRecord,
+    AttachOutcome, Caller, DeliveryFailure, Detach, DetachReason, EndReason, EndedEndpoint, Owner,
+    Published, SubscribeCommand, TopicError, TopicRecord,
 };
 use crate::ids::{EndpointId, TopicRef};
 use crate::sync_error::SyncFailure;
@@ -96,6 +96,21 @@ impl HubNode for EchoNode {
     ) -> Result<Response<v1::DetachResponse>, Status> {
         request.into_inner().into_parts()?;
         Ok(Response::new(v1::DetachResponse {}))
+    }
+
+    async fn revalidate(
+        &self,
+        request: Request<v1::RevalidateRequest>,
+    ) -> Result<Response<v1::RevalidateResponse>, Status> {
+        let (_, endpoints) = request.into_inner().into_parts()?;
+        let ended: Vec<EndedEndpoint> = endpoints
+            .into_iter()
+            .map(|endpoint| EndedEndpoint {
+                endpoint,
+                denial: Bytes::from_static(b"{}"),
+            })
+            .collect();
+        Ok(Response::new(ended.into()))
     }
 
     async fn mint_topic(
@@ -244,6 +259,22 @@ async fn calls_and_failures_cross_a_real_connection() {
         .detach(v1::DetachRequest::new(&topic_ref, &endpoint, detach))
         .await
         .expect("detached");
+
+    let response = client
+        .revalidate(v1::RevalidateRequest::new(
+            &topic_ref,
+            std::slice::from_ref(&endpoint),
+        ))
+        .await
+        .expect("revalidated");
+    let ended = Vec::<EndedEndpoint>::try_from(response.into_inner()).expect("ended endpoints");
+    assert_eq!(
+        ended,
+        vec![EndedEndpoint {
+            endpoint: endpoint.clone(),
+            denial: Bytes::from_static(b"{}"),
+        }]
+    );
 
     // A request the node cannot read is refused without a failure entry: unavailable.
     let status = client

@@ -25,6 +25,7 @@ mod bad_tokens;
 mod bounds;
 mod cluster_admin_api;
 mod cluster_any_gateway;
+mod cluster_dead_after_unsubscribe;
 mod cluster_endpoint_url;
 mod cluster_faults_gateway_bus;
 mod cluster_faults_gateway_loss;

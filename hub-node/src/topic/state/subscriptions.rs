@@ -18,7 +18,7 @@ use super::{
     LostConnection, Note, Owner, Position, SubscribeCommand, Subscription, TopicState, UnixMs,
     lease_end, seconds_until,
 };
-use fhircast_proto::hub::TopicError;
+use fhircast_proto::hub::{EndedEndpoint, TopicError};
 
 impl TopicState {
     /// Creates a subscription, or replaces the events and lease of an existing one
@@ -236,6 +236,31 @@ impl TopicState {
             denial: denial(self.topic.expose(), events, reason.denial_reason()),
             reason,
         }
+    }
+
+    /// Returns those of `endpoints` without a subscription, each with the denial its socket
+    /// sends: the one a re-attach would get for a remembered endpoint, a plain one for an
+    /// endpoint no longer remembered (a gateway revalidating sockets its bus could not
+    /// close).
+    pub fn revalidate(&self, endpoints: &[EndpointId]) -> Vec<EndedEndpoint> {
+        endpoints
+            .iter()
+            .filter(|endpoint| !self.subscriptions.contains_key(*endpoint))
+            .map(|endpoint| {
+                let denial = match self.ended.get(endpoint) {
+                    Some(ended) => denial(
+                        self.topic.expose(),
+                        &ended.events,
+                        ended.reason.denial_reason(),
+                    ),
+                    None => denial(self.topic.expose(), &[], "the subscription ended"),
+                };
+                EndedEndpoint {
+                    endpoint: endpoint.clone(),
+                    denial,
+                }
+            })
+            .collect()
     }
 
     /// Notes that a socket went away. The subscription stays for the re-attach window

@@ -12,6 +12,7 @@ use fhircast_proto::ids::MIN_TOPIC_KEY_LEN;
 use hub_node::config::TopicArgs;
 use hub_node::telemetry::LogFormat;
 
+use crate::auth::TokenTypePolicy;
 use crate::http::{BindingPolicy, WeakTopics};
 use crate::tls::TlsFiles;
 
@@ -156,14 +157,27 @@ pub struct Config {
     #[arg(long, env = "FHIRCAST_ALGORITHMS", value_delimiter = ',')]
     pub algorithms: Option<Vec<String>>,
 
+    /// Minimum seconds between two fetches of --issuer's JWKS caused by tokens naming a key
+    /// id it does not hold (TOK-06); tokens in between are refused at once. Rotated keys are
+    /// also picked up by a background refetch every 10 minutes. Default: 60.
+    #[arg(long, env = "FHIRCAST_JWKS_REFRESH_MIN_SECONDS")]
+    pub jwks_refresh_min_seconds: Option<u64>,
+
+    /// Which JOSE `typ` --issuer's tokens may carry (TOK-13): `lenient` (absent, JWT, JOSE or
+    /// at+jwt) or `strict` (at+jwt only, RFC 9068, and no `nonce` claim, the id_token
+    /// shape). Default: lenient, since many EHR servers do not emit at+jwt.
+    #[arg(long, env = "FHIRCAST_TOKEN_TYPE_POLICY")]
+    pub token_type_policy: Option<TokenTypePolicy>,
+
     /// Token claim that names the topics a token may use. With --issuers-file: the topic
     /// claim of issuers that name none.
     #[arg(long, env = "FHIRCAST_TOPIC_CLAIM", default_value = "hub.topic")]
     pub topic_claim: String,
 
     /// Trust the issuers listed in this JSON file, each with its own JWKS, audience,
-    /// algorithms, topic claim, leeway and introspection (docs/issuers.md). Excludes
-    /// --issuer, --jwks-url, --algorithms and the --introspection-* flags.
+    /// algorithms, topic claim, leeway, JWKS refresh interval, token type policy and
+    /// introspection (docs/issuers.md). Excludes --issuer, --jwks-url, --algorithms,
+    /// --jwks-refresh-min-seconds, --token-type-policy and the --introspection-* flags.
     #[arg(long, env = "FHIRCAST_ISSUERS_FILE")]
     pub issuers_file: Option<PathBuf>,
 

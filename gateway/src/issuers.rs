@@ -80,6 +80,8 @@ pub(crate) async fn authenticator(
             issuer = %issuer.issuer,
             jwks_url = %issuer.jwks_url,
             algorithms = ?issuer.algorithms,
+            token_type_policy = %issuer.token_type_policy,
+            jwks_refresh_min_seconds = issuer.refresh_min_interval.as_secs(),
             introspection = issuer.introspection.as_ref().map_or("off", |i| i.endpoint.as_str()),
             "trusting issuer"
         );
@@ -96,6 +98,11 @@ fn configured(config: &Config) -> Result<Vec<VerifierConfig>, ConfigError> {
         ("--issuer", config.issuer.is_some()),
         ("--jwks-url", config.jwks_url.is_some()),
         ("--algorithms", config.algorithms.is_some()),
+        (
+            "--jwks-refresh-min-seconds",
+            config.jwks_refresh_min_seconds.is_some(),
+        ),
+        ("--token-type-policy", config.token_type_policy.is_some()),
     ];
     let given = single_issuer_flags
         .into_iter()
@@ -131,8 +138,20 @@ fn from_flags(config: &Config) -> Result<VerifierConfig, ConfigError> {
         flag_algorithms(config)?,
     );
     rules.topic_claim.clone_from(&config.topic_claim);
+    apply_typing_and_refresh_flags(config, &mut rules);
     rules.introspection = introspection_from_flags(config)?;
     Ok(rules)
+}
+
+/// `--jwks-refresh-min-seconds` and `--token-type-policy`, where given (`check` refuses a
+/// zero interval).
+fn apply_typing_and_refresh_flags(config: &Config, rules: &mut VerifierConfig) {
+    if let Some(seconds) = config.jwks_refresh_min_seconds {
+        rules.refresh_min_interval = Duration::from_secs(seconds);
+    }
+    if let Some(policy) = config.token_type_policy {
+        rules.token_type_policy = policy;
+    }
 }
 
 fn introspection_from_flags(config: &Config) -> Result<Option<IntrospectionConfig>, ConfigError> {
@@ -268,6 +287,7 @@ fn dev_issuer(
         flag_algorithms(config)?,
     );
     rules.topic_claim.clone_from(&config.topic_claim);
+    apply_typing_and_refresh_flags(config, &mut rules);
     Ok((rules, issuer))
 }
 

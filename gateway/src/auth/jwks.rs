@@ -1,11 +1,14 @@
 //! The issuer's JWKS, fetched over HTTP and cached in memory.
 //!
-//! - A lookup miss (unknown `kid`, or no keys yet) refetches at most once per
-//!   `refresh_min_interval` (1 s by default), single-flight: concurrent callers wait for
-//!   the same fetch and then look again. A miss inside the interval waits for the interval
-//!   to end and then fetches, instead of failing: hostile key ids cost the issuer at most
-//!   one fetch per interval, and cannot starve a real rotation, which is picked up within
-//!   one interval.
+//! - A lookup miss on the cached keys (an unknown `kid`) refetches at most once per
+//!   `refresh_min_interval` (60 s by default, set per issuer), single-flight: concurrent callers
+//!   wait for the same fetch and then look again. A miss inside the interval is refused at
+//!   once (401, unknown key) without a fetch and without waiting (TOK-06): hostile key ids
+//!   cost the issuer at most one fetch per interval whatever their number. A key the
+//!   issuer starts signing with while misses keep the interval busy is picked up by the
+//!   first miss after the interval ends, or by the background revalidation below.
+//! - While no keys are cached at all, a fetch is tried at most once per [`NO_KEYS_RETRY`]
+//!   (1 s); requests in between are refused with 503 at once.
 //! - Keys older than [`REVALIDATE_AFTER`] are refetched in the background, so removed keys
 //!   stop verifying within that time; while the issuer is down, cached keys keep verifying
 //!   for up to [`MAX_STALE`] (TOK-15).
@@ -28,6 +31,9 @@ const MAX_BODY: usize = 1024 * 1024;
 pub(crate) const REVALIDATE_AFTER: Duration = Duration::from_secs(10 * 60);
 /// Age after which cached keys are no longer used at all.
 pub(crate) const MAX_STALE: Duration = Duration::from_secs(24 * 60 * 60);
+/// Minimum time between two fetches while no keys are cached (the issuer was down at
+/// start-up, or the keys passed [`MAX_STALE`]): short, since every request waits for them.
+const NO_KEYS_RETRY: Duration = Duration::from_secs(1);
 /// Minimum time between two background revalidations.
 const BACKGROUND_RETRY: Duration = Duration::from_secs(60);
 
@@ -45,6 +51,15 @@ struct RefreshState {
     /// Why the last fetch failed, if it did.
     last_error: Option<String>,
     generation: u64,
+}
+
+/// Why a refresh after a miss produced no new keys.
+#[derive(Debug)]
+enum RefreshError {
+    /// A miss already caused a fetch less than the refresh interval ago.
+    RateLimited,
+    /// The fetch failed (the cause, for logs).
+    Failed(String),
 }
 
 /// The cached key set of one issuer.
@@ -95,10 +110,17 @@ impl JwksCache {
             }
         }
         let had_keys = snapshot.is_some();
-        match self.refresh_after(snapshot.map(|s| s.generation)).await {
+        match self
+            .refresh_after(snapshot.map(|s| s.generation), had_keys)
+            .await
+        {
             Ok(fresh) => decide(&fresh.keys, kid, alg)?.ok_or(AuthError::UnknownKey),
             Err(_) if had_keys => Err(AuthError::UnknownKey),
-            Err(cause) => Err(AuthError::JwksUnavailable { cause }),
+            Err(RefreshError::Failed(cause)) => Err(AuthError::JwksUnavailable { cause }),
+            Err(RefreshError::RateLimited) => Err(AuthError::JwksUnavailable {
+                cause: "the last fetch failed; the next is allowed after the refresh interval"
+                    .to_owned(),
+            }),
         }
     }
 
@@ -111,8 +133,19 @@ impl JwksCache {
             .cloned()
     }
 
-    /// Single-flight, rate-limited refetch after a miss on generation `seen`.
-    async fn refresh_after(&self, seen: Option<u64>) -> Result<Arc<Snapshot>, String> {
+    /// Single-flight, rate-limited refetch after a miss on generation `seen`: once per
+    /// refresh interval while keys are cached (an unknown `kid`), once per
+    /// [`NO_KEYS_RETRY`] while none are (every token needs the fetch then).
+    async fn refresh_after(
+        &self,
+        seen: Option<u64>,
+        had_keys: bool,
+    ) -> Result<Arc<Snapshot>, RefreshError> {
+        let interval = if had_keys {
+            self.min_interval
+        } else {
+            self.min_interval.min(NO_KEYS_RETRY)
+        };
         let mut state = self.refresh.lock().await;
         if let Some(current) = self.snapshot()
             && Some(current.generation) != seen
@@ -120,16 +153,17 @@ impl JwksCache {
             // Another caller refreshed while this one waited.
             return Ok(current);
         }
-        if let Some(at) = state.last_miss_fetch {
-            let next_allowed = at + self.min_interval;
-            if next_allowed > Instant::now() {
-                // Wait out the interval holding the lock: callers behind us find the
-                // fetch done and look again without fetching.
-                tokio::time::sleep_until(next_allowed.into()).await;
-            }
+        if state
+            .last_miss_fetch
+            .is_some_and(|at| at.elapsed() < interval)
+        {
+            // Inside the interval: refuse now rather than fetch or hold the request.
+            return Err(RefreshError::RateLimited);
         }
         state.last_miss_fetch = Some(Instant::now());
-        self.fetch_and_store(&mut state).await
+        self.fetch_and_store(&mut state)
+            .await
+            .map_err(RefreshError::Failed)
     }
 
     fn revalidate_in_background(self: &Arc<Self>) {

@@ -13,7 +13,8 @@
 //! Rules kept here (docs/api.md "Authorization", security catalogue TOK-01…TOK-19):
 //! asymmetric algorithms only, never `none` or HMAC; keys come only from the configured
 //! JWKS, never from the token header (`jwk`, `jku`, `x5u`, `x5c` are ignored); `iss` is
-//! compared byte for byte; `aud`, `exp` are required; `nbf`/`iat` honoured with leeway.
+//! compared byte for byte; `aud`, `exp` are required; `nbf`/`iat` honoured with leeway;
+//! `typ` and the token's shape judged by the issuer's [`TokenTypePolicy`] ([`token_type`]).
 //! Tokens, client secrets and claim values are never logged, only short reasons.
 
 mod authenticator;
@@ -29,6 +30,7 @@ mod keyset;
 mod principal;
 mod self_test;
 mod token;
+mod token_type;
 mod verifier;
 
 #[cfg(test)]
@@ -47,4 +49,5 @@ pub use introspection::{
 };
 pub use principal::Principal;
 pub use self_test::crypto_self_test;
+pub use token_type::{TokenTypePolicy, UnknownTokenTypePolicy};
 pub use verifier::Verifier;

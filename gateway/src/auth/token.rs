@@ -1,5 +1,5 @@
 //! The unverified outside of a compact JWS: three base64url segments, a protected header
-//! read only for `alg` and `kid`, and claims read only for `iss`. Nothing here is trusted:
+//! read only for `alg`, `kid` and `typ`, and claims read only for `iss`. Nothing here is trusted:
 //! it only chooses which configured issuer and key to try, and the signature check that
 //! follows covers the very bytes read here. Header-supplied keys (`jwk`, `jku`, `x5u`,
 //! `x5c`) are never read.
@@ -26,6 +26,9 @@ pub(crate) const MAX_JSON_DEPTH: usize = 16;
 pub(crate) struct UnverifiedHeader {
     pub(crate) alg: Algorithm,
     pub(crate) kid: Option<String>,
+    /// The media type of the token (`JWT`, `at+jwt`…), judged by the issuer's
+    /// [`TokenTypePolicy`](super::TokenTypePolicy).
+    pub(crate) typ: Option<String>,
 }
 
 /// A compact JWS read but not verified. Only [`read`] builds one, so its claims are always
@@ -44,7 +47,7 @@ impl<'a> UnverifiedJws<'a> {
         self.token
     }
 
-    /// The protected header's `alg` and `kid`.
+    /// The protected header's `alg`, `kid` and `typ`.
     pub(crate) fn header(&self) -> &UnverifiedHeader {
         &self.header
     }
@@ -140,7 +143,7 @@ pub(crate) fn decode_json_segment(
     }
 }
 
-/// Reads `alg` and `kid` from the protected header.
+/// Reads `alg`, `kid` and `typ` from the protected header.
 pub(crate) fn read_header(segment: &str) -> Result<UnverifiedHeader, AuthError> {
     if segment.len() > MAX_HEADER_LEN {
         return Err(AuthError::malformed("token header is too long"));
@@ -170,7 +173,12 @@ pub(crate) fn read_header(segment: &str) -> Result<UnverifiedHeader, AuthError> 
         Some(Value::String(kid)) if is_plausible_kid(kid) => Some(kid.clone()),
         Some(_) => return Err(AuthError::invalid("token key id is malformed")),
     };
-    Ok(UnverifiedHeader { alg, kid })
+    let typ = match header.get("typ") {
+        None => None,
+        Some(Value::String(typ)) => Some(typ.clone()),
+        Some(_) => return Err(AuthError::malformed("token header typ is not a string")),
+    };
+    Ok(UnverifiedHeader { alg, kid, typ })
 }
 
 /// Key ids are opaque, but a hostile one (huge, control characters) is refused before it

@@ -88,15 +88,18 @@ impl Verifier {
         })?;
         let jws = token::read(token)?;
         let validation = self.validation_for(&jws)?;
+        self.check_type(&jws)?;
         let key = jwks::decide(&keys, jws.header().kid.as_deref(), jws.header().alg)?
             .ok_or(AuthError::UnknownKey)?;
         self.check_signed(&jws, validation, &key)
     }
 
     /// Verifies a token already read (the [`Authenticator`](super::Authenticator) reads it
-    /// once to pick the issuer): algorithm allowlist, key, signature, then the claims.
+    /// once to pick the issuer): algorithm allowlist, token type, key, signature, then the
+    /// claims.
     pub(crate) async fn verify_jws(&self, jws: &UnverifiedJws<'_>) -> Result<Principal, AuthError> {
         let validation = self.validation_for(jws)?;
+        self.check_type(jws)?;
         let key = self
             .inner
             .jwks
@@ -112,6 +115,15 @@ impl Verifier {
             .iter()
             .find_map(|(alg, validation)| (*alg == jws.header().alg).then_some(validation))
             .ok_or_else(|| AuthError::invalid("token algorithm is not allowed"))
+    }
+
+    /// The issuer's token type policy, before any key is looked up: a token refused for its
+    /// type never costs a JWKS fetch.
+    fn check_type(&self, jws: &UnverifiedJws<'_>) -> Result<(), AuthError> {
+        self.inner
+            .config
+            .token_type_policy
+            .check(jws.header().typ.as_deref(), jws.claims())
     }
 
     /// The signature with `key`, then the claims.

@@ -7,7 +7,8 @@
 //!    "introspection": {"client_id": "fhircast-hub",
 //!                      "client_secret_file": "/run/secrets/ehr-introspection"}},
 //!   {"issuer": "https://pacs-idp.example.org", "jwks_url": "https://pacs-idp.example.org/jwks",
-//!    "audience": "https://hub.example.org/api/hub", "algorithms": ["ES256"]}
+//!    "audience": "https://hub.example.org/api/hub", "algorithms": ["ES256"],
+//!    "token_type_policy": "strict", "jwks_refresh_min_seconds": 300}
 //! ]}
 //! ```
 //!
@@ -23,7 +24,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::auth::{
-    ClientSecret, DEFAULT_ALGORITHMS, DEFAULT_CACHE_TTL, IntrospectionConfig, VerifierConfig,
+    ClientSecret, DEFAULT_ALGORITHMS, DEFAULT_CACHE_TTL, IntrospectionConfig, TokenTypePolicy,
+    VerifierConfig,
 };
 
 /// Largest issuers file read.
@@ -54,6 +56,8 @@ struct IssuerEntry {
     algorithms: Option<Vec<String>>,
     topic_claim: Option<String>,
     leeway_seconds: Option<u64>,
+    jwks_refresh_min_seconds: Option<u64>,
+    token_type_policy: Option<String>,
     introspection: Option<IntrospectionEntry>,
 }
 
@@ -112,6 +116,14 @@ impl IssuerEntry {
             .unwrap_or_else(|| defaults.topic_claim.to_owned());
         if let Some(seconds) = self.leeway_seconds {
             rules.leeway = Duration::from_secs(seconds);
+        }
+        if let Some(seconds) = self.jwks_refresh_min_seconds {
+            rules.refresh_min_interval = Duration::from_secs(seconds);
+        }
+        if let Some(name) = &self.token_type_policy {
+            rules.token_type_policy = name
+                .parse::<TokenTypePolicy>()
+                .map_err(|err| format!("token_type_policy: {err}"))?;
         }
         rules.introspection = self
             .introspection

@@ -156,6 +156,14 @@ fn an_issuers_file_is_refused_with_the_reason() {
             "leeway",
         ),
         (
+            json!({"issuers": [{"issuer": "https://a", "jwks_refresh_min_seconds": 0}]}),
+            "refresh interval must be positive",
+        ),
+        (
+            json!({"issuers": [{"issuer": "https://a", "token_type_policy": "STRICT"}]}),
+            "token_type_policy: unknown token type policy",
+        ),
+        (
             json!({"issuers": [
                 {"issuer": "https://a", "introspection": introspection},
                 {"issuer": "https://b", "introspection": introspection},
@@ -195,6 +203,8 @@ fn an_issuers_file_is_refused_with_the_reason() {
         ["--issuer", "https://a"],
         ["--jwks-url", "https://a/jwks"],
         ["--algorithms", "RS256"],
+        ["--jwks-refresh-min-seconds", "5"],
+        ["--token-type-policy", "strict"],
         ["--introspection-client-id", "hub"],
     ] {
         let mut args = vec!["--issuers-file", file.as_str(), "--audience", "hub"];
@@ -240,4 +250,50 @@ fn tok_18_introspection_flags_go_together() {
     ])
     .expect_err("dev issuer");
     assert!(err.contains("does not combine with --dev-issuer"), "{err}");
+}
+
+/// The parsed configuration's issuers (flags or file), as the gateway would trust them.
+fn issuers(args: &[&str]) -> Vec<crate::auth::VerifierConfig> {
+    let mut argv = vec!["fhircast-gateway", "--listen", "127.0.0.1:0"];
+    argv.extend_from_slice(args);
+    let config = Config::try_parse_from(argv).expect("flags parse");
+    super::configured(&config).expect("issuers")
+}
+
+#[test]
+fn tok_06_tok_13_refresh_interval_and_token_type_policy_per_issuer() {
+    use std::time::Duration;
+
+    use crate::auth::{DEFAULT_REFRESH_MIN_INTERVAL, TokenTypePolicy};
+
+    assert_eq!(DEFAULT_REFRESH_MIN_INTERVAL, Duration::from_secs(60));
+    let defaults = issuers(&ONE_ISSUER);
+    assert_eq!(defaults[0].refresh_min_interval, Duration::from_secs(60));
+    assert_eq!(defaults[0].token_type_policy, TokenTypePolicy::Lenient);
+    let flagged = issuers(&with_one_issuer(&[
+        "--jwks-refresh-min-seconds",
+        "2",
+        "--token-type-policy",
+        "strict",
+    ]));
+    assert_eq!(flagged[0].refresh_min_interval, Duration::from_secs(2));
+    assert_eq!(flagged[0].token_type_policy, TokenTypePolicy::Strict);
+    let err = check(&with_one_issuer(&["--jwks-refresh-min-seconds", "0"])).expect_err("zero");
+    assert!(err.contains("refresh interval must be positive"), "{err}");
+    let err = check(&with_one_issuer(&["--token-type-policy", "picky"])).expect_err("unknown");
+    assert!(err.contains("picky"), "{err}");
+
+    let scratch = Scratch::new();
+    let file = scratch.issuers(&json!({"issuers": [
+        {"issuer": "https://a", "token_type_policy": "strict", "jwks_refresh_min_seconds": 5},
+        {"issuer": "https://b"},
+    ]}));
+    let from_file = issuers(&["--issuers-file", &file, "--audience", "hub"]);
+    assert_eq!(from_file[0].token_type_policy, TokenTypePolicy::Strict);
+    assert_eq!(from_file[0].refresh_min_interval, Duration::from_secs(5));
+    assert_eq!(from_file[1].token_type_policy, TokenTypePolicy::Lenient);
+    assert_eq!(
+        from_file[1].refresh_min_interval,
+        DEFAULT_REFRESH_MIN_INTERVAL
+    );
 }

@@ -7,17 +7,17 @@
 //! Every case is one named test (`tok_<id>_<what>`). It stages a topic with a valid token
 //! (a Patient-open, so the topic has a context), forges its token, and presents it:
 //!
-//! - `subscribe` answers 401 with a text reason and `WWW-Authenticate: Bearer`; so do
-//!   `publish` and Get Current Context, except for cases that make the gateway look for a
-//!   key it has not cached (see below), which try `subscribe` only;
+//! - `subscribe`, `publish` and Get Current Context each answer 401 with a text reason and
+//!   `WWW-Authenticate: Bearer`;
 //! - the topic's context is unchanged (read back with the valid token);
 //! - the issuer's JWKS was not fetched because of the case, or at most once when the case
-//!   names a key the gateway does not hold (TOK-06: one rate-limited refresh);
+//!   names a key the gateway does not hold (TOK-06: one rate-limited refresh, after which
+//!   the other routes are refused at once);
 //! - the canary server that forged `jku`/`x5u` headers point at saw no request (TOK-05);
 //! - the gateway still answers `/readyz`.
 //!
 //! Three control cases (`tok_01_…`) present unmodified tokens and must be accepted (202),
-//! so the corpus cannot pass because nothing could pass.
+//! so the corpus cannot pass because nothing could pass; TOK-13 adds its own controls.
 //!
 //! # Layout
 //!
@@ -28,13 +28,15 @@
 //! - [`header_keys`]: TOK-05 keys supplied by the header, TOK-06 `kid`, TOK-07 keys the
 //!   JWKS holds but the gateway must not use.
 //! - [`claims`]: TOK-08 `iss`, TOK-09 `aud`, TOK-10 `exp`, TOK-11 `nbf`, TOK-12 `iat`.
+//! - [`typing`]: TOK-13 `typ` values and the id_token shape, under both policies.
 //! - [`tampering`]: TOK-14 bit flips, truncation, segment counts, alphabets, splicing.
-//! - [`rig`]: the issuer, canary and gateway one test process shares, and running a case.
+//! - [`rig`]: the issuer, canary and gateways one test process shares, and running a case.
 //!
-//! TOK-13 (typing) has no attack cases: the gateway has no strict typing policy (no
-//! `typ: at+jwt` requirement, no id_token detection), so an id_token shape is refused only
-//! for its audience (TOK-09 `aud_is_the_client_id_id_token_shape`). The control
-//! `tok_01_at_jwt_typ_is_accepted` keeps `typ: at+jwt` accepted.
+//! TOK-13 (typing, [`typing`]) runs against two gateways trusting the same issuer: the
+//! main one with the default `lenient` token type policy, and one with
+//! `--token-type-policy strict`, started by the rig the first time a strict case runs.
+//! Controls under both (`tok_13_…_accepts_…`, `tok_01_at_jwt_typ_is_accepted`) keep a
+//! policy that refuses too much from passing.
 //!
 //! # Running it
 //!
@@ -55,6 +57,7 @@ mod header_keys;
 mod keys;
 mod rig;
 mod tampering;
+mod typing;
 
 use anyhow::Result;
 
@@ -71,13 +74,22 @@ enum Expect {
     Refused,
 }
 
+/// Which of the rig's gateways a case is presented to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Policy {
+    /// The main gateway: the issuer's token type policy is the default, `lenient`.
+    Lenient,
+    /// The gateway trusting the same issuer with `--token-type-policy strict`.
+    Strict,
+}
+
 /// Whether a case may make the gateway refetch the JWKS.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Lookup {
     /// The token names a cached key (or is refused before any key is looked up): 0 fetches.
     Cached,
-    /// The token names a key the gateway does not hold: at most one refresh, which is
-    /// rate-limited, so only `subscribe` is tried.
+    /// The token names a key the gateway does not hold: at most one refresh (rate-limited:
+    /// the routes tried after it are refused without another).
     MayRefetch,
 }
 
@@ -89,6 +101,7 @@ pub struct Case {
     forge: Box<ForgeFn>,
     expect: Expect,
     lookup: Lookup,
+    policy: Policy,
 }
 
 impl std::fmt::Debug for Case {
@@ -97,6 +110,7 @@ impl std::fmt::Debug for Case {
             .field("name", &self.name)
             .field("expect", &self.expect)
             .field("lookup", &self.lookup)
+            .field("policy", &self.policy)
             .finish_non_exhaustive()
     }
 }
@@ -112,6 +126,7 @@ impl Case {
             forge: Box::new(forge),
             expect: Expect::Refused,
             lookup: Lookup::Cached,
+            policy: Policy::Lenient,
         }
     }
 
@@ -134,6 +149,14 @@ impl Case {
         }
     }
 
+    /// Presents the case to the gateway whose token type policy is `strict`.
+    fn strict(self) -> Self {
+        Self {
+            policy: Policy::Strict,
+            ..self
+        }
+    }
+
     /// The test name, `tok_<id>_<what>`.
     pub fn name(&self) -> &str {
         &self.name
@@ -152,6 +175,7 @@ pub fn cases() -> Vec<Case> {
     cases.extend(alg::cases());
     cases.extend(header_keys::cases());
     cases.extend(claims::cases());
+    cases.extend(typing::cases());
     cases.extend(tampering::cases());
     cases
 }
@@ -201,7 +225,7 @@ mod tests {
         for case in &cases {
             *by_id.entry(case.tok_id()).or_default() += 1;
         }
-        for id in [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14] {
+        for id in [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14] {
             assert!(
                 by_id.contains_key(&format!("TOK-{id:02}")),
                 "no TOK-{id:02} case"

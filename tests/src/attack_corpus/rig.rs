@@ -1,9 +1,11 @@
-//! `Rig`: the test issuer, the canary and one gateway process that a test process shares,
+//! `Rig`: the test issuer, the canary and the gateway processes that a test process shares,
 //! and the run of one case against them.
 //!
 //! The gateway trusts the issuer with the allowlist `ES256,RS256` (the issuer is
-//! asymmetric; `RS512`, `PS256`, `ES384`, `EdDSA` are left out on purpose, TOK-04). Cases
-//! run one at a time per rig so that JWKS fetches and canary hits belong to one case.
+//! asymmetric; `RS512`, `PS256`, `ES384`, `EdDSA` are left out on purpose, TOK-04) and the
+//! default token type policy (`lenient`). A second gateway, the same but for
+//! `--token-type-policy strict`, starts when the first TOK-13 strict case runs. Cases run
+//! one at a time per rig so that JWKS fetches and canary hits belong to one case.
 
 use std::path::Path;
 use std::time::Duration;
@@ -13,7 +15,7 @@ use serde_json::json;
 
 use super::forge::Forge;
 use super::keys::Keys;
-use super::{Case, Expect, Lookup};
+use super::{Case, Expect, Lookup, Policy};
 use crate::canary::Canary;
 use crate::client::{HubClient, Reply};
 use crate::eventually::eventually;
@@ -31,6 +33,8 @@ pub struct Rig {
     keys: Keys,
     canary: Canary,
     gateway: Gateway,
+    /// The gateway with `--token-type-policy strict`, once a strict case has run.
+    strict_gateway: tokio::sync::OnceCell<Gateway>,
     one_case_at_a_time: tokio::sync::Mutex<()>,
 }
 
@@ -42,33 +46,48 @@ impl Rig {
         let keys = Keys::start(key_cache).await?;
         // What a naive hub would find at a token's `jku`: the attacker's key.
         let canary = Canary::start(json!({ "keys": [keys.attacker.jwk()] })).await?;
-        let gateway = GatewayBuilder::new()
-            .name("attack-corpus-gateway")
-            .issuer(&keys.issuer)
-            .arg("--algorithms")
-            .arg(ALLOWLIST)
-            .start()
-            .await?;
-        eventually(
-            "the gateway fetches the issuer's JWKS",
-            PREFETCH_DEADLINE,
-            || async { Ok((keys.issuer.jwks_fetches() > 0).then_some(())) },
-        )
-        .await?;
+        let gateway = start_gateway(&keys, "attack-corpus-gateway", &[]).await?;
         Ok(Self {
             keys,
             canary,
             gateway,
+            strict_gateway: tokio::sync::OnceCell::new(),
             one_case_at_a_time: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// The gateway a case is presented to, started if it is the strict one's first case.
+    async fn gateway_for(&self, case: &Case) -> Result<&Gateway> {
+        match case.policy {
+            Policy::Lenient => Ok(&self.gateway),
+            Policy::Strict => {
+                self.strict_gateway
+                    .get_or_try_init(|| {
+                        start_gateway(
+                            &self.keys,
+                            "attack-corpus-strict-gateway",
+                            &["--token-type-policy", "strict"],
+                        )
+                    })
+                    .await
+            }
+        }
     }
 
     /// Runs one case on a fresh topic.
     pub async fn run(&self, case: &Case) -> Result<()> {
         let _alone = self.one_case_at_a_time.lock().await;
+        let gateway = self.gateway_for(case).await?;
         let topic = random_topic();
         let forge = Forge::new(&self.keys, &self.canary, &topic);
-        let valid = HubClient::new(&self.gateway.hub_url(), &topic, Some(forge.valid()?));
+        // The valid token is typed `at+jwt` on the strict gateway, `JWT` on the other.
+        let staging_token = match case.policy {
+            Policy::Lenient => forge.valid()?,
+            Policy::Strict => forge.header_changed(|header| {
+                super::forge::set(header, "typ", json!("at+jwt"));
+            })?,
+        };
+        let valid = HubClient::new(&gateway.hub_url(), &topic, Some(staging_token));
         valid
             .publish_ok(&patient_open(&topic, "p-staged"))
             .await
@@ -78,11 +97,7 @@ impl Rig {
 
         let token = (case.forge)(&forge).context("forging the token")?;
         let presented = valid.with_token(Some(token.clone()));
-        let attempts = match (case.expect, case.lookup) {
-            (Expect::Refused, Lookup::MayRefetch) => Routes::SubscribeOnly,
-            _ => Routes::All,
-        };
-        let replies = attempts.try_all(&presented).await?;
+        let replies = try_every_route(&presented).await?;
         let after = valid
             .context()
             .await
@@ -95,11 +110,16 @@ impl Rig {
                 "the accepted publish left the context as it was"
             ),
         }
-        self.check_side_effects(case, fetches_before).await
+        self.check_side_effects(case, gateway, fetches_before).await
     }
 
     /// The JWKS fetches the case caused, the canary's hits, and the gateway's health.
-    async fn check_side_effects(&self, case: &Case, fetches_before: usize) -> Result<()> {
+    async fn check_side_effects(
+        &self,
+        case: &Case,
+        gateway: &Gateway,
+        fetches_before: usize,
+    ) -> Result<()> {
         let fetches = self.keys.issuer.jwks_fetches() - fetches_before;
         match case.lookup {
             Lookup::Cached => ensure!(fetches == 0, "the case caused {fetches} JWKS fetches"),
@@ -110,35 +130,53 @@ impl Rig {
             "the canary (jku/x5u target) was fetched {} times",
             self.canary.hits()
         );
-        self.gateway.assert_ready().await
+        gateway.assert_ready().await
     }
 
-    /// Stops the gateway with SIGTERM and asserts a clean exit.
+    /// Stops the gateways with SIGTERM and asserts clean exits.
     pub async fn stop(self) -> Result<()> {
-        self.gateway.stop().await
+        let strict = match self.strict_gateway.into_inner() {
+            Some(gateway) => gateway.stop().await,
+            None => Ok(()),
+        };
+        self.gateway.stop().await?;
+        strict.context("the strict gateway")
     }
 }
 
-/// Which routes a case presents its token to.
-#[derive(Clone, Copy, Debug)]
-enum Routes {
-    All,
-    SubscribeOnly,
+/// Starts a gateway trusting the issuer with the allowlist and `extra` flags, and waits
+/// until it has fetched the issuer's JWKS, so that later fetches belong to cases.
+async fn start_gateway(keys: &Keys, name: &str, extra: &[&str]) -> Result<Gateway> {
+    let fetches_before = keys.issuer.jwks_fetches();
+    let mut builder = GatewayBuilder::new()
+        .name(name)
+        .issuer(&keys.issuer)
+        .arg("--algorithms")
+        .arg(ALLOWLIST);
+    for arg in extra {
+        builder = builder.arg(*arg);
+    }
+    let gateway = builder.start().await?;
+    eventually(
+        "the gateway fetches the issuer's JWKS",
+        PREFETCH_DEADLINE,
+        || async { Ok((keys.issuer.jwks_fetches() > fetches_before).then_some(())) },
+    )
+    .await?;
+    Ok(gateway)
 }
 
-impl Routes {
-    async fn try_all(self, client: &HubClient) -> Result<Vec<(&'static str, Reply)>> {
-        let mut replies = vec![(
+/// Presents the client's token to subscribe, publish and Get Current Context.
+async fn try_every_route(client: &HubClient) -> Result<Vec<(&'static str, Reply)>> {
+    let forged = patient_open(client.topic(), "p-forged");
+    Ok(vec![
+        (
             "subscribe",
             client.subscribe_with("Patient-open", &[]).await?,
-        )];
-        if let Self::All = self {
-            let forged = patient_open(client.topic(), "p-forged");
-            replies.push(("publish", client.publish(&forged).await?));
-            replies.push(("get current context", client.get_context().await?));
-        }
-        Ok(replies)
-    }
+        ),
+        ("publish", client.publish(&forged).await?),
+        ("get current context", client.get_context().await?),
+    ])
 }
 
 /// Checks every route's answer: 2xx for a control, else a refusal.

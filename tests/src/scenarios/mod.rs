@@ -50,6 +50,7 @@ mod idempotency;
 mod interop_medplum;
 mod interop_medplum_cluster;
 mod jwks_discovery;
+mod jwks_refresh;
 mod keepalive;
 mod leniency;
 mod log_canary;

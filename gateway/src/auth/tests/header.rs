@@ -1,11 +1,12 @@
-//! TOK-02…TOK-05 and TOK-14: the protected header chooses nothing the issuer did not
-//! publish, and mangled tokens are refused without panicking.
+//! TOK-02…TOK-05, TOK-13 and TOK-14: the protected header chooses nothing the issuer did
+//! not publish, `typ` follows the issuer's policy, and mangled tokens are refused without
+//! panicking.
 
 use jsonwebtoken::{Algorithm, EncodingKey};
-use serde_json::json;
+use serde_json::{Value, json};
 
-use super::support::{JwksServer, TestKey, claims, pem, sign_raw, unsigned};
-use crate::auth::{AuthError, Verifier};
+use super::support::{JwksServer, TestKey, claims, pem, sign_raw, unsigned, with_member};
+use crate::auth::{AuthError, TokenTypePolicy, Verifier};
 
 async fn assert_refused(verifier: &Verifier, token: &str, label: &str) -> AuthError {
     let err = verifier.verify(token).await.expect_err(label);
@@ -179,4 +180,51 @@ fn canonical(token: &str) -> Vec<Vec<u8>> {
                 .unwrap_or_default()
         })
         .collect()
+}
+
+#[tokio::test]
+async fn tok_13_typ_is_judged_by_the_issuers_policy_before_any_key_lookup() {
+    let key = TestKey::es256("ec-1");
+    let server = JwksServer::start(&[&key]).await;
+    let lenient = server.verifier();
+    let strict = server.verifier_with(|config| config.token_type_policy = TokenTypePolicy::Strict);
+    lenient.prefetch().await.expect("prefetch");
+    strict.prefetch().await.expect("prefetch");
+    let typed = |typ: Value| key.mint_as(key.alg, &json!({"kid": key.kid, "typ": typ}), &claims());
+    let untyped = key.mint(&claims());
+    for token in [&typed(json!("JWT")), &typed(json!("at+jwt")), &untyped] {
+        assert!(lenient.verify(token).await.is_ok());
+    }
+    for typ in ["at+jwt", "AT+JWT", "application/at+jwt"] {
+        assert!(strict.verify(&typed(json!(typ))).await.is_ok(), "{typ}");
+    }
+    let hits = server.hits();
+    for typ in ["logout+jwt", "secevent+jwt", "JWT "] {
+        assert_refused(&lenient, &typed(json!(typ)), typ).await;
+    }
+    for token in [&typed(json!("JWT")), &untyped] {
+        let err = assert_refused(&strict, token, "strict").await;
+        assert_eq!(err.reason(), "token typ must be at+jwt");
+    }
+    let id_token_shape = key.mint_as(
+        key.alg,
+        &json!({"kid": key.kid, "typ": "at+jwt"}),
+        &with_member(claims(), "nonce", json!("n-0S6_WzA2Mj")),
+    );
+    let err = assert_refused(&strict, &id_token_shape, "nonce").await;
+    assert!(err.reason().contains("nonce"), "{}", err.reason());
+    assert!(lenient.verify(&id_token_shape).await.is_ok());
+    for typ in [json!(7), json!(null), json!(["at+jwt"])] {
+        let err = assert_refused(&lenient, &typed(typ.clone()), "non-string typ").await;
+        assert!(matches!(err, AuthError::Malformed { .. }), "{typ}: {err}");
+    }
+    // An unknown kid with a refused typ costs no fetch: the type is judged first.
+    let stranger = TestKey::es256("not-published");
+    let token = stranger.mint_as(
+        stranger.alg,
+        &json!({"kid": "nope", "typ": "JWT"}),
+        &claims(),
+    );
+    assert_refused(&strict, &token, "strict, unknown kid").await;
+    assert_eq!(server.hits(), hits, "refusals for type fetch nothing");
 }

@@ -307,6 +307,10 @@ fn handler_settings(config: &Config, hub_url: String, ws_base: String) -> anyhow
         },
         binding: config.topic_binding,
         trusted_proxies: config.trusted_proxies.clone(),
+        input_limits: config
+            .input_limits
+            .limits()
+            .context("input limits (checked at start-up)")?,
     })
 }
 

@@ -14,7 +14,8 @@
 //! - [`derive`]: hub-generated open events and the no-duplicates delivery rule.
 //! - [`sync_error`]: hub-generated SyncError OperationOutcomes.
 //! - [`scope`]: SMART `fhircast/` scopes; [`discovery`]: the `.well-known` document.
-//! - [`ids`]: topics, topic refs and endpoint ids; [`json`]: strict JSON parsing.
+//! - [`ids`]: topics, topic refs and endpoint ids; [`json`]: strict JSON parsing;
+//!   [`limits`]: the configurable input limits the parsers apply.
 //! - [`bus`]: the envelope topics publish for gateways; [`error`]: error codes.
 //! - [`hub`]: the `HubClient` vocabulary: what gateways ask of a topic's owner.
 //! - [`placement`]: which hub node should own a topic; [`redis_schema`]: every Redis key
@@ -34,6 +35,7 @@ pub mod fhir;
 pub mod hub;
 pub mod ids;
 pub mod json;
+pub mod limits;
 pub mod placement;
 pub mod redis_schema;
 pub mod scope;

@@ -16,6 +16,10 @@ use crate::auth::TokenTypePolicy;
 use crate::http::{BindingPolicy, WeakTopics};
 use crate::tls::TlsFiles;
 
+mod input_limits;
+
+pub use input_limits::InputLimitArgs;
+
 /// `fhircast-gateway` configuration.
 #[derive(Clone, Debug, Parser)]
 #[command(
@@ -303,6 +307,10 @@ pub struct Config {
     #[arg(long, env = "FHIRCAST_SHUTDOWN_GRACE_MS", default_value_t = 10_000)]
     pub shutdown_grace_ms: u64,
 
+    /// How deep, how many and how long a request's parts may be.
+    #[command(flatten)]
+    pub input_limits: InputLimitArgs,
+
     /// How topics behave (applies to the embedded hub; in a cluster, hub nodes take these).
     #[command(flatten)]
     pub topics: TopicArgs,
@@ -529,6 +537,9 @@ impl Config {
             ("--tls-reload-check-ms", self.tls_reload_check_ms),
             ("--topic-history-bytes", self.topic_history_bytes as u64),
         ];
+        self.input_limits
+            .limits()
+            .map_err(|err| ConfigError(format!("--{err}")))?;
         if let Some(flag) = self.topics.zero_flag() {
             return Err(ConfigError(format!("{flag} must be greater than 0")));
         }

@@ -332,6 +332,10 @@ fn handler_settings(config: &Config, hub_url: String, ws_base: String) -> anyhow
             weak_topics: config.weak_topics,
         },
         trusted_proxies: config.trusted_proxies.clone(),
+        input_limits: config
+            .input_limits
+            .limits()
+            .context("input limits (checked at start-up)")?,
     })
 }
 

@@ -37,6 +37,8 @@ pub struct Settings {
     pub binding: crate::http::TopicBinding,
     /// Peers whose `X-Forwarded-For` names the source address logged.
     pub trusted_proxies: Vec<crate::http::IpBlock>,
+    /// How deep, how many and how long a request's parts may be.
+    pub input_limits: fhircast_proto::limits::Limits,
 }
 
 impl Settings {

@@ -34,6 +34,15 @@ pub struct TopicArgs {
     /// the current context.
     #[arg(long, env = "FHIRCAST_MAX_OPEN_CONTEXTS", default_value_t = 64)]
     pub max_open_contexts: usize,
+    /// Most subscriptions one client (app and user) may hold on a topic, connected or not:
+    /// the WebSocket connections it can hold there. Beyond it: 429. An app needs one per
+    /// window that follows the topic; each costs a delivery per notification.
+    #[arg(
+        long,
+        env = "FHIRCAST_MAX_SUBSCRIPTIONS_PER_CLIENT",
+        default_value_t = 16
+    )]
+    pub max_subscriptions_per_client: usize,
     /// Most unconnected subscriptions (and remembered ended endpoints) one client may
     /// hold on a topic.
     #[arg(long, env = "FHIRCAST_MAX_UNATTACHED_PER_CLIENT", default_value_t = 32)]
@@ -54,6 +63,7 @@ impl TopicArgs {
             reattach_window_ms: self.reattach_window_ms,
             reconnect_grace_ms: self.reconnect_grace_ms,
             max_open_contexts: self.max_open_contexts,
+            max_subscriptions_per_client: self.max_subscriptions_per_client,
             max_unattached_per_client: self.max_unattached_per_client,
             derived_events: self.derived_events,
             non_current_context_updates: self.non_current_context_updates,
@@ -69,6 +79,10 @@ impl TopicArgs {
             ("--attach-window-ms", self.attach_window_ms),
             ("--topic-retention-seconds", self.topic_retention_seconds),
             ("--max-open-contexts", self.max_open_contexts as u64),
+            (
+                "--max-subscriptions-per-client",
+                self.max_subscriptions_per_client as u64,
+            ),
             (
                 "--max-unattached-per-client",
                 self.max_unattached_per_client as u64,

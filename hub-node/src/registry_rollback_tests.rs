@@ -143,7 +143,12 @@ fn patient_open(topic: &TopicId, n: u32) -> EventRequest {
             "context": [{"key": "patient", "resource": {"resourceType": "Patient", "id": format!("p{n}")}}]
         }
     });
-    EventRequest::from_json(&body, SystemTime::now()).expect("valid event")
+    EventRequest::from_json(
+        &body,
+        SystemTime::now(),
+        &fhircast_proto::limits::Limits::DEFAULT,
+    )
+    .expect("valid event")
 }
 
 async fn publish(registry: &Registry, topic: &TopicId, n: u32) -> Result<(), TopicError> {

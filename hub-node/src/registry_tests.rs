@@ -51,7 +51,12 @@ fn patient_open(topic: &TopicId) -> EventRequest {
             "context": [{"key": "patient", "resource": {"resourceType": "Patient", "id": "p1"}}]
         }
     });
-    EventRequest::from_json(&body, SystemTime::now()).expect("valid event")
+    EventRequest::from_json(
+        &body,
+        SystemTime::now(),
+        &fhircast_proto::limits::Limits::DEFAULT,
+    )
+    .expect("valid event")
 }
 
 /// Lets virtual time pass in small steps until `condition` holds, or panics at `within`.

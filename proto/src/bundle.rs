@@ -9,9 +9,10 @@
 use serde_json::Value;
 
 use crate::error::{ErrorCode, ValidationError};
+use crate::limits::Limits;
 use crate::validate::{AnchorKey, parse_reference};
 
-/// Most entries one update Bundle may carry.
+/// Most entries one update Bundle may carry by default ([`Limits::max_bundle_entries`]).
 pub const MAX_BUNDLE_ENTRIES: usize = 200;
 
 /// One change of an update Bundle, in Bundle order.
@@ -42,8 +43,12 @@ impl ContentChange {
     }
 }
 
-/// Parses an update Bundle into its changes, or says why the whole Bundle is refused.
-pub fn parse_update_bundle(bundle: &Value) -> Result<Vec<ContentChange>, ValidationError> {
+/// Parses an update Bundle into its changes, or says why the whole Bundle is refused
+/// (413 beyond `limits.max_bundle_entries`).
+pub fn parse_update_bundle(
+    bundle: &Value,
+    limits: &Limits,
+) -> Result<Vec<ContentChange>, ValidationError> {
     if bundle["type"].as_str() != Some("transaction") {
         return Err(ValidationError::new(
             "the updates Bundle must have type \"transaction\"",
@@ -54,10 +59,11 @@ pub fn parse_update_bundle(bundle: &Value) -> Result<Vec<ContentChange>, Validat
         Some(Value::Array(entries)) => entries,
         Some(_) => return Err(ValidationError::new("Bundle.entry must be an array")),
     };
-    if entries.len() > MAX_BUNDLE_ENTRIES {
+    let max_entries = limits.max_bundle_entries;
+    if entries.len() > max_entries {
         return Err(ValidationError::with_code(
             ErrorCode::PayloadTooLarge,
-            format!("the updates Bundle has more than {MAX_BUNDLE_ENTRIES} entries"),
+            format!("the updates Bundle has more than {max_entries} entries"),
         ));
     }
     let mut changes: Vec<ContentChange> = Vec::with_capacity(entries.len());
@@ -139,7 +145,7 @@ mod tests {
             put("o1"),
             {"fullUrl": "Observation/o2", "request": {"method": "DELETE"}},
         ]});
-        let changes = parse_update_bundle(&bundle).expect("valid bundle");
+        let changes = parse_update_bundle(&bundle, &Limits::DEFAULT).expect("valid bundle");
         assert_eq!(changes.len(), 2);
         assert!(matches!(&changes[1], ContentChange::Delete { key } if key.id == "o2"));
     }
@@ -149,11 +155,11 @@ mod tests {
         let post = json!({"type": "transaction", "entry": [
             {"request": {"method": "POST"}, "resource": {"resourceType": "Observation"}}
         ]});
-        assert!(parse_update_bundle(&post).is_err());
+        assert!(parse_update_bundle(&post, &Limits::DEFAULT).is_err());
         let dup = json!({"type": "transaction", "entry": [put("o1"), put("o1")]});
-        assert!(parse_update_bundle(&dup).is_err());
+        assert!(parse_update_bundle(&dup, &Limits::DEFAULT).is_err());
         let batch = json!({"type": "batch", "entry": [put("o1")]});
-        assert!(parse_update_bundle(&batch).is_err());
+        assert!(parse_update_bundle(&batch, &Limits::DEFAULT).is_err());
     }
 
     #[test]
@@ -162,7 +168,20 @@ mod tests {
             .map(|i| put(&format!("o{i}")))
             .collect();
         let bundle = json!({"type": "transaction", "entry": entries});
-        let err = parse_update_bundle(&bundle).expect_err("too many entries");
+        let err = parse_update_bundle(&bundle, &Limits::DEFAULT).expect_err("too many entries");
         assert_eq!(err.code().http_status(), 413);
+    }
+
+    #[test]
+    fn a_lowered_limit_refuses_what_the_default_accepts() {
+        let bundle = json!({"type": "transaction", "entry": [put("o1"), put("o2"), put("o3")]});
+        let two = Limits {
+            max_bundle_entries: 2,
+            ..Limits::DEFAULT
+        };
+        let err = parse_update_bundle(&bundle, &two).expect_err("3 entries over 2");
+        assert_eq!(err.code().http_status(), 413);
+        assert!(err.reason().contains("more than 2 entries"), "{err}");
+        assert!(parse_update_bundle(&bundle, &Limits::DEFAULT).is_ok());
     }
 }

@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 
 use crate::error::ValidationError;
 use crate::event_name::EventName;
+use crate::limits::Limits;
 use crate::validate::validate_context;
 
 /// Longest accepted event `id`.
@@ -38,8 +39,13 @@ pub struct EventRequest {
 }
 
 impl EventRequest {
-    /// Parses and validates an event request body (already parsed strictly as JSON).
-    pub fn from_json(body: &Value, now: SystemTime) -> Result<Self, ValidationError> {
+    /// Parses and validates an event request body (already parsed strictly as JSON) within
+    /// `limits`.
+    pub fn from_json(
+        body: &Value,
+        now: SystemTime,
+        limits: &Limits,
+    ) -> Result<Self, ValidationError> {
         let envelope = body
             .as_object()
             .ok_or_else(|| ValidationError::new("the event request must be a JSON object"))?;
@@ -72,7 +78,7 @@ impl EventRequest {
                 ));
             }
         };
-        validate_context(&name, &context)?;
+        validate_context(&name, &context, limits)?;
         Ok(Self {
             id,
             timestamp,
@@ -177,7 +183,8 @@ mod tests {
 
     #[test]
     fn parses_a_valid_request_into_canonical_form() {
-        let request = EventRequest::from_json(&patient_open(), SystemTime::now()).expect("valid");
+        let request = EventRequest::from_json(&patient_open(), SystemTime::now(), &Limits::DEFAULT)
+            .expect("valid");
         assert_eq!(request.name.as_str(), "Patient-open");
         assert_eq!(request.id, "q9v3jubddqt63n1");
         assert_eq!(request.context.len(), 1);
@@ -190,16 +197,17 @@ mod tests {
             .as_object_mut()
             .expect("object")
             .remove("hub.topic");
-        assert!(EventRequest::from_json(&body, SystemTime::now()).is_err());
+        assert!(EventRequest::from_json(&body, SystemTime::now(), &Limits::DEFAULT).is_err());
 
         let mut body = patient_open();
         body["timestamp"] = json!("2999-01-01T00:00:00Z");
-        let err = EventRequest::from_json(&body, SystemTime::now()).expect_err("future");
+        let err = EventRequest::from_json(&body, SystemTime::now(), &Limits::DEFAULT)
+            .expect_err("future");
         assert!(err.reason().contains("future"));
 
         let mut body = patient_open();
         body["timestamp"] = json!("2019-11-25T13:16:00.00");
-        assert!(EventRequest::from_json(&body, SystemTime::now()).is_ok());
+        assert!(EventRequest::from_json(&body, SystemTime::now(), &Limits::DEFAULT).is_ok());
     }
 
     #[test]

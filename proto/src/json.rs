@@ -9,7 +9,8 @@ use serde_json::{Map, Value};
 
 use crate::error::ValidationError;
 
-/// Deepest nesting accepted in a request body.
+/// Deepest nesting accepted in a request body by default, and the highest depth a hub may
+/// be configured with ([`crate::limits::Limits::max_json_depth`]).
 pub const MAX_JSON_DEPTH: usize = 64;
 
 /// Parses `bytes` as one JSON value, refusing duplicate keys and nesting deeper than

@@ -14,7 +14,8 @@
 //! - [`derive`]: hub-generated open events and the no-duplicates delivery rule.
 //! - [`sync_error`]: hub-generated SyncError OperationOutcomes.
 //! - [`scope`]: SMART `fhircast/` scopes; [`discovery`]: the `.well-known` document.
-//! - [`ids`]: topics, topic refs and endpoint ids; [`json`]: strict JSON parsing.
+//! - [`ids`]: topics, topic refs and endpoint ids; [`json`]: strict JSON parsing;
+//!   [`limits`]: the configurable input limits the parsers apply.
 //! - [`topic_strength`]: how guessable a topic supplied from outside is (TOP-02).
 //! - [`bus`]: the envelope topics publish for gateways; [`error`]: error codes.
 //! - [`hub`]: the `HubClient` vocabulary: what gateways ask of a topic's owner.
@@ -35,6 +36,7 @@ pub mod fhir;
 pub mod hub;
 pub mod ids;
 pub mod json;
+pub mod limits;
 pub mod placement;
 pub mod redis_schema;
 pub mod scope;

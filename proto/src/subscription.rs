@@ -14,8 +14,10 @@ use serde_json::{Map, Value};
 use crate::error::ValidationError;
 use crate::event_name::EventName;
 use crate::ids::validate_topic;
+use crate::limits::Limits;
 
-/// Most events one subscription may name.
+/// Most events one subscription may name by default
+/// ([`Limits::max_events_per_subscription`]).
 pub const MAX_EVENTS_PER_SUBSCRIPTION: usize = 64;
 /// Longest accepted `subscriber.name`.
 pub const SUBSCRIBER_NAME_MAX_LEN: usize = 256;
@@ -80,8 +82,8 @@ pub struct SubscriptionRequest {
 }
 
 impl SubscriptionRequest {
-    /// Parses an `application/x-www-form-urlencoded` body.
-    pub fn from_form(body: &[u8]) -> Result<Self, ValidationError> {
+    /// Parses an `application/x-www-form-urlencoded` body within `limits`.
+    pub fn from_form(body: &[u8], limits: &Limits) -> Result<Self, ValidationError> {
         std::str::from_utf8(body)
             .map_err(|_| ValidationError::new("the form body is not valid UTF-8"))?;
         let mut params: Vec<(String, String)> = Vec::new();
@@ -104,12 +106,12 @@ impl SubscriptionRequest {
                 .find(|(n, _)| n == name)
                 .map(|(_, v)| v.as_str())
         };
-        Self::from_params(&get)
+        Self::from_params(&get, limits)
     }
 
     /// Parses a JSON object with the same member names (string values; the lease may also
-    /// be a number, `hub.events` an array of names).
-    pub fn from_json(body: &Map<String, Value>) -> Result<Self, ValidationError> {
+    /// be a number, `hub.events` an array of names), within `limits`.
+    pub fn from_json(body: &Map<String, Value>, limits: &Limits) -> Result<Self, ValidationError> {
         let mut lease_text = None;
         let mut events_text = None;
         for (name, value) in body {
@@ -132,14 +134,17 @@ impl SubscriptionRequest {
             }
             _ => body.get(name).and_then(Value::as_str),
         };
-        let mut request = Self::from_params(&get)?;
+        let mut request = Self::from_params(&get, limits)?;
         if events_text.is_some() {
             request.leniencies.push(Leniency::EventsArray);
         }
         Ok(request)
     }
 
-    fn from_params<'a>(get: &dyn Fn(&str) -> Option<&'a str>) -> Result<Self, ValidationError> {
+    fn from_params<'a>(
+        get: &dyn Fn(&str) -> Option<&'a str>,
+        limits: &Limits,
+    ) -> Result<Self, ValidationError> {
         let mut leniencies = Vec::new();
         let channel = get("hub.channel.type")
             .ok_or_else(|| ValidationError::new("missing parameter hub.channel.type"))?;
@@ -197,7 +202,10 @@ impl SubscriptionRequest {
                 let events = get("hub.events")
                     .ok_or_else(|| ValidationError::new("missing parameter hub.events"))?;
                 let lease = get("hub.lease_seconds").map(parse_lease).transpose()?;
-                (parse_events_lenient(events, &mut leniencies)?, lease)
+                (
+                    parse_events_lenient(events, limits, &mut leniencies)?,
+                    lease,
+                )
             }
             // STU2: hub.events SHALL NOT and hub.lease_seconds MUST be ignored on an
             // unsubscribe; both are ignored, whatever they hold.
@@ -242,6 +250,7 @@ fn join_event_array(items: &[Value]) -> Result<String, ValidationError> {
 /// records the leniencies it relied on.
 fn parse_events_lenient(
     list: &str,
+    limits: &Limits,
     leniencies: &mut Vec<Leniency>,
 ) -> Result<Vec<EventName>, ValidationError> {
     let trimmed = list.trim_end();
@@ -255,12 +264,14 @@ fn parse_events_lenient(
     {
         leniencies.push(Leniency::EventsSpaces);
     }
-    parse_events(without_comma)
+    parse_events(without_comma, limits)
 }
 
 /// Parses `hub.events`: comma-separated, whitespace around names ignored, duplicates
-/// collapse (2-4: "the Hub SHALL treat duplicates as one"), empty entries refused.
-pub fn parse_events(list: &str) -> Result<Vec<EventName>, ValidationError> {
+/// collapse (2-4: "the Hub SHALL treat duplicates as one"), empty entries refused, at most
+/// `limits.max_events_per_subscription` distinct names.
+pub fn parse_events(list: &str, limits: &Limits) -> Result<Vec<EventName>, ValidationError> {
+    let max_events = limits.max_events_per_subscription;
     let mut events: Vec<EventName> = Vec::new();
     for raw in list.split(',').map(str::trim) {
         if raw.is_empty() {
@@ -270,9 +281,9 @@ pub fn parse_events(list: &str) -> Result<Vec<EventName>, ValidationError> {
         if !events.contains(&name) {
             events.push(name);
         }
-        if events.len() > MAX_EVENTS_PER_SUBSCRIPTION {
+        if events.len() > max_events {
             return Err(ValidationError::new(format!(
-                "hub.events names more than {MAX_EVENTS_PER_SUBSCRIPTION} events"
+                "hub.events names more than {max_events} events"
             )));
         }
     }
@@ -297,7 +308,7 @@ mod tests {
     const TOPIC: &str = "fdb2f928-5546-4f52-87a0-0648e9ded065";
 
     fn form(body: &str) -> Result<SubscriptionRequest, ValidationError> {
-        SubscriptionRequest::from_form(body.as_bytes())
+        SubscriptionRequest::from_form(body.as_bytes(), &Limits::DEFAULT)
     }
 
     #[test]
@@ -312,12 +323,22 @@ mod tests {
 
     #[test]
     fn events_collapse_case_insensitively() {
-        let events = parse_events("patient-open, Patient-OPEN ,Patient-close").expect("valid");
+        let events = parse_events(
+            "patient-open, Patient-OPEN ,Patient-close",
+            &Limits::DEFAULT,
+        )
+        .expect("valid");
         let names: Vec<&str> = events.iter().map(EventName::as_str).collect();
         assert_eq!(names, ["Patient-open", "Patient-close"]);
-        assert!(parse_events("Patient-open,,Patient-close").is_err());
+        assert!(parse_events("Patient-open,,Patient-close", &Limits::DEFAULT).is_err());
         let many: Vec<String> = (0..65).map(|i| format!("org.example.e{i}")).collect();
-        assert!(parse_events(&many.join(",")).is_err());
+        assert!(parse_events(&many.join(","), &Limits::DEFAULT).is_err());
+        let two = Limits {
+            max_events_per_subscription: 2,
+            ..Limits::DEFAULT
+        };
+        let err = parse_events("Patient-open,Patient-close,SyncError", &two).expect_err("3 over 2");
+        assert!(err.reason().contains("more than 2 events"), "{err}");
     }
 
     #[test]
@@ -424,7 +445,8 @@ mod tests {
             "hub.events": ["patient-open", "Patient-close"]
         });
         let request =
-            SubscriptionRequest::from_json(body.as_object().expect("object")).expect("valid");
+            SubscriptionRequest::from_json(body.as_object().expect("object"), &Limits::DEFAULT)
+                .expect("valid");
         let names: Vec<&str> = request.events.iter().map(EventName::as_str).collect();
         assert_eq!(names, ["Patient-open", "Patient-close"]);
         assert_eq!(request.leniencies, [Leniency::EventsArray]);
@@ -433,7 +455,10 @@ mod tests {
                 "hub.channel.type": "websocket", "hub.mode": "subscribe", "hub.topic": TOPIC,
                 "hub.events": bad
             });
-            assert!(SubscriptionRequest::from_json(body.as_object().expect("object")).is_err());
+            assert!(
+                SubscriptionRequest::from_json(body.as_object().expect("object"), &Limits::DEFAULT)
+                    .is_err()
+            );
         }
     }
 
@@ -444,7 +469,8 @@ mod tests {
             "hub.events": "Patient-open", "hub.lease_seconds": 60
         });
         let request =
-            SubscriptionRequest::from_json(body.as_object().expect("object")).expect("valid");
+            SubscriptionRequest::from_json(body.as_object().expect("object"), &Limits::DEFAULT)
+                .expect("valid");
         assert_eq!(request.lease_seconds, Some(60));
     }
 }

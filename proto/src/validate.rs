@@ -10,8 +10,9 @@ use serde_json::Value;
 use crate::error::ValidationError;
 use crate::event_name::{EventKind, EventName};
 use crate::fhir::resource_type_for_key;
+use crate::limits::Limits;
 
-/// Most context items one event may carry.
+/// Most context items one event may carry by default ([`Limits::max_context_entries`]).
 pub const MAX_CONTEXT_ITEMS: usize = 32;
 
 /// The key reserved for extensions (2-8 Extensions); allowed in every event.
@@ -92,11 +93,17 @@ fn key_rules(name: &EventName) -> KeyRules {
     }
 }
 
-/// Validates an event's context items against its name.
-pub fn validate_context(name: &EventName, context: &[Value]) -> Result<(), ValidationError> {
-    if context.len() > MAX_CONTEXT_ITEMS {
+/// Validates an event's context items against its name, within `limits` (context items,
+/// and the entries of an update Bundle).
+pub fn validate_context(
+    name: &EventName,
+    context: &[Value],
+    limits: &Limits,
+) -> Result<(), ValidationError> {
+    let max_items = limits.max_context_entries;
+    if context.len() > max_items {
         return Err(ValidationError::new(format!(
-            "context has more than {MAX_CONTEXT_ITEMS} items"
+            "context has more than {max_items} items"
         )));
     }
     let rules = key_rules(name);
@@ -139,7 +146,7 @@ pub fn validate_context(name: &EventName, context: &[Value]) -> Result<(), Valid
         }
     }
     for item in context {
-        check_item_value(name, item)?;
+        check_item_value(name, item, limits)?;
     }
     Ok(())
 }
@@ -170,7 +177,11 @@ fn item_key(item: &Value) -> Result<&str, ValidationError> {
 }
 
 /// Checks the value member of the items the hub relies on.
-fn check_item_value(name: &EventName, item: &Value) -> Result<(), ValidationError> {
+fn check_item_value(
+    name: &EventName,
+    item: &Value,
+    limits: &Limits,
+) -> Result<(), ValidationError> {
     let key = item["key"].as_str().unwrap_or_default();
     let is_anchor = Some(key) == name.anchor_key();
     match (name.kind(), key) {
@@ -184,7 +195,7 @@ fn check_item_value(name: &EventName, item: &Value) -> Result<(), ValidationErro
             .ok_or_else(|| ValidationError::new("each select item needs a reference object")),
         (EventKind::Update, "updates") => {
             let bundle = typed_resource(item, key, "Bundle")?;
-            crate::bundle::parse_update_bundle(bundle).map(|_| ())
+            crate::bundle::parse_update_bundle(bundle, limits).map(|_| ())
         }
         (EventKind::SyncError, "operationoutcome") => {
             typed_resource(item, key, "OperationOutcome").map(|_| ())
@@ -283,11 +294,25 @@ mod tests {
     fn check(name: &str, context: Value) -> Result<(), ValidationError> {
         let name = EventName::parse(name).expect("valid name");
         let items = context.as_array().cloned().expect("array");
-        validate_context(&name, &items)
+        validate_context(&name, &items, &Limits::DEFAULT)
     }
 
     fn patient() -> Value {
         json!({"key": "patient", "resource": {"resourceType": "Patient", "id": "p1"}})
+    }
+
+    #[test]
+    fn a_lowered_context_limit_refuses_what_the_default_accepts() {
+        let name = EventName::parse("Patient-open").expect("valid name");
+        let extension = json!({"key": "extension", "data": {}});
+        let items = [patient(), extension.clone(), extension];
+        let two = Limits {
+            max_context_entries: 2,
+            ..Limits::DEFAULT
+        };
+        let err = validate_context(&name, &items, &two).expect_err("3 items over 2");
+        assert!(err.reason().contains("more than 2 items"), "{err}");
+        assert!(validate_context(&name, &items, &Limits::DEFAULT).is_ok());
     }
 
     #[test]

@@ -18,6 +18,7 @@ use serde_json::Value;
 use fhircast_proto::event::EVENT_ID_MAX_LEN;
 use fhircast_proto::event_name::EVENT_NAME_MAX_LEN;
 use fhircast_proto::json::{MAX_JSON_DEPTH, parse_strict};
+use fhircast_proto::limits::Limits;
 use fhircast_proto::scope::ScopeSet;
 use fhircast_proto::validate::MAX_CONTEXT_ITEMS;
 use gateway::auth::Principal;
@@ -51,8 +52,14 @@ fuzz_target!(|bytes: &[u8]| {
     };
     let now = SystemTime::now();
     for route in [None, Some(AUTHORISED_TOPIC), Some(OTHER_TOPIC)] {
-        let Ok((event, _)) = check_event(&body, &principal, BindingPolicy::Claim, route, now)
-        else {
+        let Ok((event, _)) = check_event(
+            &body,
+            &principal,
+            BindingPolicy::Claim,
+            route,
+            &Limits::DEFAULT,
+            now,
+        ) else {
             continue;
         };
         assert_ne!(route, Some(OTHER_TOPIC), "accepted under another URL topic");

@@ -14,7 +14,7 @@ use tracing::info;
 use fhircast_proto::TopicId;
 use fhircast_proto::hub::TopicRecord;
 use fhircast_proto::ids::random_token;
-use fhircast_proto::json::{MAX_JSON_DEPTH, parse_strict};
+use fhircast_proto::json::parse_strict;
 
 use super::AdminSecret;
 use crate::error::ApiError;
@@ -83,7 +83,7 @@ async fn mint(
     }
     let settings = &admin.state.settings;
     let bytes = read_body(body, MAX_ADMIN_BODY, settings.body_read_timeout).await?;
-    let request = parse_strict(&bytes, MAX_JSON_DEPTH)?;
+    let request = parse_strict(&bytes, settings.input_limits.max_json_depth)?;
     let user = match request.get("user") {
         Some(Value::String(user)) if !user.is_empty() && user.len() <= MAX_USER_LEN => user,
         _ => {

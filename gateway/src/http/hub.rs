@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 
-use fhircast_proto::json::{MAX_JSON_DEPTH, parse_strict};
+use fhircast_proto::json::parse_strict;
 use fhircast_proto::subscription::SubscriptionRequest;
 
 use super::authenticate;
@@ -44,14 +44,15 @@ async fn post_hub_as(
         state.settings.body_read_timeout,
     )
     .await?;
+    let limits = &state.settings.input_limits;
     if kind == BodyKind::Form {
-        let request = SubscriptionRequest::from_form(&bytes)?;
+        let request = SubscriptionRequest::from_form(&bytes, limits)?;
         return handle_subscription(state, principal, request).await;
     }
-    let value = parse_strict(&bytes, MAX_JSON_DEPTH)?;
+    let value = parse_strict(&bytes, limits.max_json_depth)?;
     match value.as_object() {
         Some(object) if object.contains_key("hub.mode") => {
-            let request = SubscriptionRequest::from_json(object)?;
+            let request = SubscriptionRequest::from_json(object, limits)?;
             handle_subscription(state, principal, request).await
         }
         Some(object) if object.contains_key("event") => {
@@ -85,7 +86,7 @@ pub(crate) async fn post_topic(
         state.settings.body_read_timeout,
     )
     .await?;
-    let value = parse_strict(&bytes, MAX_JSON_DEPTH)?;
+    let value = parse_strict(&bytes, state.settings.input_limits.max_json_depth)?;
     let result = handle_event(&state, &principal, &value, Some(&topic)).await;
     state.limits.observe(&principal, &result);
     result

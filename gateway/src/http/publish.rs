@@ -10,6 +10,7 @@ use serde_json::Value;
 use fhircast_proto::TopicId;
 use fhircast_proto::event::EventRequest;
 use fhircast_proto::hub::Caller;
+use fhircast_proto::limits::Limits;
 use fhircast_proto::scope::Access;
 
 use super::binding::TopicBinding;
@@ -30,6 +31,7 @@ pub(crate) async fn handle_event(
         principal,
         state.settings.binding,
         route_topic,
+        &state.settings.input_limits,
         SystemTime::now(),
     )?;
     let topic = TopicId::parse(&event.topic, &state.topic_key)?;
@@ -39,7 +41,8 @@ pub(crate) async fn handle_event(
 }
 
 /// Validates an event request body (parsed strictly) for `principal`: the envelope, the
-/// topic against the URL's and (under `binding`) the token's, and the `.write` scope.
+/// topic against the URL's and (under `binding`) the token's, and the `.write` scope, within
+/// `limits`.
 /// Returns the event and the caller to name to the topic. Public for the
 /// `event_envelope` fuzz target.
 #[doc(hidden)]
@@ -48,9 +51,10 @@ pub fn check_event(
     principal: &Principal,
     binding: TopicBinding,
     route_topic: Option<&str>,
+    limits: &Limits,
     now: SystemTime,
 ) -> Result<(EventRequest, Caller), ApiError> {
-    let event = EventRequest::from_json(body, now)?;
+    let event = EventRequest::from_json(body, now, limits)?;
     if route_topic.is_some_and(|route| route != event.topic) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,

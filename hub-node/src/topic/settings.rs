@@ -24,6 +24,8 @@ pub struct TopicSettings {
     pub idempotency_capacity: usize,
     /// Most unattached subscriptions one topic holds (all clients together).
     pub max_pending_attach: usize,
+    /// Most subscriptions (connected or not) one client holds on a topic.
+    pub max_subscriptions_per_client: usize,
     /// Most unattached subscriptions plus remembered endpoints one client holds on a topic.
     pub max_unattached_per_client: usize,
     /// Most ended endpoints a topic remembers.
@@ -53,6 +55,7 @@ impl Default for TopicSettings {
             unresponsive_threshold: 1,
             idempotency_capacity: 10_000,
             max_pending_attach: 1024,
+            max_subscriptions_per_client: 16,
             max_unattached_per_client: 32,
             max_remembered_endpoints: 1024,
             max_open_contexts: 64,

@@ -58,7 +58,12 @@ fn request_at(
     if let Some(version) = version {
         body["event"]["context.versionId"] = json!(version);
     }
-    EventRequest::from_json(&body, SystemTime::now()).expect("valid event request")
+    EventRequest::from_json(
+        &body,
+        SystemTime::now(),
+        &fhircast_proto::limits::Limits::DEFAULT,
+    )
+    .expect("valid event request")
 }
 
 fn request(id: &str, event: &str, context: Value) -> EventRequest {

@@ -688,6 +688,40 @@ fn one_client_cannot_take_every_unattached_slot() {
 }
 
 #[test]
+fn one_client_holds_a_bounded_number_of_subscriptions_connected_or_not() {
+    let mut state = state_with(TopicSettings {
+        max_subscriptions_per_client: 2,
+        ..TopicSettings::default()
+    });
+    let (connected, _) = subscriber_with(&mut state, command_for("app", &["Patient-open"]));
+    let (pending, _) = state
+        .subscribe(command_for("app", &["Patient-open"]), NOW)
+        .expect("within the cap");
+    let refused = state
+        .subscribe(command_for("app", &["Patient-open"]), NOW + 2)
+        .expect_err("beyond the cap");
+    assert_eq!(refused.code(), ErrorCode::Overloaded);
+    assert!(refused.to_string().contains("at most 2"), "{refused}");
+    // Re-subscribing an endpoint the client holds replaces it: it counts once.
+    let again = SubscribeCommand {
+        endpoint: Some(connected.clone()),
+        ..command_for("app", &["Patient-open", "Patient-close"])
+    };
+    let (same, _) = state.subscribe(again, NOW + 3).expect("re-subscribed");
+    assert_eq!(same, connected);
+    // Another client has its own cap.
+    state
+        .subscribe(command_for("other-app", &["Patient-open"]), NOW + 3)
+        .expect("another client");
+    // An endpoint never connected in time no longer counts, even before its timer ran.
+    let late = NOW + TopicSettings::default().attach_window_ms + 1;
+    state
+        .subscribe(command_for("app", &["Patient-open"]), late)
+        .expect("the overdue endpoint made room");
+    assert!(state.subscription(&pending).is_some(), "not yet expired");
+}
+
+#[test]
 fn a_clients_remembered_endpoints_make_room_oldest_first() {
     let share = 2;
     let mut state = state_with(TopicSettings {

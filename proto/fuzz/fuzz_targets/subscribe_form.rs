@@ -12,6 +12,7 @@
 
 use libfuzzer_sys::fuzz_target;
 
+use fhircast_proto::limits::Limits;
 use fhircast_proto::subscription::{Mode, SubscriptionRequest};
 
 /// Decodes a form body the WHATWG way: `&`-separated, empty pieces skipped, split at the
@@ -83,7 +84,7 @@ fn canonical_form(request: &SubscriptionRequest) -> String {
 }
 
 fuzz_target!(|body: &[u8]| {
-    let Ok(request) = SubscriptionRequest::from_form(body) else {
+    let Ok(request) = SubscriptionRequest::from_form(body, &Limits::DEFAULT) else {
         return;
     };
     assert!(
@@ -157,7 +158,7 @@ fuzz_target!(|body: &[u8]| {
     }
 
     let form = canonical_form(&request);
-    let again = SubscriptionRequest::from_form(form.as_bytes())
+    let again = SubscriptionRequest::from_form(form.as_bytes(), &Limits::DEFAULT)
         .unwrap_or_else(|err| panic!("the canonical form {form:?} is refused: {err}"));
     assert!(again.leniencies.is_empty(), "{:?}", again.leniencies);
     let spellings = |r: &SubscriptionRequest| -> Vec<String> {

@@ -52,9 +52,11 @@ async fn c15_06_subscribe_returns_202_with_endpoint(ctx: Ctx) -> Result<()> {
     Ok(())
 }
 
-/// How many endpoints 15.08 samples (spread over two topics: the hub lets one client hold
-/// 32 unconnected subscriptions per topic).
+/// How many endpoints 15.08 samples (spread over [`SAMPLE_TOPICS`] topics: the hub lets one
+/// client hold 16 subscriptions per topic).
 const ENDPOINT_SAMPLE: usize = 48;
+/// How many topics 15.08 spreads its sample over.
+const SAMPLE_TOPICS: usize = 3;
 /// The randomness an endpoint id must carry (a UUIDv4 has 122 random bits).
 const MIN_ENDPOINT_BITS: f64 = 122.0;
 /// The most characters two sampled ids may share after the prefix common to all of them.
@@ -67,10 +69,10 @@ const MAX_SHARED_PREFIX: usize = 8;
 /// `proto/src/ids.rs`), which an id-length check accepts.
 async fn c15_08_endpoints_are_distinct_and_unguessable(ctx: Ctx) -> Result<()> {
     let mut endpoints = Vec::with_capacity(ENDPOINT_SAMPLE);
-    for _ in 0..2 {
+    for _ in 0..SAMPLE_TOPICS {
         let topic = random_topic();
         let client = ctx.client(&topic).await?;
-        for _ in 0..ENDPOINT_SAMPLE / 2 {
+        for _ in 0..ENDPOINT_SAMPLE / SAMPLE_TOPICS {
             endpoints.push(client.subscribe("Patient-open").await?);
         }
     }

@@ -65,7 +65,7 @@ async fn inp_01_body_one_byte_over_limit_is_413() -> Result<()> {
 }
 
 /// Builds a Patient-open whose patient carries `depth - 5` nested arrays (total depth `depth`).
-fn deep_event(topic: &str, depth: usize) -> String {
+pub(super) fn deep_event(topic: &str, depth: usize) -> String {
     let nested = format!("{}{}", "[".repeat(depth - 5), "]".repeat(depth - 5));
     let event = patient_open(topic, "p-deep");
     let text = serde_json::to_string(&event).unwrap_or_default();

@@ -47,6 +47,7 @@ mod graceful_shutdown;
 mod http_surface;
 mod hub_closes;
 mod idempotency;
+mod input_limits;
 mod interop_medplum;
 mod interop_medplum_cluster;
 mod jwks_discovery;
@@ -63,6 +64,7 @@ mod redis_topologies;
 mod second_handshake;
 mod several_issuers;
 mod slow_consumer;
+mod subscription_cap;
 mod subscription_owner;
 mod tls;
 mod tls_scan;
@@ -136,7 +138,12 @@ struct Stage {
 
 impl Stage {
     async fn start() -> Result<Self> {
-        let rig = Rig::start().await?;
+        Self::start_with(|builder| builder).await
+    }
+
+    /// Like [`Stage::start`], with the gateway configured by `configure`.
+    async fn start_with(configure: impl FnOnce(GatewayBuilder) -> GatewayBuilder) -> Result<Self> {
+        let rig = Rig::start_with(configure).await?;
         let client = rig.client(&random_topic())?;
         let mut watcher = rig
             .subscriber(&client, "Patient-open,Patient-close,SyncError")

@@ -63,7 +63,12 @@ fn patient_open(topic: &TopicId, id: &str, patient: &str) -> Result<EventRequest
             "context": [{"key": "patient", "resource": {"resourceType": "Patient", "id": patient}}]
         }
     });
-    EventRequest::from_json(&body, SystemTime::now()).context("event")
+    EventRequest::from_json(
+        &body,
+        SystemTime::now(),
+        &fhircast_proto::limits::Limits::DEFAULT,
+    )
+    .context("event")
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@ use fhircast_proto::bus::Delivery;
 use fhircast_proto::derive::{derive_opens, should_deliver, suppressors};
 use fhircast_proto::event::EventRequest;
 use fhircast_proto::ids::new_event_id;
+use fhircast_proto::limits::Limits;
 use fhircast_proto::validate::{AnchorKey, anchor_of};
 use fhircast_proto::{EventKind, EventName, ValidationError};
 
@@ -153,7 +154,9 @@ impl TopicState {
             .find(|item| item["key"] == "updates")
             .map(|item| &item["resource"])
             .ok_or_else(|| ValidationError::new("the update has no updates Bundle"))?;
-        let changes = parse_update_bundle(bundle)?;
+        // The gateway that took the event checked the Bundle against its configured limit;
+        // the topic applies only the ceiling no configuration can raise.
+        let changes = parse_update_bundle(bundle, &Limits::CEILING)?;
         let new_version = self
             .contexts
             .update(

@@ -5,7 +5,9 @@
 //! unsubscribes over HTTP). An endpoint holds one socket at a time; after that socket
 //! closes, for any reason, the endpoint may be attached again within the re-attach window
 //! (never beyond the lease). A handshake on an endpoint with a live socket is refused and
-//! changes nothing. Each client has a bounded share of the topic's unattached slots.
+//! changes nothing. Each client (app and user) holds a bounded number of subscriptions on
+//! a topic, and within it a bounded share of the topic's unattached slots; re-subscribing
+//! an endpoint it holds counts nothing again.
 
 use fhircast_proto::bus::ControlAction;
 use fhircast_proto::channel::{confirmation, denial};
@@ -41,6 +43,19 @@ impl TopicState {
             || self.subscriptions.len() >= self.settings.max_subscriptions
         {
             return Err(TopicError::Overloaded);
+        }
+        let own_live = self.live_of(&command.owner, now);
+        let cap = self.settings.max_subscriptions_per_client;
+        if own_live >= cap {
+            return Err(ValidationError::with_code(
+                ErrorCode::Overloaded,
+                format!(
+                    "this client already holds {own_live} subscriptions on this topic (at most \
+                     {cap}, connected or not): unsubscribe one, or re-subscribe an endpoint it \
+                     holds, first"
+                ),
+            )
+            .into());
         }
         let own_unattached = self.unattached_of(&command.owner);
         let share = self.settings.max_unattached_per_client;
@@ -491,6 +506,15 @@ impl TopicState {
             self.end_subscription(endpoint, EndReason::Revoked, now, &mut effects);
         }
         (endpoints.len(), effects)
+    }
+
+    /// Returns how many subscriptions `owner` holds at `now`, connected or not (one not
+    /// connected in time is over, whether or not its timer has run yet).
+    fn live_of(&self, owner: &Owner, now: UnixMs) -> usize {
+        self.subscriptions
+            .values()
+            .filter(|s| s.owner == *owner && overdue(s, now).is_none())
+            .count()
     }
 
     /// Returns how many of `owner`'s subscriptions have no socket.

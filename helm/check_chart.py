@@ -10,7 +10,9 @@ must give. Exits 1 on the first failed group, naming every failure.
 from __future__ import annotations
 
 import copy
+import json
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -36,13 +38,22 @@ OPTIONS = {
               "auth": {"existingSecret": "redis", "usernameKey": ""}},
     "trustBundle": {"secret": "ca"},
     "grpcTls": {"enabled": True},
-    "topics": {"nonCurrentContextUpdates": True},
+    # Round numbers of a million and more: Helm holds them as floats, which must not reach a
+    # setting as 1e+06.
+    "topics": {"nonCurrentContextUpdates": True, "retentionSeconds": 1000000},
     "gateway": {
         "tls": {"mode": "own", "existingSecret": "gw-tls"},
         "admin": {"enabled": True},
-        "auth": {"jwksUrl": "https://smart.hospital.example/jwks", "algorithms": "RS256,ES256", "topicBinding": "owner"},
+        "auth": {"jwksUrl": "https://smart.hospital.example/jwks", "algorithms": "RS256,ES256", "topicBinding": "owner",
+                 "tokenTypePolicy": "strict", "jwksRefreshMinSeconds": 30, "weakTopics": "allow",
+                 "introspection": {"enabled": True, "clientId": "fhircast-hub", "existingSecret": "smart-introspection",
+                                   "key": "secret", "url": "https://smart.hospital.example/introspect",
+                                   "cacheSeconds": 10}},
+        "inputLimits": {"maxJsonDepth": 16, "maxEventsPerSubscription": 8, "maxContextEntries": 12,
+                        "maxBundleEntries": 1000},
         "service": {"type": "LoadBalancer", "annotations": {"example.org/lb": "internal"}},
-        "extraConfig": {"FHIRCAST_ACK_TIMEOUT_MS": 5000, "FHIRCAST_CORS_ORIGINS": "https://pacs.hospital.example"},
+        "extraConfig": {"FHIRCAST_ACK_TIMEOUT_MS": 5000, "FHIRCAST_CORS_ORIGINS": "https://pacs.hospital.example",
+                        "FHIRCAST_TOPIC_HISTORY_BYTES": 4194304},
         "nodeSelector": {"kubernetes.io/os": "linux"},
         "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "fhircast", "effect": "NoSchedule"}],
         "priorityClassName": "high",
@@ -58,6 +69,34 @@ OPTIONS = {
     "serviceAccount": {"create": False, "name": "existing"},
     "networkPolicy": {"publicFrom": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress"}}}]},
 }
+
+# Several issuers (--issuers-file), one of them introspecting; rendered over the production
+# overlay.
+ISSUERS = {
+    "gateway": {"auth": {
+        "issuer": "",
+        "issuers": [
+            {"issuer": "https://smart.hospital.example", "algorithms": ["RS256", "RS384"],
+             "introspection": {"clientId": "fhircast-hub", "existingSecret": "ehr-introspection",
+                               "url": "https://smart.hospital.example/introspect", "cacheSeconds": 0}},
+            {"issuer": "https://idp.radiology.example/realms/pacs",
+             "jwksUrl": "https://idp.radiology.example/realms/pacs/certs", "audience": "fhircast-hub",
+             "algorithms": ["ES256"], "topicClaim": "fhircast_topic", "leewaySeconds": 30,
+             "tokenTypePolicy": "strict", "jwksRefreshMinSeconds": 300},
+        ],
+    }},
+}
+# Settings the chart renders for one issuer only; with --issuers-file the gateway refuses them.
+SINGLE_ISSUER_SETTINGS = (
+    "FHIRCAST_ISSUER", "FHIRCAST_JWKS_URL", "FHIRCAST_ALGORITHMS", "FHIRCAST_TOKEN_TYPE_POLICY",
+    "FHIRCAST_JWKS_REFRESH_MIN_SECONDS", "FHIRCAST_INTROSPECTION_CLIENT_ID",
+    "FHIRCAST_INTROSPECTION_CLIENT_SECRET_FILE", "FHIRCAST_INTROSPECTION_URL",
+    "FHIRCAST_INTROSPECTION_CACHE_SECONDS",
+)
+# A setting whose name holds one of these words (FHIRCAST_TOPIC_KEY, …_CLIENT_CA, but not
+# …_CACHE_SECONDS) must come from a Secret or name a mounted file; NOT_SECRETS hold none.
+SECRET_WORDS = {"KEY", "TOKEN", "PASSWORD", "SECRET", "CERT", "CA"}
+NOT_SECRETS = {"FHIRCAST_TOKEN_TYPE_POLICY"}
 
 failures: list[str] = []
 
@@ -161,6 +200,10 @@ def settings(docs: list[dict], workload: dict, container: dict) -> dict[str, obj
 
 def common_facts(docs: list[dict], label: str) -> None:
     check(not by_kind(docs, "Secret"), f"{label}: the chart must create no Secret")
+    for cm in by_kind(docs, "ConfigMap"):
+        for key, value in (cm.get("data") or {}).items():
+            check(not re.fullmatch(r"[0-9.]+e[+-][0-9]+", str(value)),
+                  f"{label}: ConfigMap {cm['metadata']['name']}: {key} is a number in exponent form: {value}")
     for name, c in containers(docs):
         sc = c.get("securityContext", {})
         check(sc.get("runAsNonRoot") is True, f"{label}: {name}: runAsNonRoot")
@@ -201,18 +244,137 @@ def common_facts(docs: list[dict], label: str) -> None:
                 check(isinstance(env[key], dict) and "secretKeyRef" in env[key],
                       f"{label}: {name}: {key} must come from a Secret")
         for key, value in env.items():
-            if any(word in key for word in ("KEY", "TOKEN", "PASSWORD", "SECRET", "CERT", "_CA")) \
-                    and not isinstance(value, dict):
+            if SECRET_WORDS & set(key.split("_")) and key not in NOT_SECRETS and not isinstance(value, dict):
                 check(str(value).startswith("/etc/fhircast/"), f"{label}: {name}: {key} holds a literal, not a file path")
+        check("FHIRCAST_EMBEDDED" not in env, f"{label}: {name}: never the embedded hub")
         url = str(env.get("FHIRCAST_REDIS_URL", ""))
         check(url.startswith("redis"), f"{label}: {name}: FHIRCAST_REDIS_URL set")
         check("@" not in url or url.split("://", 1)[1].split("@", 1)[0].endswith("$(REDIS_PASSWORD)"),
               f"{label}: {name}: Redis credentials only through $(REDIS_PASSWORD): {url}")
 
 
+def gateway_parts(docs: list[dict]) -> tuple[dict, dict, dict, dict, dict]:
+    """The gateway's Deployment, container, settings, mounts (by name) and volumes (by name)."""
+    gw = named(docs, "Deployment", f"{RELEASE}-gateway")
+    pod = gw["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    mounts = {m["name"]: m for m in c.get("volumeMounts", [])}
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    return gw, c, settings(docs, gw, c), mounts, volumes
+
+
+def token_facts(docs: list[dict], label: str) -> None:
+    """Every rendering: the token, topic and input-limit settings reach the gateway, the
+    issuers file or the single-issuer settings (never both), the introspection secret only
+    from a Secret mounted read-only, and the nodes' subscriptions cap."""
+    _, _, env, mounts, volumes = gateway_parts(docs)
+    check(env.get("FHIRCAST_WEAK_TOPICS") in ("refuse", "allow"), f"{label}: gateway: FHIRCAST_WEAK_TOPICS set")
+    for key in ("FHIRCAST_MAX_JSON_DEPTH", "FHIRCAST_MAX_EVENTS_PER_SUBSCRIPTION",
+                "FHIRCAST_MAX_CONTEXT_ENTRIES", "FHIRCAST_MAX_BUNDLE_ENTRIES"):
+        check(str(env.get(key, "")).isdigit(), f"{label}: gateway: {key} set: {env.get(key)}")
+    if "FHIRCAST_ISSUERS_FILE" in env:
+        for key in SINGLE_ISSUER_SETTINGS:
+            check(key not in env, f"{label}: gateway: {key} next to FHIRCAST_ISSUERS_FILE (the gateway refuses it)")
+    else:
+        check(bool(env.get("FHIRCAST_ISSUER")), f"{label}: gateway: FHIRCAST_ISSUER set")
+        check("issuers" not in mounts and "issuers" not in volumes, f"{label}: gateway: no issuers file mounted")
+    intro = volumes.get("introspection-secret")
+    check(("introspection-secret" in mounts) == (intro is not None), f"{label}: introspection volume mounted iff present")
+    if intro is not None:
+        check("secret" in intro and "configMap" not in intro, f"{label}: introspection secret from a Secret")
+        check(mounts["introspection-secret"].get("readOnly") is True, f"{label}: introspection secret mounted read-only")
+    for cm in by_kind(docs, "ConfigMap"):
+        for key, value in (cm.get("data") or {}).items():
+            check("client_secret_env" not in str(value) and '"client_secret"' not in str(value),
+                  f"{label}: ConfigMap {cm['metadata']['name']}: {key} names the introspection secret other than by file")
+    sts = named(docs, "StatefulSet", f"{RELEASE}-node")
+    node_env = settings(docs, sts, sts["spec"]["template"]["spec"]["containers"][0])
+    check(str(node_env.get("FHIRCAST_MAX_SUBSCRIPTIONS_PER_CLIENT", "")).isdigit(),
+          f"{label}: hub nodes: FHIRCAST_MAX_SUBSCRIPTIONS_PER_CLIENT set")
+
+
+def options_facts(docs: list[dict]) -> None:
+    label = "options"
+    common_facts(docs, label)
+    token_facts(docs, label)
+    _, _, env, mounts, volumes = gateway_parts(docs)
+    expected = {
+        "FHIRCAST_TOKEN_TYPE_POLICY": "strict",
+        "FHIRCAST_JWKS_REFRESH_MIN_SECONDS": "30",
+        "FHIRCAST_WEAK_TOPICS": "allow",
+        "FHIRCAST_INTROSPECTION_CLIENT_ID": "fhircast-hub",
+        "FHIRCAST_INTROSPECTION_CLIENT_SECRET_FILE": "/etc/fhircast/introspection/secret",
+        "FHIRCAST_INTROSPECTION_URL": "https://smart.hospital.example/introspect",
+        "FHIRCAST_INTROSPECTION_CACHE_SECONDS": "10",
+        "FHIRCAST_MAX_JSON_DEPTH": "16",
+        "FHIRCAST_MAX_EVENTS_PER_SUBSCRIPTION": "8",
+        "FHIRCAST_MAX_CONTEXT_ENTRIES": "12",
+        "FHIRCAST_MAX_BUNDLE_ENTRIES": "1000",
+        "FHIRCAST_TOPIC_HISTORY_BYTES": "4194304",
+    }
+    for key, value in expected.items():
+        check(env.get(key) == value, f"{label}: gateway: {key} = {value!r}, not {env.get(key)!r}")
+    check("FHIRCAST_ISSUERS_FILE" not in env, f"{label}: no issuers file with one issuer")
+    intro = volumes.get("introspection-secret", {})
+    check(intro.get("secret", {}).get("secretName") == "smart-introspection",
+          f"{label}: introspection secret volume from Secret smart-introspection: {intro}")
+    check(mounts.get("introspection-secret", {}).get("mountPath") == "/etc/fhircast/introspection",
+          f"{label}: introspection secret mounted at /etc/fhircast/introspection")
+
+
+def issuers_facts(docs: list[dict]) -> None:
+    label = "issuers"
+    production_facts(docs, label)
+    token_facts(docs, label)
+    _, _, env, mounts, volumes = gateway_parts(docs)
+    check(env.get("FHIRCAST_ISSUERS_FILE") == "/etc/fhircast/issuers/issuers.json",
+          f"{label}: gateway: FHIRCAST_ISSUERS_FILE: {env.get('FHIRCAST_ISSUERS_FILE')}")
+    check(env.get("FHIRCAST_AUDIENCE") == "https://fhircast.hospital.example/api/hub",
+          f"{label}: --audience stays, as the default of entries naming none")
+    check(env.get("FHIRCAST_WEAK_TOPICS") == "refuse", f"{label}: weak topics refused by default")
+    check(mounts.get("issuers", {}).get("mountPath") == "/etc/fhircast/issuers"
+          and mounts["issuers"].get("readOnly") is True, f"{label}: issuers file mounted read-only")
+    check(volumes.get("issuers", {}).get("configMap", {}).get("name") == f"{RELEASE}-gateway-issuers",
+          f"{label}: issuers volume from the ConfigMap {RELEASE}-gateway-issuers")
+    check(volumes.get("introspection-secret", {}).get("secret", {}).get("secretName") == "ehr-introspection",
+          f"{label}: the introspecting issuer's secret from Secret ehr-introspection")
+    cm = named(docs, "ConfigMap", f"{RELEASE}-gateway-issuers")
+    try:
+        document = json.loads(cm["data"]["issuers.json"])
+    except (KeyError, ValueError) as err:
+        failures.append(f"{label}: issuers.json is not JSON: {err}")
+        return
+    expected = {"issuers": [
+        {"issuer": "https://smart.hospital.example", "algorithms": ["RS256", "RS384"],
+         "introspection": {"client_id": "fhircast-hub",
+                           "client_secret_file": "/etc/fhircast/introspection/client-secret",
+                           "endpoint": "https://smart.hospital.example/introspect", "cache_seconds": 0}},
+        {"issuer": "https://idp.radiology.example/realms/pacs",
+         "jwks_url": "https://idp.radiology.example/realms/pacs/certs", "audience": "fhircast-hub",
+         "algorithms": ["ES256"], "topic_claim": "fhircast_topic", "leeway_seconds": 30,
+         "token_type_policy": "strict", "jwks_refresh_min_seconds": 300},
+    ]}
+    check(document == expected, f"{label}: issuers.json in the file format of docs/issuers.md:\n{document}")
+
+
 def default_facts(docs: list[dict]) -> None:
     label = "values.yaml"
     common_facts(docs, label)
+    token_facts(docs, label)
+    _, _, env, _, volumes = gateway_parts(docs)
+    defaults = {"FHIRCAST_WEAK_TOPICS": "refuse", "FHIRCAST_MAX_JSON_DEPTH": "64",
+                "FHIRCAST_MAX_EVENTS_PER_SUBSCRIPTION": "64", "FHIRCAST_MAX_CONTEXT_ENTRIES": "32",
+                "FHIRCAST_MAX_BUNDLE_ENTRIES": "200"}
+    for key, value in defaults.items():
+        check(env.get(key) == value, f"{label}: gateway: {key} = {value!r} (the gateway's default), not {env.get(key)!r}")
+    for key in ("FHIRCAST_TOKEN_TYPE_POLICY", "FHIRCAST_JWKS_REFRESH_MIN_SECONDS", "FHIRCAST_ISSUERS_FILE",
+                "FHIRCAST_INTROSPECTION_CLIENT_ID", "FHIRCAST_INTROSPECTION_CLIENT_SECRET_FILE"):
+        check(key not in env, f"{label}: gateway: {key} left to the gateway's default")
+    check("introspection-secret" not in volumes, f"{label}: no introspection secret by default")
+    sts = named(docs, "StatefulSet", f"{RELEASE}-node")
+    node_env = settings(docs, sts, sts["spec"]["template"]["spec"]["containers"][0])
+    check(node_env.get("FHIRCAST_MAX_SUBSCRIPTIONS_PER_CLIENT") == "16",
+          f"{label}: hub nodes: FHIRCAST_MAX_SUBSCRIPTIONS_PER_CLIENT 16")
     check(not [d for d in by_kind(docs, "Service") if d["metadata"]["name"].endswith("-admin")],
           f"{label}: no admin Service when the admin API is off")
     sts = named(docs, "StatefulSet", f"{RELEASE}-node")
@@ -222,8 +384,7 @@ def default_facts(docs: list[dict]) -> None:
     check(len(by_kind(docs, "NetworkPolicy")) == 2, f"{label}: NetworkPolicies on by default")
 
 
-def production_facts(docs: list[dict]) -> None:
-    label = "values-production.yaml"
+def production_facts(docs: list[dict], label: str = "values-production.yaml") -> None:
     common_facts(docs, label)
     for name, c in containers(docs):
         workload = next(d for d in docs if d.get("kind") in ("Deployment", "StatefulSet") and d["metadata"]["name"] == name)
@@ -295,7 +456,8 @@ def main() -> int:
     for label, overlay, facts in (
         ("values.yaml", site, default_facts),
         ("values-production.yaml", merge(production, site), production_facts),
-        ("options", merge(site, OPTIONS), lambda docs: common_facts(docs, "options")),
+        ("options", merge(site, OPTIONS), options_facts),
+        ("issuers", merge(production, merge(site, ISSUERS)), issuers_facts),
     ):
         values = merge(defaults, overlay)
         try:
@@ -332,6 +494,65 @@ def main() -> int:
         ("image tag latest", merge(defaults, merge(site, {"image": {"tag": "latest"}})), "/image/tag"),
         ("Redis URL with credentials in hosts",
          merge(defaults, merge(site, {"redis": {"hosts": "user:pw@redis:6379"}})), "/redis/hosts"),
+    ]
+    site_values = merge(defaults, site)
+
+    def gw(over: dict) -> dict:
+        return merge(site_values, {"gateway": over})
+
+    def with_issuers(entries: list, **auth) -> dict:
+        return gw({"auth": {"issuer": "", "issuers": entries, **auth}})
+
+    intro = {"clientId": "fhircast-hub", "existingSecret": "ehr-introspection"}
+    two = [{"issuer": "https://a.example"}, {"issuer": "https://b.example"}]
+    cases += [
+        ("weakTopics maybe", gw({"auth": {"weakTopics": "maybe"}}), "/gateway/auth/weakTopics"),
+        ("tokenTypePolicy paranoid", gw({"auth": {"tokenTypePolicy": "paranoid"}}), "/gateway/auth/tokenTypePolicy"),
+        ("jwksRefreshMinSeconds 0", gw({"auth": {"jwksRefreshMinSeconds": 0}}), "/gateway/auth/jwksRefreshMinSeconds"),
+        ("maxJsonDepth 65", gw({"inputLimits": {"maxJsonDepth": 65}}), "/gateway/inputLimits/maxJsonDepth"),
+        ("maxEventsPerSubscription 0", gw({"inputLimits": {"maxEventsPerSubscription": 0}}),
+         "/gateway/inputLimits/maxEventsPerSubscription"),
+        ("maxContextEntries 257", gw({"inputLimits": {"maxContextEntries": 257}}), "/gateway/inputLimits/maxContextEntries"),
+        ("maxBundleEntries 1001", gw({"inputLimits": {"maxBundleEntries": 1001}}), "/gateway/inputLimits/maxBundleEntries"),
+        ("introspection with no secret name", gw({"auth": {"introspection": {"enabled": True, "clientId": "hub"}}}),
+         "gateway.auth.introspection.enabled needs gateway.auth.introspection.existingSecret"),
+        ("introspection with no client id", gw({"auth": {"introspection": {"enabled": True, "existingSecret": "s"}}}),
+         "gateway.auth.introspection.enabled needs gateway.auth.introspection.clientId"),
+        ("introspection cached 61 s", gw({"auth": {"introspection": {"enabled": True, **intro, "cacheSeconds": 61}}}),
+         "/gateway/auth/introspection/cacheSeconds"),
+        ("introspection over http", gw({"auth": {"introspection": {"enabled": True, **intro, "url": "http://idp/introspect"}}}),
+         "/gateway/auth/introspection/url"),
+        ("introspection secret as a value",
+         gw({"auth": {"introspection": {"enabled": True, **intro, "clientSecret": "s3cret"}}}), "clientSecret"),
+        ("no issuer at all", gw({"auth": {"issuer": ""}}), "gateway.auth.issuer is required"),
+        ("issuers next to issuer", merge(with_issuers(two), {"gateway": {"auth": {"issuer": "https://a.example"}}}),
+         "gateway.auth.issuers excludes gateway.auth.issuer"),
+        ("issuers next to tokenTypePolicy", with_issuers(two, tokenTypePolicy="strict"),
+         "gateway.auth.issuers excludes gateway.auth.tokenTypePolicy"),
+        ("issuers next to jwksRefreshMinSeconds", with_issuers(two, jwksRefreshMinSeconds=30),
+         "gateway.auth.issuers excludes gateway.auth.jwksRefreshMinSeconds"),
+        ("issuers next to introspection flags", with_issuers(two, introspection={"enabled": True, **intro}),
+         "gateway.auth.issuers excludes gateway.auth.introspection.enabled"),
+        ("issuer listed twice", with_issuers([two[0], two[0]]), "lists issuer https://a.example twice"),
+        ("two introspecting issuers", with_issuers([{**e, "introspection": intro} for e in two]),
+         "only one issuer may use introspection"),
+        ("issuer without an audience", merge(with_issuers(two), {"gateway": {"auth": {"audience": ""}}}),
+         "issuer https://a.example names no audience"),
+        ("issuer introspection with no secret name", with_issuers([{**two[0], "introspection": {"clientId": "hub"}}]),
+         "missing property 'existingSecret'"),
+        ("issuer introspection secret as a file path",
+         with_issuers([{**two[0], "introspection": {**intro, "clientSecretFile": "/tmp/s"}}]), "clientSecretFile"),
+        ("issuer with an HMAC algorithm", with_issuers([{**two[0], "algorithms": ["HS256"]}]),
+         "/gateway/auth/issuers/0/algorithms/0"),
+        ("issuer leeway 301 s", with_issuers([{**two[0], "leewaySeconds": 301}]), "/gateway/auth/issuers/0/leewaySeconds"),
+        ("issuer tokenTypePolicy paranoid", with_issuers([{**two[0], "tokenTypePolicy": "paranoid"}]),
+         "/gateway/auth/issuers/0/tokenTypePolicy"),
+        ("issuer with a misspelt member", with_issuers([{**two[0], "audiance": "x"}]), "audiance"),
+        ("introspection secret path through extraConfig",
+         gw({"extraConfig": {"FHIRCAST_INTROSPECTION_CLIENT_SECRET_FILE": "/tmp/s"}}),
+         "invalid propertyName 'FHIRCAST_INTROSPECTION_CLIENT_SECRET_FILE'"),
+        ("weak topics through extraConfig", gw({"extraConfig": {"FHIRCAST_WEAK_TOPICS": "allow"}}),
+         "invalid propertyName 'FHIRCAST_WEAK_TOPICS'"),
     ]
     for label, values, reason in cases:
         must_refuse(label, values, reason)

@@ -135,8 +135,44 @@ what is only acceptable on a trial cluster.
 {{- $v := .Values -}}
 {{- $g := $v.gateway -}}
 {{- $_ := required "gateway.publicUrl is required: the https:// URL apps reach the hub at" $g.publicUrl -}}
-{{- $_ := required "gateway.auth.issuer is required: the iss of accepted SMART tokens" $g.auth.issuer -}}
-{{- $_ := required "gateway.auth.audience is required: the aud accepted tokens carry" $g.auth.audience -}}
+{{- $a := $g.auth -}}
+{{- if $a.issuers -}}
+{{- range $key := list "issuer" "jwksUrl" "algorithms" "tokenTypePolicy" -}}
+{{- if index $a $key -}}
+{{- fail (printf "gateway.auth.issuers excludes gateway.auth.%s (the gateway refuses the single-issuer flags with --issuers-file): give it per issuer in the list" $key) -}}
+{{- end -}}
+{{- end -}}
+{{- if not (kindIs "invalid" $a.jwksRefreshMinSeconds) -}}
+{{- fail "gateway.auth.issuers excludes gateway.auth.jwksRefreshMinSeconds (the gateway refuses the single-issuer flags with --issuers-file): give jwksRefreshMinSeconds per issuer in the list" -}}
+{{- end -}}
+{{- if $a.introspection.enabled -}}
+{{- fail "gateway.auth.issuers excludes gateway.auth.introspection.enabled (the gateway refuses the --introspection-* flags with --issuers-file): give introspection in the entry of the issuer that needs it" -}}
+{{- end -}}
+{{- $seen := dict -}}
+{{- $introspecting := list -}}
+{{- range $a.issuers -}}
+{{- if hasKey $seen .issuer -}}
+{{- fail (printf "gateway.auth.issuers lists issuer %s twice" .issuer) -}}
+{{- end -}}
+{{- $_ := set $seen .issuer true -}}
+{{- if and (not .audience) (not $a.audience) -}}
+{{- fail (printf "gateway.auth.issuers: issuer %s names no audience: set its audience or gateway.auth.audience" .issuer) -}}
+{{- end -}}
+{{- if .introspection -}}
+{{- $introspecting = append $introspecting .issuer -}}
+{{- end -}}
+{{- end -}}
+{{- if gt (len $introspecting) 1 -}}
+{{- fail (printf "gateway.auth.issuers: only one issuer may use introspection (an opaque token does not say who issued it), not %s" (join ", " $introspecting)) -}}
+{{- end -}}
+{{- else -}}
+{{- $_ := required "gateway.auth.issuer is required: the iss of accepted SMART tokens (or list several in gateway.auth.issuers)" $a.issuer -}}
+{{- $_ := required "gateway.auth.audience is required: the aud accepted tokens carry" $a.audience -}}
+{{- if $a.introspection.enabled -}}
+{{- $_ := required "gateway.auth.introspection.enabled needs gateway.auth.introspection.clientId: the hub's client id at the authorization server" $a.introspection.clientId -}}
+{{- $_ := required "gateway.auth.introspection.enabled needs gateway.auth.introspection.existingSecret: the Secret holding the hub's client secret (never a value)" $a.introspection.existingSecret -}}
+{{- end -}}
+{{- end -}}
 {{- if and (eq $g.tls.mode "proxy") (not (hasPrefix "https://" $g.publicUrl)) -}}
 {{- fail "gateway.tls.mode=proxy (--behind-tls-proxy) needs an https:// gateway.publicUrl" -}}
 {{- end -}}
@@ -235,4 +271,52 @@ priorityClassName: {{ . }}
 terminationGracePeriodSeconds: {{ .values.terminationGracePeriodSeconds }}
 securityContext:
   {{- toYaml .root.Values.podSecurityContext | nindent 2 }}
+{{- end -}}
+
+{{/*
+The introspection settings in use, as JSON ({} when none): gateway.auth.introspection when
+enabled, else the introspection of the one entry of gateway.auth.issuers that has it.
+*/}}
+{{- define "fhircast-hub.introspection" -}}
+{{- $a := .Values.gateway.auth -}}
+{{- $found := dict -}}
+{{- if $a.issuers -}}
+{{- range $a.issuers -}}
+{{- if .introspection -}}{{- $found = .introspection -}}{{- end -}}
+{{- end -}}
+{{- else if $a.introspection.enabled -}}
+{{- $found = $a.introspection -}}
+{{- end -}}
+{{- toJson $found -}}
+{{- end -}}
+
+{{/* Where the introspection client secret is mounted (a directory holding the Secret). */}}
+{{- define "fhircast-hub.introspectionSecretPath" -}}
+/etc/fhircast/introspection/{{ .key | default "client-secret" }}
+{{- end -}}
+
+{{/*
+The issuers file (--issuers-file, docs/issuers.md) built from gateway.auth.issuers: the
+file's member names, and the introspection secret as the path of the mounted Secret.
+*/}}
+{{- define "fhircast-hub.issuersFile" -}}
+{{- $entries := list -}}
+{{- range .Values.gateway.auth.issuers -}}
+{{- $e := dict "issuer" .issuer -}}
+{{- with .jwksUrl }}{{ $_ := set $e "jwks_url" . }}{{ end -}}
+{{- with .audience }}{{ $_ := set $e "audience" . }}{{ end -}}
+{{- with .algorithms }}{{ $_ := set $e "algorithms" . }}{{ end -}}
+{{- with .topicClaim }}{{ $_ := set $e "topic_claim" . }}{{ end -}}
+{{- if not (kindIs "invalid" .leewaySeconds) }}{{ $_ := set $e "leeway_seconds" (int64 .leewaySeconds) }}{{ end -}}
+{{- with .tokenTypePolicy }}{{ $_ := set $e "token_type_policy" . }}{{ end -}}
+{{- if not (kindIs "invalid" .jwksRefreshMinSeconds) }}{{ $_ := set $e "jwks_refresh_min_seconds" (int64 .jwksRefreshMinSeconds) }}{{ end -}}
+{{- with .introspection -}}
+{{- $i := dict "client_id" .clientId "client_secret_file" (include "fhircast-hub.introspectionSecretPath" .) -}}
+{{- with .url }}{{ $_ := set $i "endpoint" . }}{{ end -}}
+{{- if not (kindIs "invalid" .cacheSeconds) }}{{ $_ := set $i "cache_seconds" (int64 .cacheSeconds) }}{{ end -}}
+{{- $_ := set $e "introspection" $i -}}
+{{- end -}}
+{{- $entries = append $entries $e -}}
+{{- end -}}
+{{- toPrettyJson (dict "issuers" $entries) -}}
 {{- end -}}

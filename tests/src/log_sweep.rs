@@ -1,7 +1,8 @@
 //! The LOG-01 sweep: searches every archived process log ([`crate::log_archive`]) for the
 //! secrets the harness recorded (topics, tokens, endpoint ids, credentials), for any
 //! `CANARY` marker (the PHI in test payloads carries one), for JWT shapes and for
-//! `Authorization:` headers. A hit is a line of a hub process's log that holds one of them.
+//! `Authorization:` headers carrying a credential. A hit is a line of a hub process's log
+//! that holds one of them.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -30,7 +31,8 @@ pub struct Needles {
     recorded: BTreeMap<String, usize>,
     /// A JWT's first two segments: `eyJ…` `.` `eyJ…` `.`.
     jwt: Regex,
-    /// An `Authorization:` header, any case.
+    /// An `Authorization:` header with a credential in it, any case (the walkthrough the dev
+    /// hub prints says `Authorization: Bearer $TOKEN`, which holds none).
     authorization: Regex,
 }
 
@@ -70,7 +72,9 @@ impl Needles {
             kinds,
             recorded,
             jwt: Regex::new(r"eyJ[A-Za-z0-9_-]{2,}\.eyJ[A-Za-z0-9_-]{2,}\.")?,
-            authorization: Regex::new(r"(?i)authorization:")?,
+            authorization: Regex::new(
+                r"(?i)authorization:\s*(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}",
+            )?,
         })
     }
 
@@ -188,7 +192,7 @@ impl fmt::Display for Report {
         writeln!(
             f,
             "LOG-01 sweep: {} lines ({} KiB) in {} process logs, searched for {}, the \
-             `{PHI_MARKER}` marker of test PHI, JWT shapes and `Authorization:`: {} hits",
+             `{PHI_MARKER}` marker of test PHI, JWT shapes and `Authorization:` credentials: {} hits",
             self.lines,
             self.bytes / 1024,
             self.files,
@@ -241,8 +245,13 @@ mod tests {
             vec!["jwt-shape"]
         );
         assert_eq!(
-            needles.find("header AUTHORIZATION: Bearer x"),
+            needles.find("header AUTHORIZATION: Bearer abc.def.ghi"),
             vec!["authorization-header"]
+        );
+        assert!(
+            needles
+                .find(r#"curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8080"#)
+                .is_empty()
         );
         assert!(
             needles

@@ -1,7 +1,7 @@
 //! FUZ-3 `event_envelope`: event request bodies, as JSON bytes, through the gateway's real
 //! path up to the publish: `parse_strict` (depth cap, duplicate members), then
-//! `check_event` (envelope, context, topic binding by claim, write scope) for a token bound
-//! to one topic, without a URL topic, with the same one, and with another.
+//! `check_event` (envelope, context, topic strength and binding by claim, write scope) for a
+//! token bound to one topic, without a URL topic, with the same one, and with another.
 //!
 //! Oracles: no panic; the strict parse accepts exactly what an independent reading calls
 //! JSON without duplicate members and within the depth cap; an accepted event carries the
@@ -22,7 +22,7 @@ use fhircast_proto::limits::Limits;
 use fhircast_proto::scope::ScopeSet;
 use fhircast_proto::validate::MAX_CONTEXT_ITEMS;
 use gateway::auth::Principal;
-use gateway::http::{BindingPolicy, check_event};
+use gateway::http::{TopicBinding, check_event};
 use gateway_fuzz::json_facts;
 
 const AUTHORISED_TOPIC: &str = "fdb2f928-5546-4f52-87a0-0648e9ded065";
@@ -55,7 +55,7 @@ fuzz_target!(|bytes: &[u8]| {
         let Ok((event, _)) = check_event(
             &body,
             &principal,
-            BindingPolicy::Claim,
+            TopicBinding::default(),
             route,
             &Limits::DEFAULT,
             now,

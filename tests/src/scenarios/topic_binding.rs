@@ -19,7 +19,10 @@ use crate::subscriber::Subscriber;
 use crate::token::ALL_SCOPES;
 
 /// Subscribe, publish, get-context and unsubscribe (of `endpoint`) on `target`.
-async fn attempts(target: &HubClient, endpoint: &str) -> Result<Vec<(&'static str, Reply)>> {
+pub(super) async fn attempts(
+    target: &HubClient,
+    endpoint: &str,
+) -> Result<Vec<(&'static str, Reply)>> {
     Ok(vec![
         (
             "subscribe",

@@ -6,6 +6,7 @@
 
 use anyhow::{Result, ensure};
 
+use super::topic_binding::attempts;
 use super::{MSG, Rig};
 use crate::client::HubClient;
 use crate::payloads::{patient_open, random_topic};
@@ -26,21 +27,7 @@ async fn refused_everywhere(client: &HubClient) -> Result<()> {
         "{}/ws/unknown",
         client.hub_url().trim_end_matches("/api/hub")
     );
-    let replies = [
-        (
-            "subscribe",
-            client.subscribe_with("Patient-open", &[]).await?,
-        ),
-        (
-            "publish",
-            client
-                .publish(&patient_open(client.topic(), "p-guess"))
-                .await?,
-        ),
-        ("get context", client.get_context().await?),
-        ("unsubscribe", client.unsubscribe(&endpoint).await?),
-    ];
-    for (what, reply) in replies {
+    for (what, reply) in attempts(client, &endpoint).await? {
         reply.expect_error(400, &format!("{what} on {:?}", client.topic()))?;
         ensure!(
             reply.body.contains("guessable"),

@@ -1,8 +1,9 @@
 //! Builders for topics, ids, timestamps and FHIRcast event payloads.
 //!
 //! Each builder returns a complete request envelope `{timestamp, id, event}` with a fresh
-//! UUID `id` and the current UTC time, shaped after the STU3 examples (fhircast-spec.md §14).
-//! Resources carry just what the profiles require (`id`, an `identifier`, a `subject`).
+//! UUID `id` and the current UTC time, shaped after the STU3 specification's examples.
+//! Resources carry just what the profiles require (`id`, an `identifier`, a `subject`);
+//! patients also carry a `CANARY-PHI-…` name, which no log may hold (the LOG-01 sweep).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -42,7 +42,7 @@ const CLUSTER_GATEWAYS: usize = 2;
 const GATEWAY_DEFAULT_RECONNECT_GRACE_MS: u64 = 10_000;
 
 #[derive(Debug, Parser)]
-#[command(about = "FHIRcast STU3 hub conformance suite (fhircast-spec.md §15)")]
+#[command(about = "FHIRcast STU3 hub conformance suite (the checklist in docs/conformance.md)")]
 struct Args {
     /// `hub.url` of the hub under test, e.g. http://127.0.0.1:8080/api/hub.
     #[arg(long, required_unless_present_any = ["embedded", "cluster"])]

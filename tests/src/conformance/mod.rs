@@ -1,4 +1,4 @@
-//! The black-box FHIRcast STU3 conformance suite (fhircast-spec.md §15).
+//! The black-box FHIRcast STU3 conformance suite (the checklist in docs/conformance.md).
 //!
 //! One async check per applicable checklist item, named after its number
 //! (`c15_06_subscribe_returns_202_with_endpoint`), plus a table of skipped items with their
@@ -52,7 +52,7 @@ pub type CheckFuture = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
 /// One checklist item and the check that tests it.
 #[derive(Debug, Clone, Copy)]
 pub struct Check {
-    /// Item number in fhircast-spec.md §15.
+    /// Item number in the checklist (docs/conformance.md).
     pub item: u8,
     /// Short name (the check function's name without the `c15_NN_` prefix).
     pub name: &'static str,
@@ -65,7 +65,7 @@ pub struct Check {
 /// A checklist item the suite does not run, and why.
 #[derive(Debug, Clone)]
 pub struct Skip {
-    /// Item number in fhircast-spec.md §15.
+    /// Item number in the checklist (docs/conformance.md).
     pub item: u8,
     /// Short name.
     pub name: &'static str,

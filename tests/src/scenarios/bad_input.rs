@@ -1,4 +1,4 @@
-//! Bad input (security-and-reliability.md §6.4 INP, plus garbage tokens and socket acks):
+//! Bad input (the INP items of docs/security.md, plus garbage tokens and socket acks):
 //! every case is answered with the documented 4xx and a text reason, changes no state, and
 //! leaves the gateway alive and serving (see [`Stage::finish`]).
 

@@ -1,0 +1,3 @@
+//! Placeholder: written by the next commit.
+
+fn main() {}

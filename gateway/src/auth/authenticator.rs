@@ -17,6 +17,7 @@ use axum::http::HeaderMap;
 use tracing::{info, warn};
 
 use super::introspection::Introspector;
+use super::verified::Verified;
 use super::verifier::log_refusal;
 use super::{AuthError, Principal, Verifier, VerifierConfig, bearer, token};
 
@@ -29,6 +30,8 @@ pub struct Authenticator {
 struct Inner {
     issuers: Vec<Verifier>,
     introspector: Option<Introspector>,
+    /// Signed tokens already verified (see [`Verified`]).
+    verified: Verified,
 }
 
 impl fmt::Debug for Authenticator {
@@ -57,6 +60,7 @@ impl Authenticator {
             inner: Arc::new(Inner {
                 issuers,
                 introspector,
+                verified: Verified::default(),
             }),
         })
     }
@@ -101,6 +105,9 @@ impl Authenticator {
                 )),
             };
         }
+        if let Some(principal) = self.inner.verified.get(token) {
+            return Ok(principal);
+        }
         let jws = token::read(token)?;
         let issuer = jws.issuer()?;
         let verifier = self
@@ -109,7 +116,9 @@ impl Authenticator {
             .iter()
             .find(|verifier| verifier.config().issuer == issuer)
             .ok_or_else(|| AuthError::invalid("token issuer is not accepted"))?;
-        verifier.verify_jws(&jws).await
+        let principal = verifier.verify_jws(&jws).await?;
+        self.inner.verified.insert(token, &principal);
+        Ok(principal)
     }
 }
 

@@ -31,6 +31,7 @@ mod principal;
 mod self_test;
 mod token;
 mod token_type;
+mod verified;
 mod verifier;
 
 #[cfg(test)]

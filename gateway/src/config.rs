@@ -286,6 +286,15 @@ pub struct Config {
     )]
     pub topic_history_bytes: usize,
 
+    /// Most bytes of notifications all topics together keep as history (embedded hub);
+    /// past it the oldest go first, whichever topic they belong to.
+    #[arg(
+        long,
+        env = "FHIRCAST_HISTORY_TOTAL_BYTES",
+        default_value_t = 268_435_456
+    )]
+    pub history_total_bytes: usize,
+
     /// Largest accepted WebSocket message from a subscriber.
     #[arg(long, env = "FHIRCAST_MAX_FRAME_BYTES", default_value_t = 65_536)]
     pub max_frame_bytes: usize,
@@ -536,6 +545,7 @@ impl Config {
             ("--max-connections", self.max_connections as u64),
             ("--tls-reload-check-ms", self.tls_reload_check_ms),
             ("--topic-history-bytes", self.topic_history_bytes as u64),
+            ("--history-total-bytes", self.history_total_bytes as u64),
         ];
         self.input_limits
             .limits()

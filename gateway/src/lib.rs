@@ -118,6 +118,7 @@ pub async fn run(
         None => {
             let history = HistoryLimits {
                 max_bytes: config.topic_history_bytes,
+                max_total_bytes: config.history_total_bytes,
                 ..HistoryLimits::default()
             };
             let embedded = EmbeddedHub::start(

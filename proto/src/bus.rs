@@ -73,8 +73,9 @@ pub enum EnvelopeKind {
 /// One notification and the rule deciding who receives it.
 #[derive(Clone, Debug)]
 pub struct Delivery {
-    /// The notification's event id (what acks name).
-    pub event_id: String,
+    /// The notification's event id (what acks name); shared, since every socket that
+    /// receives the notification waits for its ack.
+    pub event_id: Arc<str>,
     /// The event's name: only subscribers granted it receive the notification.
     pub name: EventName,
     /// Subscribers granted any of these already receive the resource in another

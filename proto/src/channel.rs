@@ -4,9 +4,12 @@
 
 use bytes::Bytes;
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::event_name::EventName;
+
+mod ack;
+
+pub use ack::{AckRef, parse_ack_ref};
 
 /// Joins event names as `hub.events` spells them.
 pub fn join_events(events: &[EventName]) -> String {
@@ -92,28 +95,7 @@ impl Ack {
 /// counts as 200; a `status` that is not a number from 100 to 599 (or such a number in a
 /// string) makes the frame malformed.
 pub fn parse_ack(frame: &[u8]) -> Option<Ack> {
-    let value = crate::json::parse_strict(frame, 8).ok()?;
-    let id = value.get("id")?.as_str()?.to_owned();
-    let status = match value.get("status") {
-        None => {
-            return Some(Ack {
-                id,
-                status: 200,
-                status_implied: true,
-            });
-        }
-        Some(Value::Number(number)) => number.as_u64()?,
-        Some(Value::String(text)) => text.trim().parse::<u64>().ok()?,
-        Some(_) => return None,
-    };
-    let status = u16::try_from(status)
-        .ok()
-        .filter(|s| (100..600).contains(s))?;
-    Some(Ack {
-        id,
-        status,
-        status_implied: false,
-    })
+    parse_ack_ref(frame).map(AckRef::into_owned)
 }
 
 #[cfg(test)]

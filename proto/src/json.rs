@@ -29,8 +29,8 @@ pub fn parse_strict(bytes: &[u8], max_depth: usize) -> Result<Value, ValidationE
 }
 
 #[derive(Clone, Copy)]
-struct StrictValue {
-    depth_left: usize,
+pub(crate) struct StrictValue {
+    pub(crate) depth_left: usize,
 }
 
 impl StrictValue {

@@ -2,10 +2,17 @@
 //! `{"id","status"}`), with their deadlines, the count of consecutive timeouts that makes a
 //! subscriber unresponsive, and how far the subscriber is caught up: the position a
 //! re-attach resumes from (everything after it is sent again).
+//!
+//! The socket's writer adds to them and its reader resolves them ([`SharedAcks`]), so an
+//! ack costs no message between the two tasks and no wake-up of the writer. Subscribers
+//! answer in order, so the oldest pending ack is tried first: O(1) in the usual case.
 
 use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::time::Instant;
+
+use fhircast_proto::EventName;
 
 /// Most unacknowledged notifications remembered per socket; older ones are forgotten
 /// (their timeout already fired or the socket is about to be cut as slow).
@@ -13,8 +20,8 @@ const MAX_PENDING: usize = 4096;
 
 #[derive(Debug)]
 pub(crate) struct PendingAck {
-    pub(crate) event_id: String,
-    pub(crate) event_name: String,
+    pub(crate) event_id: Arc<str>,
+    pub(crate) event_name: EventName,
     pub(crate) deadline: Instant,
     /// The seq of the envelope that carried it; `None` for a current-context replay,
     /// which has no place in the sequence.
@@ -34,8 +41,8 @@ impl Acks {
     /// Starts waiting for an ack of `event_id`, carried by envelope `seq`.
     pub(crate) fn expect(
         &mut self,
-        event_id: &str,
-        event_name: &str,
+        event_id: &Arc<str>,
+        event_name: &EventName,
         deadline: Instant,
         seq: Option<u64>,
     ) {
@@ -48,8 +55,8 @@ impl Acks {
             });
         }
         self.pending.push_back(PendingAck {
-            event_id: event_id.to_owned(),
-            event_name: event_name.to_owned(),
+            event_id: Arc::clone(event_id),
+            event_name: event_name.clone(),
             deadline,
             seq,
         });
@@ -75,8 +82,16 @@ impl Acks {
 
     /// Resolves an ack; returns the event's name if it was pending. Any answer shows the
     /// subscriber is responsive.
-    pub(crate) fn resolve(&mut self, event_id: &str) -> Option<String> {
-        let index = self.pending.iter().position(|p| p.event_id == event_id)?;
+    pub(crate) fn resolve(&mut self, event_id: &str) -> Option<EventName> {
+        let index = if self
+            .pending
+            .front()
+            .is_some_and(|p| &*p.event_id == event_id)
+        {
+            0
+        } else {
+            self.pending.iter().position(|p| &*p.event_id == event_id)?
+        };
         self.consecutive_timeouts = 0;
         self.pending.remove(index).map(|pending| pending.event_name)
     }
@@ -100,10 +115,21 @@ impl Acks {
     }
 
     /// Returns the oldest unacknowledged notification.
-    pub(crate) fn oldest(&self) -> Option<(String, String)> {
+    pub(crate) fn oldest(&self) -> Option<(Arc<str>, EventName)> {
         self.pending
             .front()
-            .map(|p| (p.event_id.clone(), p.event_name.clone()))
+            .map(|p| (Arc::clone(&p.event_id), p.event_name.clone()))
+    }
+}
+
+/// One socket's [`Acks`], shared by its writer (which adds) and its reader (which
+/// resolves). Each side holds the lock only for a lookup or an insert.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SharedAcks(Arc<Mutex<Acks>>);
+
+impl SharedAcks {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Acks> {
+        self.0.lock().unwrap_or_else(|poison| poison.into_inner())
     }
 }
 
@@ -112,19 +138,27 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    fn id(text: &str) -> Arc<str> {
+        Arc::from(text)
+    }
+
+    fn open() -> EventName {
+        EventName::parse("Patient-open").expect("a standard event")
+    }
+
     #[test]
     fn timeouts_count_until_an_answer() {
         let start = Instant::now();
         let mut acks = Acks::default();
-        acks.expect("a", "Patient-open", start + Duration::from_secs(1), Some(1));
-        acks.expect("b", "Patient-open", start + Duration::from_secs(2), Some(2));
-        acks.expect("c", "Patient-open", start + Duration::from_secs(3), Some(3));
+        acks.expect(&id("a"), &open(), start + Duration::from_secs(1), Some(1));
+        acks.expect(&id("b"), &open(), start + Duration::from_secs(2), Some(2));
+        acks.expect(&id("c"), &open(), start + Duration::from_secs(3), Some(3));
         let expired = acks.take_expired(start + Duration::from_secs(2));
         let counts: Vec<u32> = expired.iter().map(|(_, count)| *count).collect();
         assert_eq!(counts, [1, 2]);
-        assert_eq!(acks.resolve("c").as_deref(), Some("Patient-open"));
+        assert_eq!(acks.resolve("c"), Some(open()));
         assert_eq!(acks.resolve("c"), None);
-        acks.expect("d", "Patient-open", start, Some(4));
+        acks.expect(&id("d"), &open(), start, Some(4));
         assert_eq!(acks.take_expired(start)[0].1, 1);
     }
 
@@ -133,15 +167,15 @@ mod tests {
         let later = Instant::now() + Duration::from_secs(60);
         let mut acks = Acks::default();
         assert_eq!(acks.caught_up_through(7), Some(7));
-        acks.expect("e5", "Patient-open", later, Some(5));
-        acks.expect("e6", "Patient-open", later, Some(6));
+        acks.expect(&id("e5"), &open(), later, Some(5));
+        acks.expect(&id("e6"), &open(), later, Some(6));
         assert_eq!(acks.caught_up_through(7), Some(4));
         assert!(acks.resolve("e5").is_some());
         assert_eq!(acks.caught_up_through(7), Some(5));
         assert!(acks.resolve("e6").is_some());
         assert_eq!(acks.caught_up_through(7), Some(7));
         // An unanswered replay has no position: only a fresh replay catches up.
-        acks.expect("replayed", "Patient-open", later, None);
+        acks.expect(&id("replayed"), &open(), later, None);
         assert_eq!(acks.caught_up_through(7), None);
     }
 
@@ -150,7 +184,7 @@ mod tests {
         let later = Instant::now() + Duration::from_secs(60);
         let mut acks = Acks::default();
         for seq in 1..=(MAX_PENDING as u64 + 1) {
-            acks.expect(&format!("e{seq}"), "Patient-open", later, Some(seq));
+            acks.expect(&id(&format!("e{seq}")), &open(), later, Some(seq));
         }
         assert_eq!(acks.caught_up_through(10_000), Some(0));
     }

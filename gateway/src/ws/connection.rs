@@ -4,7 +4,10 @@
 //! re-attach, what the subscriber missed from the topic's history, or the current-context
 //! replay when the history no longer covers it; then live envelopes from the outbox.
 //! Writes are buffered and flushed once per drained batch (coalesced writes); a batch that
-//! cannot be written within the write timeout cuts the socket as too slow.
+//! cannot be written within the write timeout cuts the socket as too slow. The task wakes
+//! only for its outbox, a failed acknowledgement, or one timer (lease end, ping, the
+//! oldest ack's deadline) that is moved only when it must fire earlier: acks are resolved
+//! by the reader, and a timer that fires early is simply set again.
 //!
 //! When the socket ends, the topic learns where the subscriber was caught up to (the
 //! notification before the oldest it had not acknowledged), so a re-attach sends again
@@ -16,7 +19,7 @@ use bytes::Bytes;
 use fastwebsockets::{Frame, OpCode, Payload, WebSocketWrite};
 use tokio::io::AsyncWrite;
 use tokio::sync::mpsc;
-use tokio::time::{Instant, sleep_until, timeout};
+use tokio::time::{Instant, Sleep, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
@@ -30,9 +33,9 @@ use fhircast_proto::hub::{
 use fhircast_proto::sync_error::SyncFailure;
 use fhircast_proto::{EndpointId, EventName, TopicId};
 
-use super::acks::Acks;
+use super::acks::SharedAcks;
 use super::fanout::{CLOSE_RECONNECT, CLOSE_SLOW, Eviction, Registration};
-use super::reader::ReaderEvent;
+use super::reader::{Heard, ReaderEvent, Shared};
 use crate::hub_client::HubClient;
 use crate::state::SocketSettings;
 
@@ -96,23 +99,29 @@ pub(crate) struct Session<W> {
     generation: u64,
     /// The seq of the last envelope this socket processed (delivered or not for it).
     high_water: u64,
-    acks: Acks,
-    last_delivered: Option<(String, String)>,
-    last_heard: Instant,
+    acks: SharedAcks,
+    last_delivered: Option<(Arc<str>, EventName)>,
+    heard: Arc<Heard>,
     next_ping: Instant,
     context: SessionContext,
 }
 
 impl<W: AsyncWrite + Unpin> Session<W> {
-    /// Creates the session of a freshly attached socket.
+    /// Creates the session of a freshly attached socket, and what its reader shares with it.
     pub(crate) fn new(
         writer: WebSocketWrite<W>,
         endpoint: EndpointId,
         attachment: &Attachment,
         context: SessionContext,
-    ) -> Self {
+    ) -> (Self, Shared) {
+        let acks = SharedAcks::default();
+        let heard = Heard::new();
+        let shared = Shared {
+            acks: acks.clone(),
+            heard: Arc::clone(&heard),
+        };
         let now = Instant::now();
-        Self {
+        let session = Self {
             writer,
             endpoint,
             topic: attachment.topic.clone(),
@@ -121,12 +130,13 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             snapshot: (attachment.epoch, attachment.seq),
             generation: attachment.generation,
             high_water: attachment.seq,
-            acks: Acks::default(),
+            acks,
             last_delivered: None,
-            last_heard: now,
+            heard,
             next_ping: now + context.settings.ping_interval,
             context,
-        }
+        };
+        (session, shared)
     }
 
     /// Runs the socket until it ends, then tells the topic.
@@ -141,15 +151,19 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             Err(ending) => ending,
             Ok(()) => self.serve(&mut registration, &mut reader, &shutdown).await,
         };
+        let oldest = self.acks.lock().oldest();
         let reason = match ending {
             Ending::Client(code) => DetachReason::ClientClosed {
                 code,
-                last_event: self.acks.oldest().or(self.last_delivered.take()),
+                last_event: oldest
+                    .or(self.last_delivered.take())
+                    .map(|(id, name)| (id.to_string(), name.to_string())),
             },
             Ending::Hub => DetachReason::HubClosed,
         };
         let resume = self
             .acks
+            .lock()
             .caught_up_through(self.high_water)
             .map(|seq| Position {
                 epoch: self.snapshot.0,
@@ -220,8 +234,10 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         shutdown: &CancellationToken,
     ) -> Ending {
         let eviction = Arc::clone(&registration.eviction);
+        let timer = sleep_until(self.next_wake());
+        tokio::pin!(timer);
         loop {
-            let wake = self.next_wake();
+            self.move_timer_earlier(timer.as_mut());
             let step = tokio::select! {
                 biased;
                 code = eviction.evicted() => {
@@ -250,7 +266,11 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                     }
                     None => Err(Ending::Hub),
                 },
-                () = sleep_until(wake) => self.on_timer().await,
+                () = &mut timer => {
+                    let step = self.on_timer().await;
+                    timer.as_mut().reset(self.next_wake());
+                    step
+                }
             };
             if let Err(ending) = step {
                 return ending;
@@ -260,20 +280,25 @@ impl<W: AsyncWrite + Unpin> Session<W> {
 
     fn next_wake(&self) -> Instant {
         let mut wake = self.lease_ends.min(self.next_ping);
-        if let Some(deadline) = self.acks.next_deadline() {
+        if let Some(deadline) = self.acks.lock().next_deadline() {
             wake = wake.min(deadline);
         }
         wake
     }
 
+    /// Sets the timer earlier if something is due before it fires; a timer that fires
+    /// too early (its ack was answered meanwhile) is set again after [`Self::on_timer`].
+    fn move_timer_earlier(&self, timer: std::pin::Pin<&mut Sleep>) {
+        let wake = self.next_wake();
+        if wake < timer.deadline() {
+            timer.reset(wake);
+        }
+    }
+
     async fn on_reader(&mut self, event: Option<ReaderEvent>) -> Result<(), Ending> {
         match event {
-            Some(ReaderEvent::Heard) => {
-                self.last_heard = Instant::now();
-                Ok(())
-            }
-            Some(ReaderEvent::Ack(ack)) => {
-                self.on_ack(ack);
+            Some(ReaderEvent::Failed { ack, event_name }) => {
+                self.on_failed_ack(ack, &event_name);
                 Ok(())
             }
             Some(ReaderEvent::Obligated { opcode, payload }) => {
@@ -291,13 +316,8 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         }
     }
 
-    fn on_ack(&mut self, ack: Ack) {
-        let Some(event_name) = self.acks.resolve(&ack.id) else {
-            return;
-        };
-        if ack.status_implied {
-            debug!(endpoint = %self.endpoint, "leniency: an ack without status counted as 200");
-        }
+    /// Reports an acknowledgement the reader resolved with a status other than 2xx.
+    fn on_failed_ack(&self, ack: Ack, event_name: &EventName) {
         // 2-5: 2xx is success; 409 and other 4xx mean the subscriber refused, 5xx that it
         // failed, anything else (1xx, 3xx) is a failure too.
         let Some(failure) = SyncFailure::from_status(ack.status) else {
@@ -305,7 +325,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         };
         self.report(DeliveryFailure {
             event_id: ack.id,
-            event_name,
+            event_name: event_name.to_string(),
             failure,
             consecutive_timeouts: 0,
         });
@@ -377,16 +397,19 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             self.close(1000, "lease expired").await;
             return Err(Ending::Hub);
         }
-        for (pending, consecutive) in self.acks.take_expired(now) {
+        let expired = self.acks.lock().take_expired(now);
+        for (pending, consecutive) in expired {
             self.report(DeliveryFailure {
-                event_id: pending.event_id,
-                event_name: pending.event_name,
+                event_id: pending.event_id.to_string(),
+                event_name: pending.event_name.to_string(),
                 failure: SyncFailure::Timeout,
                 consecutive_timeouts: consecutive,
             });
         }
         if now >= self.next_ping {
-            if now.duration_since(self.last_heard) >= self.context.settings.ping_interval * 2 {
+            let last_heard = self.heard.last();
+            if now.saturating_duration_since(last_heard) >= self.context.settings.ping_interval * 2
+            {
                 // Silent for two intervals: the connection is as good as lost.
                 self.close(1011, "no answer to pings").await;
                 return Err(Ending::Client(1006));
@@ -411,14 +434,16 @@ impl<W: AsyncWrite + Unpin> Session<W> {
     /// Writes a notification and starts waiting for its ack; `seq` is the envelope that
     /// carried it (`None` for the current-context replay).
     async fn deliver(&mut self, delivery: &Delivery, seq: Option<u64>) -> Result<(), Ending> {
-        self.write_text(&delivery.frame).await?;
-        self.last_delivered = Some((delivery.event_id.clone(), delivery.name.to_string()));
+        // Pending before it is written: the reader may see the ack before this returns.
         // A SyncError is not itself acknowledged into another SyncError.
         if !delivery.name.is_sync_error() {
             let deadline = Instant::now() + self.context.settings.ack_timeout;
             self.acks
-                .expect(&delivery.event_id, delivery.name.as_str(), deadline, seq);
+                .lock()
+                .expect(&delivery.event_id, &delivery.name, deadline, seq);
         }
+        self.write_text(&delivery.frame).await?;
+        self.last_delivered = Some((Arc::clone(&delivery.event_id), delivery.name.clone()));
         Ok(())
     }
 

@@ -23,8 +23,9 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use fhircast_proto::bus::{Bus, BusSubscription};
+use fhircast_proto::bus::{ControlAction, Delivery};
 use fhircast_proto::bus::{Envelope, EnvelopeKind};
-use fhircast_proto::{EndpointId, TopicRef};
+use fhircast_proto::{EndpointId, EventName, TopicRef};
 
 /// Close code for a socket that does not keep up with its queue.
 pub(crate) const CLOSE_SLOW: u16 = 1008;
@@ -94,10 +95,16 @@ pub(crate) struct Registration {
 impl Registration {
     /// Tells the fan-out where the socket's attachment stands (the topic's epoch and seq
     /// it reflects), so a bus subscription lost before the topic's next envelope is still
-    /// recovered from there.
-    pub(crate) fn note_position(&self, epoch: u64, seq: u64) {
+    /// recovered from there, and which events the attachment grants, so events the socket
+    /// would only discard are not queued to it.
+    pub(crate) fn note_attached(&self, epoch: u64, seq: u64, events: &[EventName]) {
         if let Some(sender) = self.fanout.lock().get(&self.topic) {
             let _ = sender.send(Command::Position { epoch, seq });
+            let _ = sender.send(Command::Granted {
+                id: self.id,
+                seq,
+                events: events.into(),
+            });
         }
     }
 }
@@ -124,6 +131,12 @@ enum Command {
     Position {
         epoch: u64,
         seq: u64,
+    },
+    /// The events socket `id`'s attachment (reflecting `seq`) grants.
+    Granted {
+        id: u64,
+        seq: u64,
+        events: Arc<[EventName]>,
     },
     /// Close every socket of the topic with this code.
     EvictAll {
@@ -279,6 +292,26 @@ struct SocketEntry {
     endpoint: EndpointId,
     outbox: mpsc::Sender<Arc<Envelope>>,
     eviction: Arc<Eviction>,
+    /// The events the socket is granted and the seq that grant dates from; until the
+    /// attachment reports it, every event is offered (the socket filters as well).
+    granted: Option<(u64, Arc<[EventName]>)>,
+}
+
+impl SocketEntry {
+    /// Whether the socket would send any of `deliveries` (a pre-filter: the socket's own
+    /// check stays authoritative, this only spares it the wake-up).
+    fn wants(&self, deliveries: &[Delivery]) -> bool {
+        self.granted
+            .as_ref()
+            .is_none_or(|(_, events)| deliveries.iter().any(|delivery| delivery.is_for(events)))
+    }
+
+    /// Records a grant unless a later one is already known.
+    fn grant(&mut self, seq: u64, events: &Arc<[EventName]>) {
+        if self.granted.as_ref().is_none_or(|(known, _)| *known <= seq) {
+            self.granted = Some((seq, Arc::clone(events)));
+        }
+    }
 }
 
 struct TopicFanout {
@@ -294,7 +327,7 @@ struct TopicFanout {
     /// What the last envelopes handed out carried (seq, first event id or endpoint), to
     /// tell a repeat (dropped) from a seq the topic reused with other content (a store
     /// that lost acknowledged writes: the topic's sockets are closed with 1011).
-    recent: VecDeque<(u64, String)>,
+    recent: VecDeque<(u64, Arc<str>)>,
     /// The seq an attachment reflected when the fan-out started from its position:
     /// envelopes up to it may still arrive (published before the attach) and are repeats.
     attached_through: u64,
@@ -352,6 +385,7 @@ impl TopicFanout {
                         endpoint,
                         outbox,
                         eviction,
+                        granted: None,
                     },
                 );
                 let _ = ready.send(());
@@ -366,6 +400,11 @@ impl TopicFanout {
                 if self.last.is_none() {
                     self.last = Some((epoch, seq));
                     self.attached_through = seq;
+                }
+            }
+            Command::Granted { id, seq, events } => {
+                if let Some(socket) = self.sockets.get_mut(&id) {
+                    socket.grant(seq, &events);
                 }
             }
         }
@@ -449,14 +488,21 @@ impl TopicFanout {
             .push_back((envelope.seq, content_mark(envelope)));
     }
 
-    /// Hands an envelope to the sockets it concerns: an event to every socket it does not
-    /// exclude, a control envelope to the sockets of its endpoint.
+    /// Hands an envelope to the sockets it concerns: an event to every socket granted one
+    /// of its notifications that it does not exclude, a control envelope to the sockets of
+    /// its endpoint (a new confirmation updating what the socket is granted).
     fn offer(&mut self, envelope: &Arc<Envelope>) {
         match &envelope.kind {
-            EnvelopeKind::Event { exclude, .. } => {
+            EnvelopeKind::Event {
+                exclude,
+                deliveries,
+            } => {
                 let mut evicted = Vec::new();
                 for (id, socket) in &self.sockets {
-                    if !exclude.contains(&socket.endpoint) && !offer(socket, envelope) {
+                    if socket.wants(deliveries)
+                        && !exclude.contains(&socket.endpoint)
+                        && !offer(socket, envelope)
+                    {
                         evicted.push(*id);
                     }
                 }
@@ -464,8 +510,16 @@ impl TopicFanout {
                     self.remove(id);
                 }
             }
-            EnvelopeKind::Control { endpoint, .. } => {
+            EnvelopeKind::Control { endpoint, action } => {
                 let ids = self.by_endpoint.get(endpoint).cloned().unwrap_or_default();
+                if let ControlAction::Confirm { events, .. } = action {
+                    let events: Arc<[EventName]> = events.as_slice().into();
+                    for id in &ids {
+                        if let Some(socket) = self.sockets.get_mut(id) {
+                            socket.grant(envelope.seq, &events);
+                        }
+                    }
+                }
                 for id in ids {
                     let keep = self
                         .sockets
@@ -533,12 +587,14 @@ impl TopicFanout {
 const RECENT_ENVELOPES: usize = 256;
 
 /// What distinguishes one envelope's content from another's at the same seq.
-fn content_mark(envelope: &Envelope) -> String {
+fn content_mark(envelope: &Envelope) -> Arc<str> {
     match &envelope.kind {
         EnvelopeKind::Event { deliveries, .. } => deliveries
             .first()
-            .map_or_else(String::new, |delivery| delivery.event_id.clone()),
-        EnvelopeKind::Control { endpoint, .. } => format!("control:{}", endpoint.expose()),
+            .map_or_else(|| Arc::from(""), |delivery| Arc::clone(&delivery.event_id)),
+        EnvelopeKind::Control { endpoint, .. } => {
+            Arc::from(format!("control:{}", endpoint.expose()))
+        }
     }
 }
 
@@ -558,3 +614,7 @@ fn offer(socket: &SocketEntry, envelope: &Arc<Envelope>) -> bool {
         Err(mpsc::error::TrySendError::Closed(_)) => false,
     }
 }
+
+#[cfg(test)]
+#[path = "fanout_tests.rs"]
+mod tests;

@@ -116,7 +116,7 @@ pub async fn upgrade(
     match outcome {
         AttachOutcome::Attached(attachment) => {
             debug!(topic = %topic, endpoint = %endpoint, generation = attachment.generation, "socket attached");
-            registration.note_position(attachment.epoch, attachment.seq);
+            registration.note_attached(attachment.epoch, attachment.seq, &attachment.events);
             tracker.spawn(run_socket(
                 state,
                 socket,
@@ -227,19 +227,21 @@ async fn run_socket(
     reader.set_max_message_size(socket_settings.max_frame_bytes);
     let (events_tx, events_rx) = mpsc::channel(64);
     let stop_reader = CancellationToken::new();
-    state.tracker.spawn(reader::run(
-        reader,
-        events_tx,
-        socket_settings.max_frame_bytes,
-        stop_reader.clone(),
-    ));
     let context = SessionContext {
         settings: socket_settings,
         hub: Arc::clone(&state.hub),
         bus: Arc::clone(state.fanout.bus()),
         tracker: state.tracker.clone(),
     };
-    let session = Session::new(writer, endpoint, &attachment, context);
+    let (session, shared) = Session::new(writer, endpoint, &attachment, context);
+    state.tracker.spawn(reader::run(
+        reader,
+        events_tx,
+        shared,
+        socket_settings.max_frame_bytes,
+        stop_reader.clone(),
+        |_, _| {},
+    ));
     session
         .run(attachment, registration, events_rx, state.shutdown.clone())
         .await;

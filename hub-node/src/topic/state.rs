@@ -315,7 +315,7 @@ impl TopicState {
         let client = self.owner_label(about);
         let envelope = self.batch(
             vec![Delivery {
-                event_id: id,
+                event_id: id.into(),
                 name,
                 suppressed_by: Vec::new(),
                 frame,

@@ -1063,7 +1063,7 @@ fn replay_keeps_the_original_id_and_timestamp() {
     assert_eq!(replay[0]["id"], "original-id");
     assert_eq!(replay[0]["timestamp"], timestamp);
     assert_eq!(replay[0]["event"]["hub.topic"], TOPIC);
-    assert_eq!(attachment.replay[0].event_id, "original-id");
+    assert_eq!(&*attachment.replay[0].event_id, "original-id");
 }
 
 #[test]
@@ -1143,7 +1143,7 @@ fn encounter_open_derives_a_patient_open_for_a_patient_only_subscriber() {
         .iter()
         .find(|d| d.name == name("Patient-open"))
         .expect("derived delivery");
-    assert_eq!(json!(delivery.event_id), derived["id"]);
+    assert_eq!(json!(&*delivery.event_id), derived["id"]);
     // The source is distributed as-is to its own subscribers.
     let source = frames_for(&envelope, &["Encounter-open"]);
     assert_eq!(source.len(), 1);
@@ -1161,7 +1161,7 @@ fn subscriber_of_source_and_patient_open_gets_no_derived_copy() {
         .collect();
     assert_eq!(received.len(), 1);
     assert_eq!(received[0].name, name("Encounter-open"));
-    assert_eq!(received[0].event_id, "enc-event");
+    assert_eq!(&*received[0].event_id, "enc-event");
 }
 
 #[test]
@@ -1194,10 +1194,7 @@ fn report_open_with_two_studies_derives_two_study_opens_and_one_patient_open() {
     assert_eq!(patients.len(), 1);
     assert_eq!(patients[0]["event"]["context"][0]["resource"]["id"], "p1");
     // Every derived event has its own, distinct id.
-    let ids: HashSet<&str> = deliveries(&envelope)
-        .iter()
-        .map(|d| d.event_id.as_str())
-        .collect();
+    let ids: HashSet<&str> = deliveries(&envelope).iter().map(|d| &*d.event_id).collect();
     assert_eq!(ids.len(), 4);
     // The report stays current; derived opens never move it.
     assert_eq!(current_anchor(&state).as_deref(), Some("r1"));

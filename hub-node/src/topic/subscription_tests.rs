@@ -804,7 +804,7 @@ fn refused_delivery_raises_a_sync_error_excluding_the_failing_subscriber() {
     assert!(sync_errors[0].is_for(&state.subscription(&other).expect("other").events));
 
     let frame = decode(&sync_errors[0].frame);
-    assert_eq!(frame["id"], json!(sync_errors[0].event_id));
+    assert_eq!(frame["id"], json!(&*sync_errors[0].event_id));
     let codings = sync_error_codings(&frame);
     assert!(codings.contains(&(EVENT_ID_SYSTEM.to_owned(), "e1".to_owned())));
     assert!(codings.contains(&(EVENT_NAME_SYSTEM.to_owned(), "Patient-open".to_owned())));

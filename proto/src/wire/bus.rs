@@ -126,7 +126,7 @@ impl TryFrom<v1::control::Action> for ControlAction {
 impl From<&Delivery> for v1::Delivery {
     fn from(delivery: &Delivery) -> Self {
         Self {
-            event_id: delivery.event_id.clone(),
+            event_id: delivery.event_id.to_string(),
             name: delivery.name.as_str().to_owned(),
             suppressed_by: event_names_to_wire(&delivery.suppressed_by),
             frame: delivery.frame.clone(),
@@ -145,7 +145,7 @@ impl TryFrom<v1::Delivery> for Delivery {
 
     fn try_from(delivery: v1::Delivery) -> Result<Self, WireError> {
         Ok(Self {
-            event_id: delivery.event_id,
+            event_id: delivery.event_id.into(),
             name: event_name("Delivery.name", &delivery.name)?,
             suppressed_by: event_names("Delivery.suppressed_by", delivery.suppressed_by)?,
             frame: delivery.frame,

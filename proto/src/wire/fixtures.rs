@@ -33,7 +33,7 @@ pub(super) fn names(raw: &[&str]) -> Vec<EventName> {
 /// A delivery of `name` suppressed by `suppressed_by`.
 pub(super) fn delivery(event_id: &str, name: &str, suppressed_by: &[&str]) -> Delivery {
     Delivery {
-        event_id: event_id.to_owned(),
+        event_id: event_id.into(),
         name: EventName::parse(name).expect("valid event name"),
         suppressed_by: names(suppressed_by),
         frame: Bytes::from(format!(r#"{{"id":"{event_id}","event":"{name}"}}"#)),

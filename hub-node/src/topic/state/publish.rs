@@ -133,7 +133,7 @@ impl TopicState {
                 None,
             );
             deliveries.push(Delivery {
-                event_id: id,
+                event_id: id.into(),
                 name: derived_event.name.clone(),
                 suppressed_by,
                 frame,
@@ -225,7 +225,7 @@ impl TopicState {
                 None,
             );
             replay.push(Delivery {
-                event_id: entry.event_id.clone(),
+                event_id: entry.event_id.as_str().into(),
                 name: entry.name.clone(),
                 suppressed_by,
                 frame,
@@ -236,7 +236,7 @@ impl TopicState {
 
     fn relay(&self, event: &EventRequest, version: Option<&str>, prior: Option<&str>) -> Delivery {
         Delivery {
-            event_id: event.id.clone(),
+            event_id: event.id.as_str().into(),
             name: event.name.clone(),
             suppressed_by: Vec::new(),
             frame: self.encode(

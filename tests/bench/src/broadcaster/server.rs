@@ -1,0 +1,147 @@
+//! The hyper http1 server: upgrades, per-socket writer tasks with bounded queues and
+//! coalesced writes, and the publish endpoint.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+use super::frame::text_frame;
+
+/// Frames a socket may have queued before it is dropped as too slow.
+pub const QUEUE_FRAMES: usize = 1024;
+/// Frames written in one coalesced write at most.
+const BATCH_FRAMES: usize = 256;
+
+/// Topic name to the senders of its sockets (keyed by socket id).
+#[derive(Debug, Default)]
+pub struct Topics {
+    next_id: AtomicU64,
+    map: Mutex<HashMap<String, HashMap<u64, mpsc::Sender<Bytes>>>>,
+}
+
+impl Topics {
+    fn join(&self, topic: &str, tx: mpsc::Sender<Bytes>) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut map) = self.map.lock() {
+            map.entry(topic.to_owned()).or_default().insert(id, tx);
+        }
+        id
+    }
+
+    fn leave(&self, topic: &str, id: u64) {
+        if let Ok(mut map) = self.map.lock() {
+            if let Some(set) = map.get_mut(topic) {
+                set.remove(&id);
+                if set.is_empty() {
+                    map.remove(topic);
+                }
+            }
+        }
+    }
+
+    /// Queues `frame` on every socket of `topic`; drops sockets whose queue is full.
+    fn publish(&self, topic: &str, frame: &Bytes) {
+        if let Ok(mut map) = self.map.lock() {
+            if let Some(set) = map.get_mut(topic) {
+                set.retain(|_, tx| tx.try_send(frame.clone()).is_ok());
+            }
+        }
+    }
+}
+
+/// Accepts connections until the process is stopped.
+pub async fn serve(listener: TcpListener, topics: Arc<Topics>) -> anyhow::Result<()> {
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let _ = stream.set_nodelay(true);
+        let topics = Arc::clone(&topics);
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| handle(req, Arc::clone(&topics)));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades()
+                .await;
+        });
+    }
+}
+
+fn status(code: StatusCode) -> Response<Empty<Bytes>> {
+    let mut resp = Response::new(Empty::new());
+    *resp.status_mut() = code;
+    resp
+}
+
+async fn handle(
+    mut req: Request<Incoming>,
+    topics: Arc<Topics>,
+) -> anyhow::Result<Response<Empty<Bytes>>> {
+    let path = req.uri().path().to_owned();
+    if req.method() == Method::GET {
+        if let Some(topic) = path.strip_prefix("/ws/") {
+            let (resp, fut) = fastwebsockets::upgrade::upgrade(&mut req)?;
+            let topic = topic.to_owned();
+            tokio::spawn(async move {
+                if let Ok(ws) = fut.await {
+                    run_socket(ws.into_inner(), &topic, &topics).await;
+                }
+            });
+            return Ok(resp);
+        }
+    }
+    if req.method() == Method::POST {
+        if let Some(topic) = path.strip_prefix("/publish/") {
+            let body = req.into_body().collect().await?.to_bytes();
+            topics.publish(topic, &text_frame(&body));
+            return Ok(status(StatusCode::ACCEPTED));
+        }
+    }
+    Ok(status(StatusCode::NOT_FOUND))
+}
+
+/// Joins the topic, then writes queued frames (coalesced) and discards whatever the client
+/// sends, until either side closes.
+async fn run_socket<S>(stream: S, topic: &str, topics: &Topics)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUE_FRAMES);
+    let id = topics.join(topic, tx);
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let write = async {
+        let mut batch = Vec::with_capacity(BATCH_FRAMES);
+        loop {
+            if rx.recv_many(&mut batch, BATCH_FRAMES).await == 0 {
+                return;
+            }
+            let mut buf = Vec::with_capacity(batch.iter().map(Bytes::len).sum());
+            for frame in batch.drain(..) {
+                buf.extend_from_slice(&frame);
+            }
+            if writer.write_all(&buf).await.is_err() {
+                return;
+            }
+        }
+    };
+    let read = async {
+        let mut sink = vec![0u8; 4096];
+        while let Ok(n) = reader.read(&mut sink).await {
+            if n == 0 {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        () = write => {}
+        () = read => {}
+    }
+    topics.leave(topic, id);
+}

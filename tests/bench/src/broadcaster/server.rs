@@ -38,22 +38,22 @@ impl Topics {
     }
 
     fn leave(&self, topic: &str, id: u64) {
-        if let Ok(mut map) = self.map.lock() {
-            if let Some(set) = map.get_mut(topic) {
-                set.remove(&id);
-                if set.is_empty() {
-                    map.remove(topic);
-                }
+        if let Ok(mut map) = self.map.lock()
+            && let Some(set) = map.get_mut(topic)
+        {
+            set.remove(&id);
+            if set.is_empty() {
+                map.remove(topic);
             }
         }
     }
 
     /// Queues `frame` on every socket of `topic`; drops sockets whose queue is full.
     fn publish(&self, topic: &str, frame: &Bytes) {
-        if let Ok(mut map) = self.map.lock() {
-            if let Some(set) = map.get_mut(topic) {
-                set.retain(|_, tx| tx.try_send(frame.clone()).is_ok());
-            }
+        if let Ok(mut map) = self.map.lock()
+            && let Some(set) = map.get_mut(topic)
+        {
+            set.retain(|_, tx| tx.try_send(frame.clone()).is_ok());
         }
     }
 }
@@ -85,24 +85,24 @@ async fn handle(
     topics: Arc<Topics>,
 ) -> anyhow::Result<Response<Empty<Bytes>>> {
     let path = req.uri().path().to_owned();
-    if req.method() == Method::GET {
-        if let Some(topic) = path.strip_prefix("/ws/") {
-            let (resp, fut) = fastwebsockets::upgrade::upgrade(&mut req)?;
-            let topic = topic.to_owned();
-            tokio::spawn(async move {
-                if let Ok(ws) = fut.await {
-                    run_socket(ws.into_inner(), &topic, &topics).await;
-                }
-            });
-            return Ok(resp);
-        }
+    if req.method() == Method::GET
+        && let Some(topic) = path.strip_prefix("/ws/")
+    {
+        let (resp, fut) = fastwebsockets::upgrade::upgrade(&mut req)?;
+        let topic = topic.to_owned();
+        tokio::spawn(async move {
+            if let Ok(ws) = fut.await {
+                run_socket(ws.into_inner(), &topic, &topics).await;
+            }
+        });
+        return Ok(resp);
     }
-    if req.method() == Method::POST {
-        if let Some(topic) = path.strip_prefix("/publish/") {
-            let body = req.into_body().collect().await?.to_bytes();
-            topics.publish(topic, &text_frame(&body));
-            return Ok(status(StatusCode::ACCEPTED));
-        }
+    if req.method() == Method::POST
+        && let Some(topic) = path.strip_prefix("/publish/")
+    {
+        let body = req.into_body().collect().await?.to_bytes();
+        topics.publish(topic, &text_frame(&body));
+        return Ok(status(StatusCode::ACCEPTED));
     }
     Ok(status(StatusCode::NOT_FOUND))
 }

@@ -4,4 +4,6 @@
 //! one measured step, which the load generator writes and the orchestrator reads.
 
 pub mod broadcaster;
+pub mod orchestrate;
+pub mod report;
 pub mod results;

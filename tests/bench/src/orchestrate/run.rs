@@ -152,6 +152,15 @@ pub async fn run(opts: &Options, procs: &Procs) -> Result<Written> {
                 .into(),
         );
     }
+    if selected("embedded") {
+        run.header.notes.push(
+            "S3 `wss`: the gateway refuses --dev-issuer with --tls-cert, so the TLS hub trusts \
+             the dev issuer of a plain embedded hub started beside it (--issuer, --jwks-url, \
+             --audience) with --topic-binding none, and the generator subscribes with one \
+             client-credentials token from that issuer (one client for every subscription)."
+                .into(),
+        );
+    }
     run.header.notes.push(
         "The cluster is driven through gw-0 only (the generator takes one hub URL); gw-1 \
          runs but carries no clients."
@@ -177,15 +186,17 @@ impl Run<'_> {
     async fn start(&mut self, which: &Which) -> Result<Sut> {
         match which {
             Which::Limit => sut::start_limit(&self.setup, self.procs).await,
-            Which::Embedded => sut::start_embedded(&self.setup, self.procs, "embedded", None).await,
+            Which::Embedded => sut::start_embedded(&self.setup, self.procs, "embedded").await,
             Which::EmbeddedTls => {
                 if self.tls.is_none() {
                     let dir = self.setup.tmp.join("tls");
                     std::fs::create_dir_all(&dir)?;
                     self.tls = Some(keys::tls_files(&dir)?);
                 }
-                let tls = self.tls.clone();
-                sut::start_embedded(&self.setup, self.procs, "embedded-tls", tls.as_ref()).await
+                let Some(tls) = self.tls.clone() else {
+                    bail!("no TLS files");
+                };
+                sut::start_embedded_tls(&self.setup, self.procs, &tls).await
             }
             Which::Cluster => sut::start_cluster(&self.setup, self.procs).await,
             Which::Other(name, url) => Ok(Sut {
@@ -195,6 +206,7 @@ impl Run<'_> {
                 procs: Vec::new(),
                 ca_file: None,
                 extra_args: self.opts.target_args.clone(),
+                helpers: Vec::new(),
             }),
         }
     }
@@ -254,8 +266,9 @@ impl Run<'_> {
         }
         self.steps.extend(steps);
         self.header.runs.push(outcome);
-        if !sut.procs.is_empty() {
-            self.procs.stop(&sut.pids()).await;
+        let pids = sut.all_pids();
+        if !pids.is_empty() {
+            self.procs.stop(&pids).await;
         }
     }
 }

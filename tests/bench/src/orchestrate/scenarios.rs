@@ -195,6 +195,10 @@ pub async fn run_plan(
             outcome.detail = Some(tail);
         }
     }
+    if steps.is_empty() && outcome.outcome == "ok" {
+        outcome.outcome = "no steps".into();
+        outcome.detail = Some("the generator exited 0 but wrote no result".into());
+    }
     if bad_lines > 0 {
         let d = outcome.detail.get_or_insert_with(String::new);
         d.push_str(&format!(" ({bad_lines} unreadable result lines)"));

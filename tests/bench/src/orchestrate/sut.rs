@@ -34,14 +34,24 @@ pub struct Sut {
     pub procs: Vec<(String, u32)>,
     /// The CA the generator trusts (`--ca-file`), for TLS.
     pub ca_file: Option<PathBuf>,
-    /// More generator options (for a `--target`).
+    /// More generator options (for a `--target`, or the token source of the TLS hub).
     pub extra_args: Vec<String>,
+    /// Processes it needs that are not measured (the TLS hub's token issuer): stopped
+    /// with it, not watched.
+    pub helpers: Vec<u32>,
 }
 
 impl Sut {
     /// The pids of its processes.
     pub fn pids(&self) -> Vec<u32> {
         self.procs.iter().map(|(_, pid)| *pid).collect()
+    }
+
+    /// Every pid to stop once it has been measured.
+    pub fn all_pids(&self) -> Vec<u32> {
+        let mut pids = self.pids();
+        pids.extend(&self.helpers);
+        pids
     }
 }
 
@@ -153,41 +163,89 @@ pub async fn start_limit(setup: &Setup, procs: &Procs) -> Result<Sut> {
         procs: vec![(started.name, started.pid)],
         ca_file: None,
         extra_args: Vec::new(),
+        helpers: Vec::new(),
     })
 }
 
 /// Starts the embedded hub (over TLS with `tls`), named `name`.
-pub async fn start_embedded(
+pub async fn start_embedded(setup: &Setup, procs: &Procs, name: &str) -> Result<Sut> {
+    start_embedded_with(setup, procs, name, &["--dev-issuer".to_owned()], None).await
+}
+
+/// Starts an embedded hub over TLS: it cannot serve the dev issuer (the gateway refuses
+/// --dev-issuer with --tls-cert), so a plain embedded hub is started beside it as the token
+/// issuer, trusted with --issuer/--jwks-url/--audience, and the generator gets one
+/// client-credentials token from it; `--topic-binding none` lets that one token use the
+/// storm's random topics.
+pub async fn start_embedded_tls(setup: &Setup, procs: &Procs, tls: &keys::TlsFiles) -> Result<Sut> {
+    let issuer = start_embedded(setup, procs, "token-issuer").await?;
+    let origin = issuer
+        .hub_url
+        .strip_suffix("/api/hub")
+        .unwrap_or(&issuer.hub_url)
+        .to_owned();
+    let args = [
+        "--tls-cert".to_owned(),
+        path_arg(&tls.cert),
+        "--tls-key".to_owned(),
+        path_arg(&tls.key),
+        "--issuer".to_owned(),
+        format!("{origin}/dev-issuer"),
+        "--jwks-url".to_owned(),
+        format!("{origin}/dev-issuer/jwks.json"),
+        "--audience".to_owned(),
+        issuer.hub_url.clone(),
+        "--topic-binding".to_owned(),
+        "none".to_owned(),
+    ];
+    let started = start_embedded_with(setup, procs, "embedded-tls", &args, Some(&tls.ca)).await;
+    let mut sut = match started {
+        Ok(sut) => sut,
+        Err(e) => {
+            procs.stop(&issuer.pids()).await;
+            return Err(e);
+        }
+    };
+    sut.extra_args = vec![
+        "--token-source".into(),
+        "client-credentials".into(),
+        "--token-url".into(),
+        format!("{origin}/dev-issuer/token"),
+        "--client-id".into(),
+        "fhircast-bench".into(),
+        "--client-secret".into(),
+        "unused".into(),
+    ];
+    sut.helpers = issuer.pids();
+    Ok(sut)
+}
+
+async fn start_embedded_with(
     setup: &Setup,
     procs: &Procs,
     name: &str,
-    tls: Option<&keys::TlsFiles>,
+    args: &[String],
+    ca: Option<&Path>,
 ) -> Result<Sut> {
-    let mut launch = setup
+    let launch = setup
         .launch(name, "fhircast-gateway")
-        .args(["--embedded", "--dev-issuer", "--listen", "127.0.0.1:0"])
+        .args(["--embedded", "--listen", "127.0.0.1:0"])
+        .args(args.iter().cloned())
         .args(setup.gateway_limit_args())
         .args(Setup::topic_limit_args());
-    if let Some(tls) = tls {
-        launch = launch.args([
-            "--tls-cert".to_owned(),
-            path_arg(&tls.cert),
-            "--tls-key".to_owned(),
-            path_arg(&tls.key),
-        ]);
-    }
     let started = procs.start(&launch, &setup.tmp)?;
     let base = started
         .await_line(procs, "listening ", START_TIMEOUT)
         .await?;
-    await_ready(procs, &started, &base, tls.map(|t| t.ca.as_path())).await?;
+    await_ready(procs, &started, &base, ca).await?;
     Ok(Sut {
         name: name.to_owned(),
         hub_url: format!("{base}/api/hub"),
         bare: false,
         procs: vec![(started.name, started.pid)],
-        ca_file: tls.map(|t| t.ca.clone()),
+        ca_file: ca.map(Path::to_owned),
         extra_args: Vec::new(),
+        helpers: Vec::new(),
     })
 }
 
@@ -260,6 +318,7 @@ pub async fn start_cluster(setup: &Setup, procs: &Procs) -> Result<Sut> {
         procs: all,
         ca_file: None,
         extra_args: Vec::new(),
+        helpers: Vec::new(),
     })
 }
 

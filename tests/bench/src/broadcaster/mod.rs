@@ -4,3 +4,6 @@
 
 pub mod frame;
 pub mod server;
+
+#[cfg(test)]
+mod tests;

@@ -90,10 +90,15 @@ async fn handle(
     {
         let (resp, fut) = fastwebsockets::upgrade::upgrade(&mut req)?;
         let topic = topic.to_owned();
+        // Joined before the 101 is sent, so a publish right after it is not missed: frames
+        // wait in the queue until the socket is ready.
+        let (tx, rx) = mpsc::channel::<Bytes>(QUEUE_FRAMES);
+        let id = topics.join(&topic, tx);
         tokio::spawn(async move {
             if let Ok(ws) = fut.await {
-                run_socket(ws.into_inner(), &topic, &topics).await;
+                run_socket(ws.into_inner(), rx).await;
             }
+            topics.leave(&topic, id);
         });
         return Ok(resp);
     }
@@ -107,14 +112,12 @@ async fn handle(
     Ok(status(StatusCode::NOT_FOUND))
 }
 
-/// Joins the topic, then writes queued frames (coalesced) and discards whatever the client
-/// sends, until either side closes.
-async fn run_socket<S>(stream: S, topic: &str, topics: &Topics)
+/// Writes queued frames (coalesced) and discards whatever the client sends, until either
+/// side closes or the socket is dropped from its topic (queue full).
+async fn run_socket<S>(stream: S, mut rx: mpsc::Receiver<Bytes>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUE_FRAMES);
-    let id = topics.join(topic, tx);
     let (mut reader, mut writer) = tokio::io::split(stream);
     let write = async {
         let mut batch = Vec::with_capacity(BATCH_FRAMES);
@@ -143,5 +146,4 @@ where
         () = write => {}
         () = read => {}
     }
-    topics.leave(topic, id);
 }

@@ -146,7 +146,11 @@ pub async fn run_plan(
     args.extend(plan.args.iter().cloned());
     let mut outcome = RunOutcome {
         target: label.to_owned(),
-        scenario: plan.scenario.to_owned(),
+        scenario: if sut.ca_file.is_some() {
+            format!("{} (wss)", plan.scenario)
+        } else {
+            plan.scenario.to_owned()
+        },
         command: plan.args.join(" "),
         ..RunOutcome::default()
     };

@@ -52,6 +52,16 @@ fn esc(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// A tick label: no trailing zeros (`10`, `0.5`, `250000`).
+fn tick_label(v: f64) -> String {
+    if v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        let text = format!("{v:.6}");
+        text.trim_end_matches('0').trim_end_matches('.').to_owned()
+    }
+}
+
 /// Round ticks from 0 to at least `max`: 1, 2 or 5 times a power of ten apart.
 pub fn ticks(max: f64) -> Vec<f64> {
     let max = if max.is_finite() && max > 0.0 {
@@ -205,7 +215,7 @@ impl LineChart {
                 "<line x1=\"{x:.1}\" y1=\"{y0}\" x2=\"{x:.1}\" y2=\"{y1}\" stroke=\"#eee\"/>\
                  <text x=\"{x:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
                 y0 + 16.0,
-                num(*t)
+                tick_label(*t)
             );
         }
         for t in &y_ticks {
@@ -216,7 +226,7 @@ impl LineChart {
                  <text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
                 x0 - 6.0,
                 y + 4.0,
-                num(*t)
+                tick_label(*t)
             );
         }
         if self.diagonal {
@@ -288,7 +298,8 @@ impl BarChart {
         }
         let (x0, y0, x1, y1) = (LEFT, H - BOTTOM, W - RIGHT, TOP);
         let max = bars.iter().map(|b| b.1).fold(0.0, f64::max);
-        let t = ticks(max);
+        // Headroom for the value printed above the tallest bar.
+        let t = ticks(max * 1.1);
         let top = t.last().copied().unwrap_or(1.0);
         let sy = |y: f64| y0 - (y.max(0.0) / top) * (y0 - y1);
         for v in &t {
@@ -299,7 +310,7 @@ impl BarChart {
                  <text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
                 x0 - 6.0,
                 y + 4.0,
-                num(*v)
+                tick_label(*v)
             );
         }
         let slot = (x1 - x0) / bars.len() as f64;

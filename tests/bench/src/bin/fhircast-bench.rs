@@ -37,6 +37,10 @@ struct Args {
     /// A much shorter run, to check the harness (its figures are not measurements).
     #[arg(long)]
     quick: bool,
+    /// The whole run's time budget in seconds (0: none); each generator call is cut to
+    /// what is left and calls are skipped once it is spent (the report says which).
+    #[arg(long, default_value_t = 290)]
+    budget_seconds: u64,
 }
 
 fn parse_targets(raw: &[String]) -> Result<Vec<(String, String)>> {
@@ -70,6 +74,7 @@ fn main() -> Result<()> {
             args.only
         },
         quick: args.quick,
+        budget_seconds: args.budget_seconds,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

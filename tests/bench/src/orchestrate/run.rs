@@ -17,6 +17,11 @@ use crate::report::header::{RaisedLimit, RssSample, RunHeader};
 use crate::report::{self, Written};
 use crate::results::StepResult;
 
+/// Seconds of the run's budget kept for starting and stopping a system.
+const STOP_RESERVE_SECONDS: u64 = 8;
+/// A call with less than this left is skipped.
+const MIN_CALL_SECONDS: u64 = 5;
+
 /// The built-in systems under test, in run order.
 pub const BUILT_IN: [&str; 3] = ["limit", "embedded", "cluster"];
 
@@ -32,6 +37,9 @@ pub struct Options {
     /// Which built-in systems to run.
     pub only: Vec<String>,
     pub quick: bool,
+    /// The whole run's time budget in seconds (0: none): each generator call's
+    /// `--max-seconds` is cut to what is left, and calls are skipped once it is spent.
+    pub budget_seconds: u64,
 }
 
 /// A system to start for one generator call.
@@ -55,6 +63,7 @@ struct Run<'a> {
     steps: Vec<StepResult>,
     calls: usize,
     tls: Option<TlsFiles>,
+    began: Instant,
 }
 
 fn say(line: &str) {
@@ -131,6 +140,7 @@ pub async fn run(opts: &Options, procs: &Procs) -> Result<Written> {
         steps: Vec::new(),
         calls: 0,
         tls: None,
+        began,
     };
     let plans = scenarios::plans(opts.quick, s2_topics);
     for (name, which) in [
@@ -219,6 +229,31 @@ impl Run<'_> {
         } else {
             format!("{name} {}", plan.scenario)
         };
+        let mut plan = plan.clone();
+        if self.opts.budget_seconds > 0 {
+            // What is left of the run's budget, less time to start and stop the system.
+            let left = self
+                .opts
+                .budget_seconds
+                .saturating_sub(self.began.elapsed().as_secs())
+                .saturating_sub(STOP_RESERVE_SECONDS);
+            if left < MIN_CALL_SECONDS {
+                say(&format!("{what}: skipped, the run's time budget is spent"));
+                self.header.notes.push(format!(
+                    "{what}: skipped, the run's {} s budget was spent",
+                    self.opts.budget_seconds
+                ));
+                return;
+            }
+            if left < plan.max_seconds {
+                self.header.notes.push(format!(
+                    "{what}: --max-seconds cut from {} to {left} (the run's {} s budget)",
+                    plan.max_seconds, self.opts.budget_seconds
+                ));
+                plan.max_seconds = left;
+            }
+        }
+        let plan = &plan;
         let sut = match self.start(which).await {
             Ok(sut) => sut,
             Err(e) => {

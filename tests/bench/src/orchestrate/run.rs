@@ -171,11 +171,13 @@ pub async fn run(opts: &Options, procs: &Procs) -> Result<Written> {
                 .into(),
         );
     }
-    run.header.notes.push(
-        "The cluster is driven through gw-0 only (the generator takes one hub URL); gw-1 \
-         runs but carries no clients."
-            .into(),
-    );
+    if selected("cluster") {
+        run.header.notes.push(
+            "The cluster is driven through gw-0 only (the generator takes one hub URL); gw-1 \
+             runs but carries no clients."
+                .into(),
+        );
+    }
     run.header.wall_seconds = began.elapsed().as_secs_f64();
     let written = report::write(&opts.out, &run.header, &run.steps)?;
     drop(tmp);

@@ -3,4 +3,5 @@
 //! orchestrator behind `make bench` (`fhircast-bench`). They share [`results`], the shape of
 //! one measured step, which the load generator writes and the orchestrator reads.
 
+pub mod loadgen;
 pub mod results;

@@ -4,6 +4,7 @@
 //! one measured step, which the load generator writes and the orchestrator reads.
 
 pub mod broadcaster;
+pub mod loadgen;
 pub mod orchestrate;
 pub mod report;
 pub mod results;

@@ -79,8 +79,8 @@ pub struct Common {
     pub scope: String,
     /// A topic to use (repeatable) when tokens do not come from the dev issuer; without
     /// it, topics are random (a hub must then accept any topic for the token).
-    #[arg(long = "topic", global = true)]
-    pub topics: Vec<String>,
+    #[arg(long = "topic", id = "topic", global = true)]
+    pub topic_names: Vec<String>,
     /// Trust this CA (PEM) for https:// and wss:// (else the system roots).
     #[arg(long, global = true)]
     pub ca_file: Option<PathBuf>,

@@ -166,7 +166,7 @@ pub async fn run(run: &mut Run, args: FanoutArgs) -> Result<bool> {
         tokio::time::sleep_until((started + schedule.warmup).into()).await;
         let sample = run.watch.sample();
         let _ = publishing.await;
-        let measured_end = (started + schedule.warmup + schedule.measured).min(Instant::now());
+        let measured_end = (started + schedule.warmup + schedule.measured).min(run.deadline);
         let measured_s = measured_end
             .saturating_duration_since(started + schedule.warmup)
             .as_secs_f64();

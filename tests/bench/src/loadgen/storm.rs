@@ -54,8 +54,8 @@ pub async fn run(run: &mut Run, args: StormArgs) -> Result<bool> {
     step.latency_us = Some(connect.latency_us.clone());
     let ok = connect.failed == 0 && connect.attempted > 0;
     step.notes.push(format!(
-        "{} subscriptions over {topics} topics, {} in flight",
-        args.subscriptions, args.in_flight
+        "{} subscriptions over {topics} topics, {} in flight: {:.0} bound/s",
+        args.subscriptions, args.in_flight, connect.per_s
     ));
     for error in &connected.errors {
         step.notes.push(format!("failed: {error}"));

@@ -58,7 +58,7 @@ impl Tokens {
             Kind::Fhircast => TokenSource::Dev,
             Kind::Bare => TokenSource::None,
         });
-        let topics = common.topics.clone();
+        let topics = common.topic_names.clone();
         Ok(match source {
             TokenSource::Dev => Self::Dev {
                 url: format!("{}/dev-issuer/token", target.origin()),

@@ -106,6 +106,16 @@ pub fn mem_total_bytes() -> Option<u64> {
     kb.checked_mul(1024)
 }
 
+/// The 1-minute load average of a `/proc/loadavg` text.
+pub fn load_1m(loadavg: &str) -> Option<f64> {
+    loadavg.split_whitespace().next()?.parse().ok()
+}
+
+/// The 1-minute load average now.
+pub fn own_load_1m() -> Option<f64> {
+    load_1m(&std::fs::read_to_string("/proc/loadavg").ok()?)
+}
+
 /// True while `pid` runs (a zombie does not count).
 pub fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -160,6 +170,12 @@ mod tests {
         let unlimited =
             "Max open files            unlimited            unlimited            files\n";
         assert_eq!(open_files_soft_limit(unlimited), None);
+    }
+
+    #[test]
+    fn load_average() {
+        assert_eq!(load_1m("3.05 2.71 1.87 2/103 22393\n"), Some(3.05));
+        assert_eq!(load_1m(""), None);
     }
 
     #[test]

@@ -17,6 +17,8 @@ use crate::report::header::{RaisedLimit, RssSample, RunHeader};
 use crate::report::{self, Written};
 use crate::results::StepResult;
 
+/// A 1-minute load average above this at the start is noted (the run itself adds ~2).
+const BUSY_LOAD: f64 = 0.5;
 /// Seconds of the run's budget kept for starting and stopping a system.
 const STOP_RESERVE_SECONDS: u64 = 8;
 /// A call with less than this left is skipped.
@@ -101,7 +103,14 @@ pub async fn run(opts: &Options, procs: &Procs) -> Result<Written> {
             bail!("--only {name}: not one of {}", BUILT_IN.join(","));
         }
     }
+    let load_1m_start = procfs::own_load_1m();
     let mut notes = Vec::new();
+    if let Some(load) = load_1m_start.filter(|l| *l > BUSY_LOAD) {
+        notes.push(format!(
+            "The machine was not idle: the 1-minute load average was {load:.2} at the start, so \
+             other processes shared the cores the systems and the generator were pinned to."
+        ));
+    }
     if let Some(note) = &pinning.note {
         notes.push(format!("Unpinned: {note}."));
     }
@@ -116,6 +125,7 @@ pub async fn run(opts: &Options, procs: &Procs) -> Result<Written> {
         machine,
         pinning,
         git_commit: machine::git_commit(),
+        load_1m_start,
         notes,
         ..RunHeader::default()
     };
@@ -178,6 +188,7 @@ pub async fn run(opts: &Options, procs: &Procs) -> Result<Written> {
                 .into(),
         );
     }
+    run.header.load_1m_end = procfs::own_load_1m();
     run.header.wall_seconds = began.elapsed().as_secs_f64();
     let written = report::write(&opts.out, &run.header, &run.steps)?;
     drop(tmp);

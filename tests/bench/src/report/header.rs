@@ -24,6 +24,10 @@ pub struct RunHeader {
     pub limits_raised: Vec<RaisedLimit>,
     /// One per generator call.
     pub runs: Vec<RunOutcome>,
+    /// The 1-minute load average when the run started and when it ended: well above 0 at
+    /// the start means other work shared the cores.
+    pub load_1m_start: Option<f64>,
+    pub load_1m_end: Option<f64>,
     /// Resident memory of each SUT process when it was ready and before it was stopped.
     pub rss: Vec<RssSample>,
     pub notes: Vec<String>,

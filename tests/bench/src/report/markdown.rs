@@ -96,6 +96,12 @@ pub fn render(header: &RunHeader, steps: &[StepResult], plots: &Plots) -> String
         header.date,
         header.date
     );
+    if let (Some(start), Some(end)) = (header.load_1m_start, header.load_1m_end) {
+        let _ = writeln!(
+            out,
+            "1-minute load average: {start:.2} at the start, {end:.2} at the end.\n"
+        );
+    }
     let targets = targets(steps);
     let heads: Vec<Headline> = targets.iter().map(|t| headline(t, steps)).collect();
     headline_table(&mut out, &heads);
@@ -181,6 +187,10 @@ fn headline_table(out: &mut String, heads: &[Headline]) {
         }
         row(out, &cells);
     }
+    let _ = writeln!(
+        out,
+        "\n–: not measured, or (first row) no S1 step had p99 under 50 ms with nothing lost."
+    );
     out.push('\n');
 }
 

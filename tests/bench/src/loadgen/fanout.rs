@@ -184,6 +184,7 @@ pub async fn run(run: &mut Run, args: FanoutArgs) -> Result<bool> {
         step.duration_s = measured_s;
         let publishes = stats.publishes(measured_s);
         step.resources = Some(run.watch.resources(&sample, tally.received));
+        step.notes.extend(run.watch.pinned_note(&sample));
         step.deliveries = Some(Deliveries {
             expected: tally.expected,
             received: tally.received,

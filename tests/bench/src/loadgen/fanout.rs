@@ -184,6 +184,7 @@ pub async fn run(run: &mut Run, args: FanoutArgs) -> Result<bool> {
         step.duration_s = measured_s;
         let publishes = stats.publishes(measured_s);
         step.resources = Some(run.watch.resources(&sample, tally.received));
+        step.notes.extend(run.watch.pinned_note(&sample));
         step.deliveries = Some(Deliveries {
             expected: tally.expected,
             received: tally.received,
@@ -223,10 +224,15 @@ pub async fn run(run: &mut Run, args: FanoutArgs) -> Result<bool> {
                 cut,
                 within_s: stall_started.elapsed().as_secs_f64(),
             });
+            let after: u64 = stalled
+                .iter()
+                .map(|&index| lock(&ledger.subscribers[index]).excluded_received)
+                .sum();
             step.notes.push(format!(
-                "{} subscribers excluded from accounting (stalled in this or an earlier step); they received {} events",
+                "{} subscribers excluded from accounting (stalled in this or an earlier step); they had received {} events by the drain; this step's stalled ones {after} once resumed",
                 tally.excluded_subscribers, tally.excluded_received
             ));
+            other_frames(&ledger, &mut step.notes);
         }
         let step_ok = tally.lost == 0
             && tally.duplicated == 0

@@ -40,6 +40,8 @@ use tokens::Tokens;
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_CHECK_FAILED: u8 = 1;
 pub const EXIT_UNUSABLE: u8 = 2;
+/// How long past `--max-seconds` a run may go (final drain, summary) before it is stopped.
+const BACKSTOP_SECONDS: u64 = 15;
 
 /// What a scenario works with.
 #[derive(Debug)]
@@ -120,12 +122,19 @@ pub fn main() -> u8 {
             return EXIT_UNUSABLE;
         }
     };
+    // A backstop beyond --max-seconds: the phases bound themselves by it, and a stuck
+    // request is bounded by its timeout; this bounds everything else.
+    let backstop = Duration::from_secs(cli.common.max_seconds.saturating_add(BACKSTOP_SECONDS));
     let code = runtime.block_on(async move {
-        match run(cli).await {
-            Ok(code) => code,
-            Err(err) => {
+        match tokio::time::timeout(backstop, run(cli)).await {
+            Ok(Ok(code)) => code,
+            Ok(Err(err)) => {
                 eprintln!("fhircast-loadgen: {err:#}");
                 EXIT_UNUSABLE
+            }
+            Err(_) => {
+                eprintln!("fhircast-loadgen: the run overran --max-seconds; stopped");
+                EXIT_CHECK_FAILED
             }
         }
     });

@@ -41,7 +41,7 @@ impl Output {
     /// The Markdown summary of every step.
     pub fn summary(&self) -> String {
         let mut text = String::from(
-            "\n| target | scenario | step | offered/s | publishes/s | deliveries/s | expected | received | lost | dup | reord | p50 ms | p99 ms | max ms | SUT cores | SUT CPU ms/1k | loadgen cores |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+            "\n| target | scenario | step | offered/s | publishes/s | bound/s | deliveries/s | expected | received | lost | dup | reord | p50 ms | p99 ms | max ms | SUT cores | SUT CPU ms/1k | loadgen cores |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
         );
         let ms = |us: u64| format!("{:.1}", us as f64 / 1000.0);
         for step in &self.steps {
@@ -58,12 +58,13 @@ impl Output {
                 deliveries.map_or("-".to_owned(), |d| f(d).to_string())
             };
             text.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
                 step.target,
                 step.scenario,
                 step.step,
                 step.offered_publishes_per_s.map_or("-".to_owned(), |r| format!("{r:.0}")),
                 step.publishes.as_ref().map_or("-".to_owned(), |p| format!("{:.0}", p.per_s)),
+                step.connect.as_ref().map_or("-".to_owned(), |c| format!("{:.0}", c.per_s)),
                 deliveries.map_or("-".to_owned(), |d| format!("{:.0}", d.per_s)),
                 d(|d| d.expected),
                 d(|d| d.received),

@@ -62,6 +62,7 @@ pub async fn run(run: &mut Run, args: PublishArgs) -> Result<bool> {
         publishes.per_s
     });
     step.resources = Some(run.watch.resources(&sample, publishes.accepted));
+    step.notes.extend(run.watch.pinned_note(&sample));
     step.notes.push(format!(
         "{} connections, {topics} topics, {} rate",
         args.connections,

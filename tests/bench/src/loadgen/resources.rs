@@ -56,12 +56,55 @@ pub fn kernel_tcp_pages() -> Option<u64> {
     None
 }
 
+/// The CPUs this process may run on, when that is fewer than the machine has (pinned with
+/// `taskset`): their busy and total jiffies from /proc/stat, softirq included. Kernel work
+/// on our behalf (loopback TCP receive in softirq) is not in our own utime + stime, so this
+/// is what tells whether the generator's cores were saturated.
+fn pinned_jiffies() -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let list = status
+        .lines()
+        .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))?
+        .trim()
+        .to_owned();
+    let mut allowed = Vec::new();
+    for part in list.split(',') {
+        match part.split_once('-') {
+            Some((lo, hi)) => allowed.extend(lo.parse::<usize>().ok()?..=hi.parse::<usize>().ok()?),
+            None => allowed.push(part.parse::<usize>().ok()?),
+        }
+    }
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let cpus: Vec<&str> = stat
+        .lines()
+        .filter(|line| line.starts_with("cpu") && !line.starts_with("cpu "))
+        .collect();
+    if allowed.len() >= cpus.len() {
+        return None;
+    }
+    let (mut busy, mut total) = (0u64, 0u64);
+    for line in cpus {
+        let mut fields = line.split_whitespace();
+        let cpu: usize = fields.next()?.trim_start_matches("cpu").parse().ok()?;
+        if !allowed.contains(&cpu) {
+            continue;
+        }
+        let values: Vec<u64> = fields.take(8).filter_map(|v| v.parse().ok()).collect();
+        let all: u64 = values.iter().sum();
+        let idle = values.get(3).copied().unwrap_or(0) + values.get(4).copied().unwrap_or(0);
+        busy += all - idle.min(all);
+        total += all;
+    }
+    Some((busy, total))
+}
+
 /// A CPU sample of the watched processes and of this one.
 #[derive(Debug, Clone)]
 pub struct Sample {
     at: Instant,
     sut_ms: f64,
     own_ms: f64,
+    pinned: Option<(u64, u64)>,
 }
 
 /// The processes watched.
@@ -86,12 +129,25 @@ impl Watch {
             at: Instant::now(),
             sut_ms: self.pids.iter().filter_map(|pid| cpu_ms(pid)).sum(),
             own_ms: cpu_ms("self").unwrap_or_default(),
+            pinned: pinned_jiffies(),
         }
     }
 
     /// Summed RSS of the watched processes.
     pub fn rss(&self) -> u64 {
         self.pids.iter().filter_map(|pid| rss_bytes(pid)).sum()
+    }
+
+    /// A note on how busy the CPUs this generator is pinned to were since `start`.
+    pub fn pinned_note(&self, start: &Sample) -> Option<String> {
+        let (busy0, total0) = start.pinned?;
+        let (busy1, total1) = pinned_jiffies()?;
+        let total = total1.checked_sub(total0).filter(|t| *t > 0)?;
+        let busy = busy1.saturating_sub(busy0) as f64 / total as f64;
+        Some(format!(
+            "the load generator's pinned CPUs were {:.0}% busy (softirq included; loadgen_cores counts only its own user+system time)",
+            busy * 100.0
+        ))
     }
 
     /// The figures between `start` and now; `work` is deliveries (or publishes) done.

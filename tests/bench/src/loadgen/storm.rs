@@ -50,6 +50,7 @@ pub async fn run(run: &mut Run, args: StormArgs) -> Result<bool> {
     let mut step = run.step("S3", "connect");
     step.duration_s = connected.elapsed.as_secs_f64();
     step.resources = Some(run.watch.resources(&sample, connected.bound));
+    step.notes.extend(run.watch.pinned_note(&sample));
     let connect = connected.connect();
     step.latency_us = Some(connect.latency_us.clone());
     let ok = connect.failed == 0 && connect.attempted > 0;

@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use super::frame::text_frame;
@@ -96,7 +96,22 @@ async fn handle(
         let id = topics.join(&topic, tx);
         tokio::spawn(async move {
             if let Ok(ws) = fut.await {
-                run_socket(ws.into_inner(), rx).await;
+                // The upgraded connection is the TCP stream hyper was given: take it back
+                // and split it into owned halves (no lock between reads and writes).
+                match ws
+                    .into_inner()
+                    .into_inner()
+                    .downcast::<TokioIo<TcpStream>>()
+                {
+                    Ok(parts) => {
+                        let (reader, writer) = parts.io.into_inner().into_split();
+                        run_socket(reader, writer, rx).await;
+                    }
+                    Err(upgraded) => {
+                        let (reader, writer) = tokio::io::split(TokioIo::new(upgraded));
+                        run_socket(reader, writer, rx).await;
+                    }
+                }
             }
             topics.leave(&topic, id);
         });
@@ -114,22 +129,31 @@ async fn handle(
 
 /// Writes queued frames (coalesced) and discards whatever the client sends, until either
 /// side closes or the socket is dropped from its topic (queue full).
-async fn run_socket<S>(stream: S, mut rx: mpsc::Receiver<Bytes>)
+async fn run_socket<R, W>(mut reader: R, mut writer: W, mut rx: mpsc::Receiver<Bytes>)
 where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
 {
-    let (mut reader, mut writer) = tokio::io::split(stream);
     let write = async {
         let mut batch = Vec::with_capacity(BATCH_FRAMES);
+        let mut buf = Vec::new();
         loop {
             if rx.recv_many(&mut batch, BATCH_FRAMES).await == 0 {
                 return;
             }
-            let mut buf = Vec::with_capacity(batch.iter().map(Bytes::len).sum());
-            for frame in batch.drain(..) {
-                buf.extend_from_slice(&frame);
-            }
-            if writer.write_all(&buf).await.is_err() {
+            // One frame is written as it is (the shared bytes, no copy); several are
+            // coalesced into one buffer, reused, and one write.
+            let written = if let [frame] = batch.as_slice() {
+                writer.write_all(frame).await
+            } else {
+                buf.clear();
+                for frame in &batch {
+                    buf.extend_from_slice(frame);
+                }
+                writer.write_all(&buf).await
+            };
+            batch.clear();
+            if written.is_err() {
                 return;
             }
         }

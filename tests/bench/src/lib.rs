@@ -3,4 +3,8 @@
 //! orchestrator behind `make bench` (`fhircast-bench`). They share [`results`], the shape of
 //! one measured step, which the load generator writes and the orchestrator reads.
 
+pub mod broadcaster;
+pub mod loadgen;
+pub mod orchestrate;
+pub mod report;
 pub mod results;

@@ -1,3 +1,6 @@
-//! Placeholder: written by the next commit.
+//! `fhircast-loadgen`: the load generator for any FHIRcast hub; see
+//! [`fhircast_bench::loadgen`] and `--help`.
 
-fn main() {}
+fn main() -> std::process::ExitCode {
+    std::process::ExitCode::from(fhircast_bench::loadgen::main())
+}

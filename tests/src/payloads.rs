@@ -5,7 +5,7 @@
 //! Resources carry just what the profiles require (`id`, an `identifier`, a `subject`);
 //! patients also carry a `CANARY-PHI-…` name, which no log may hold (the LOG-01 sweep).
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -33,33 +33,7 @@ pub fn new_id() -> String {
 
 /// Returns the current UTC time as RFC 3339 with milliseconds, e.g. `2025-01-02T03:04:05.678Z`.
 pub fn timestamp_now() -> String {
-    let elapsed = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = i64::try_from(elapsed.as_secs()).unwrap_or_default();
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        elapsed.subsec_millis()
-    )
-}
-
-/// Converts days since 1970-01-01 to a (year, month, day) civil date (H. Hinnant's method).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
 }
 
 /// Builds an envelope for `event` on `topic` with `context`.
@@ -337,13 +311,6 @@ pub fn user_logout(topic: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn civil_dates_match_known_days() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
-        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
-    }
 
     #[test]
     fn topics_are_43_url_safe_characters() {

@@ -10,7 +10,10 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
 use super::latency;
+use super::ledger::Ledger;
 use super::subscriber::{self, Control, Outcome, Plan, Shared};
+use super::tokens::TopicTokens;
+use super::{Run, Unusable};
 use crate::results::Connect;
 
 /// The subscribers of a run and how their connection went.
@@ -117,4 +120,59 @@ pub async fn connect_all(
     }
     connected.elapsed = started.elapsed();
     connected
+}
+
+/// The subscriptions a scenario opens, before any is connected.
+#[derive(Debug)]
+pub struct Planned {
+    /// Each topic with its publisher's and subscribers' tokens.
+    pub tokens: Vec<TopicTokens>,
+    pub plans: Vec<Plan>,
+    pub ledger: Arc<Ledger>,
+    pub shared: Arc<Shared>,
+}
+
+/// Plans `count` subscriptions spread round-robin over `topics` topics (`per_topic` each at
+/// most), with tokens from the run's token source, and what their tasks share.
+pub async fn plan_subscribers(
+    run: &Run,
+    topics: usize,
+    per_topic: usize,
+    count: usize,
+    ack: bool,
+) -> anyhow::Result<Planned> {
+    let per_token = run.common.subscriptions_per_token;
+    let tokens = run
+        .tokens
+        .topics(&run.http, topics, per_topic, per_token)
+        .await
+        .map_err(|err| Unusable(format!("getting topics and tokens: {err:#}")))?;
+    let plans: Vec<Plan> = (0..count)
+        .map(|index| {
+            let topic = index % topics;
+            Plan {
+                index,
+                topic_index: topic as u32,
+                topic: tokens[topic].name.clone(),
+                token: tokens[topic].subscriber(index / topics, per_token),
+            }
+        })
+        .collect();
+    let subs: Vec<u32> = plans.iter().map(|plan| plan.topic_index).collect();
+    let ledger = Arc::new(Ledger::new(run.epoch, topics, &subs));
+    let shared = Arc::new(Shared {
+        target: run.target.clone(),
+        http: run.http.clone(),
+        tls: run.tls.clone(),
+        source_addrs: run.common.source_addrs.clone(),
+        allow_remote: run.common.allow_remote,
+        ack,
+        ledger: Arc::clone(&ledger),
+    });
+    Ok(Planned {
+        tokens,
+        plans,
+        ledger,
+        shared,
+    })
 }

@@ -12,12 +12,11 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 
 use super::cli::FanoutArgs;
-use super::connect::{Connected, connect_all};
+use super::connect::{Connected, Planned, connect_all, plan_subscribers};
 use super::latency;
 use super::ledger::{Ledger, Socket, lock};
 use super::publisher::{PhaseStats, Publisher, Schedule};
 use super::resources::{self, kernel_tcp_pages};
-use super::subscriber::{Plan, Shared};
 use super::{Run, Unusable, output};
 use crate::results::{Deliveries, Idle, Stalled};
 
@@ -30,34 +29,12 @@ const POLL: Duration = Duration::from_millis(20);
 pub async fn run(run: &mut Run, args: FanoutArgs) -> Result<bool> {
     let topics = args.topics.max(1);
     let per_topic = args.subscribers_per_topic;
-    let per_token = run.common.subscriptions_per_token;
-    let tokens = run
-        .tokens
-        .topics(&run.http, topics, per_topic, per_token)
-        .await
-        .map_err(|err| Unusable(format!("getting topics and tokens: {err:#}")))?;
-    let plans: Vec<Plan> = (0..topics * per_topic)
-        .map(|index| {
-            let (topic, nth) = (index % topics, index / topics);
-            Plan {
-                index,
-                topic_index: topic as u32,
-                topic: tokens[topic].name.clone(),
-                token: tokens[topic].subscriber(nth, per_token),
-            }
-        })
-        .collect();
-    let subs: Vec<u32> = plans.iter().map(|plan| plan.topic_index).collect();
-    let ledger = Arc::new(Ledger::new(run.epoch, topics, &subs));
-    let shared = Arc::new(Shared {
-        target: run.target.clone(),
-        http: run.http.clone(),
-        tls: run.tls.clone(),
-        source_addrs: run.common.source_addrs.clone(),
-        allow_remote: run.common.allow_remote,
-        ack: !args.no_ack,
-        ledger: ledger.clone(),
-    });
+    let Planned {
+        tokens,
+        plans,
+        ledger,
+        shared,
+    } = plan_subscribers(run, topics, per_topic, topics * per_topic, !args.no_ack).await?;
     let rss_before = run.watch.rss();
     let tcp_before = kernel_tcp_pages();
     let connected = connect_all(

@@ -1,14 +1,10 @@
 //! `storm` (S3): N subscriptions across T topics connect with K in flight; one `connect`
 //! step with subscriptions bound per second and the subscribe-to-confirmation latency.
 
-use std::sync::Arc;
-
 use anyhow::Result;
 
 use super::cli::StormArgs;
-use super::connect::connect_all;
-use super::ledger::Ledger;
-use super::subscriber::{Plan, Shared};
+use super::connect::{connect_all, plan_subscribers};
 use super::{Run, Unusable};
 
 pub async fn run(run: &mut Run, args: StormArgs) -> Result<bool> {
@@ -17,34 +13,8 @@ pub async fn run(run: &mut Run, args: StormArgs) -> Result<bool> {
         .unwrap_or(args.subscriptions / 2)
         .clamp(1, args.subscriptions.max(1));
     let per_topic = args.subscriptions.div_ceil(topics);
-    let per_token = run.common.subscriptions_per_token;
-    let tokens = run
-        .tokens
-        .topics(&run.http, topics, per_topic, per_token)
-        .await
-        .map_err(|err| Unusable(format!("getting topics and tokens: {err:#}")))?;
-    let plans: Vec<Plan> = (0..args.subscriptions)
-        .map(|index| {
-            let topic = index % topics;
-            Plan {
-                index,
-                topic_index: topic as u32,
-                topic: tokens[topic].name.clone(),
-                token: tokens[topic].subscriber(index / topics, per_token),
-            }
-        })
-        .collect();
-    let subs: Vec<u32> = plans.iter().map(|plan| plan.topic_index).collect();
-    let ledger = Arc::new(Ledger::new(run.epoch, topics, &subs));
-    let shared = Arc::new(Shared {
-        target: run.target.clone(),
-        http: run.http.clone(),
-        tls: run.tls.clone(),
-        source_addrs: run.common.source_addrs.clone(),
-        allow_remote: run.common.allow_remote,
-        ack: true,
-        ledger,
-    });
+    let planned = plan_subscribers(run, topics, per_topic, args.subscriptions, true).await?;
+    let (plans, shared) = (planned.plans, planned.shared);
     let sample = run.watch.sample();
     let connected = connect_all(&shared, plans, args.in_flight, run.left(), run.common.quiet).await;
     let mut step = run.step("S3", "connect");

@@ -94,39 +94,11 @@ pub struct RssSample {
     pub end_bytes: Option<u64>,
 }
 
-/// Seconds since the Unix epoch as UTC `(year, month, day, hour, minute, second)`.
-pub fn utc_parts(epoch_seconds: u64) -> (i64, u32, u32, u32, u32, u32) {
-    let days = i64::try_from(epoch_seconds / 86_400).unwrap_or(0);
-    let rem = epoch_seconds % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let small = |v: i64| u32::try_from(v).unwrap_or(0);
-    let small_u = |v: u64| u32::try_from(v).unwrap_or(0);
-    (
-        year,
-        small(month),
-        small(day),
-        small_u(rem / 3600),
-        small_u(rem % 3600 / 60),
-        small_u(rem % 60),
-    )
-}
-
 /// `YYYY-MM-DD` and `YYYY-MM-DDTHH:MM:SSZ` of a time.
 pub fn utc_date_and_stamp(epoch_seconds: u64) -> (String, String) {
-    let (y, mo, d, h, mi, s) = utc_parts(epoch_seconds);
-    (
-        format!("{y:04}-{mo:02}-{d:02}"),
-        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z"),
-    )
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch_seconds);
+    let stamp = humantime::format_rfc3339_seconds(time).to_string();
+    (stamp.get(..10).unwrap_or_default().to_owned(), stamp)
 }
 
 #[cfg(test)]

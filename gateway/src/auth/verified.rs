@@ -10,9 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
-
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use aws_lc_rs::digest::{SHA256, digest};
 

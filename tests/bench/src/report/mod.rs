@@ -39,6 +39,21 @@ fn s1_points(target: &str, steps: &[StepResult]) -> Vec<(f64, f64, Option<f64>)>
         .collect()
 }
 
+/// One series per target of the S1 points `pick` keeps, as (x, y).
+fn s1_series(
+    targets: &[String],
+    steps: &[StepResult],
+    pick: impl Fn((f64, f64, Option<f64>)) -> Option<(f64, f64)>,
+) -> Vec<Series> {
+    targets
+        .iter()
+        .map(|t| Series {
+            name: t.clone(),
+            points: s1_points(t, steps).into_iter().filter_map(&pick).collect(),
+        })
+        .collect()
+}
+
 /// The three plots of a run: p99 and delivered vs offered deliveries/s (S1), bytes per
 /// idle subscription (S4).
 pub fn plots(steps: &[StepResult]) -> (LineChart, LineChart, BarChart) {
@@ -47,16 +62,7 @@ pub fn plots(steps: &[StepResult]) -> (LineChart, LineChart, BarChart) {
         title: "S1: p99 publish-to-delivery latency vs offered load".into(),
         x_label: "offered deliveries/s".into(),
         y_label: "p99 latency, ms (log)".into(),
-        series: targets
-            .iter()
-            .map(|t| Series {
-                name: t.clone(),
-                points: s1_points(t, steps)
-                    .into_iter()
-                    .filter_map(|(x, _, p99)| Some((x, p99?)))
-                    .collect(),
-            })
-            .collect(),
+        series: s1_series(&targets, steps, |(x, _, p99)| Some((x, p99?))),
         log_y: true,
         diagonal: false,
     };
@@ -64,16 +70,7 @@ pub fn plots(steps: &[StepResult]) -> (LineChart, LineChart, BarChart) {
         title: "S1: delivered vs offered deliveries/s (dashed: all delivered)".into(),
         x_label: "offered deliveries/s".into(),
         y_label: "delivered deliveries/s".into(),
-        series: targets
-            .iter()
-            .map(|t| Series {
-                name: t.clone(),
-                points: s1_points(t, steps)
-                    .into_iter()
-                    .map(|(x, y, _)| (x, y))
-                    .collect(),
-            })
-            .collect(),
+        series: s1_series(&targets, steps, |(x, y, _)| Some((x, y))),
         log_y: false,
         diagonal: true,
     };

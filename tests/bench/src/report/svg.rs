@@ -138,6 +138,18 @@ fn axes_labels(out: &mut String, x_label: &str, y_label: &str) {
     );
 }
 
+/// A horizontal grid line from `x0` to `x1` at height `y`, labelled `value` on the left.
+fn y_gridline(out: &mut String, (x0, x1): (f64, f64), y: f64, value: f64) {
+    let _ = writeln!(
+        out,
+        "<line x1=\"{x0}\" y1=\"{y:.1}\" x2=\"{x1}\" y2=\"{y:.1}\" stroke=\"#eee\"/>\
+         <text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+        x0 - 6.0,
+        y + 4.0,
+        tick_label(value)
+    );
+}
+
 fn no_data(out: &mut String) {
     let _ = writeln!(
         out,
@@ -219,15 +231,7 @@ impl LineChart {
             );
         }
         for t in &y_ticks {
-            let y = sy(*t);
-            let _ = writeln!(
-                out,
-                "<line x1=\"{x0}\" y1=\"{y:.1}\" x2=\"{x1}\" y2=\"{y:.1}\" stroke=\"#eee\"/>\
-                 <text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
-                x0 - 6.0,
-                y + 4.0,
-                tick_label(*t)
-            );
+            y_gridline(&mut out, (x0, x1), sy(*t), *t);
         }
         if self.diagonal {
             let top = x_top.min(y_ticks.last().copied().unwrap_or(x_top));
@@ -303,15 +307,7 @@ impl BarChart {
         let top = t.last().copied().unwrap_or(1.0);
         let sy = |y: f64| y0 - (y.max(0.0) / top) * (y0 - y1);
         for v in &t {
-            let y = sy(*v);
-            let _ = writeln!(
-                out,
-                "<line x1=\"{x0}\" y1=\"{y:.1}\" x2=\"{x1}\" y2=\"{y:.1}\" stroke=\"#eee\"/>\
-                 <text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
-                x0 - 6.0,
-                y + 4.0,
-                tick_label(*v)
-            );
+            y_gridline(&mut out, (x0, x1), sy(*v), *v);
         }
         let slot = (x1 - x0) / bars.len() as f64;
         let width = (slot * 0.6).min(120.0);

@@ -1,11 +1,11 @@
 //! FUZ-5 `ws_inbound`: the bytes a subscriber sends on its WebSocket after the handshake
 //! (frames of any opcode, fragmentation, masking and length, acknowledgements, SyncError
-//! answers, garbage), through the socket's real read side: fastwebsockets with the message
-//! cap, the reader task, and the resolution of pending acknowledgements.
+//! answers, garbage), through the socket's real read side: the frame decoder with the
+//! message cap, the reader task, and the resolution of pending acknowledgements.
 //!
 //! Oracles: no panic; the work is bounded by the input (at most three reader events per
-//! two bytes, then one end); the read ends with a close, an oversized message or a lost
-//! connection, and nothing follows that; acknowledgements carry a status from 100 to 599 and
+//! two bytes, then one end); the read ends with a close, an oversized message, a protocol
+//! violation or a lost connection, and nothing follows that; acknowledgements carry a status from 100 to 599 and
 //! an id within the message cap, and resolve only pending ids, each once; another socket
 //! read at the same time on the same runtime sees exactly its own frames.
 
@@ -47,7 +47,7 @@ fn neighbour_frames() -> Vec<u8> {
 }
 
 fn is_end(event: &str) -> bool {
-    ["Closed", "TooLarge", "Lost"]
+    ["Closed", "TooLarge", "Violation", "Lost"]
         .iter()
         .any(|end| event.starts_with(end))
 }

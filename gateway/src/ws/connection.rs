@@ -312,6 +312,10 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                 self.close(CLOSE_TOO_BIG, "message too large").await;
                 Err(Ending::Hub)
             }
+            Some(ReaderEvent::Violation(code)) => {
+                self.close(code, "WebSocket protocol violation").await;
+                Err(Ending::Client(code))
+            }
             Some(ReaderEvent::Lost) | None => Err(Ending::Client(1006)),
         }
     }

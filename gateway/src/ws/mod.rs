@@ -1,10 +1,15 @@
 //! The WebSocket channel (2-4, 2-5): the handshake (`upgrade.rs`), the per-topic fan-out
 //! of bus envelopes to local sockets (`fanout.rs`), and each socket's reader task
-//! (`reader.rs`) and writer session (`connection.rs`) with its pending acks (`acks.rs`).
+//! (`reader.rs`, decoding with `inbound.rs`) and writer session (`connection.rs`, writing
+//! through `outbound.rs`) with its pending acks (`acks.rs`), over the connection's two
+//! halves (`halves.rs`).
 
 mod acks;
 mod connection;
 mod fanout;
+mod halves;
+mod inbound;
+mod outbound;
 mod reader;
 mod upgrade;
 

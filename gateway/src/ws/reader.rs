@@ -1,16 +1,15 @@
-//! The read side of a socket, in its own task (fastwebsockets' `read_frame` is not
-//! cancel-safe, so it never sits in a `select!` beside the outbox). It notes when the
-//! client was last heard and resolves its acknowledgements itself (both shared with the
-//! writer, so the usual frame costs the writer nothing); it tells the writer only what
-//! needs it ([`ReaderEvent`]): a failed acknowledgement, control frames the protocol obliges
-//! us to send (pong, close echo), the client's close, or the connection's loss.
+//! The read side of a socket, in its own task. It waits for bytes without holding a
+//! buffer ([`SocketRead::read_with`]), decodes frames ([`Decoder`]), notes when the client
+//! was last heard and resolves its acknowledgements itself (both shared with the writer,
+//! so the usual frame costs the writer nothing); it tells the writer only what needs it
+//! ([`ReaderEvent`]): a failed acknowledgement, control frames the protocol obliges us to
+//! send (pong, close echo), the client's close, a violation, or the connection's loss.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use fastwebsockets::{Frame, OpCode, Role, WebSocketError, WebSocketRead, after_handshake_split};
-use tokio::io::AsyncRead;
+use fastwebsockets::OpCode;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -20,6 +19,8 @@ use fhircast_proto::EventName;
 use fhircast_proto::channel::{Ack, AckRef, parse_ack_ref};
 
 use super::acks::SharedAcks;
+use super::halves::SocketRead;
+use super::inbound::{Decoder, Inbound, Stop};
 
 /// When the client was last heard from, shared by the socket's reader and writer.
 #[derive(Debug)]
@@ -59,6 +60,8 @@ pub(crate) enum ReaderEvent {
     Closed(u16),
     /// The client sent a message over the size limit.
     TooLarge,
+    /// The client broke the protocol; the socket is closed with this code (1002, 1007).
+    Violation(u16),
     /// The connection broke without a close frame.
     Lost,
 }
@@ -90,80 +93,86 @@ fn on_ack(
     })
 }
 
+impl ReaderEvent {
+    /// Whether the socket ends with this event (nothing is read after it).
+    fn is_last(&self) -> bool {
+        matches!(
+            self,
+            Self::Closed(_) | Self::TooLarge | Self::Violation(_) | Self::Lost
+        )
+    }
+}
+
+/// Decodes one read's bytes: resolves acknowledgements, and collects in `out` what the
+/// writer must hear of.
+fn on_bytes(
+    decoder: &mut Decoder,
+    bytes: &mut [u8],
+    acks: &SharedAcks,
+    out: &mut Vec<ReaderEvent>,
+    observe: &mut impl FnMut(&AckRef<'_>, bool),
+) {
+    let mut on = |inbound: Inbound<'_>| match inbound {
+        // Only acknowledgements are expected; other messages are ignored (2-5 defines no
+        // other subscriber-to-hub frames).
+        Inbound::Text(message) => {
+            if let Some(ack) = parse_ack_ref(message)
+                && let Some(failed) = on_ack(acks, ack, observe)
+            {
+                out.push(failed);
+            }
+        }
+        Inbound::Ping(payload) => out.push(ReaderEvent::Obligated {
+            opcode: OpCode::Pong,
+            payload: payload.to_vec(),
+        }),
+        Inbound::Close { code, payload } => {
+            out.push(ReaderEvent::Obligated {
+                opcode: OpCode::Close,
+                payload: payload.to_vec(),
+            });
+            out.push(ReaderEvent::Closed(code));
+        }
+        Inbound::Pong | Inbound::Binary => {}
+    };
+    match decoder.feed(bytes, &mut on) {
+        None | Some(Stop::Closed) => {}
+        Some(Stop::TooLarge) => out.push(ReaderEvent::TooLarge),
+        Some(Stop::Violation(code)) => out.push(ReaderEvent::Violation(code)),
+    }
+}
+
 /// Reads frames until the connection ends or `stop` is cancelled.
-pub(crate) async fn run<S>(
-    mut reader: WebSocketRead<S>,
+pub(crate) async fn run(
+    mut socket: SocketRead,
     events: mpsc::Sender<ReaderEvent>,
     shared: Shared,
     max_message_bytes: usize,
     stop: CancellationToken,
     mut observe: impl FnMut(&AckRef<'_>, bool),
-) where
-    S: AsyncRead + Unpin,
-{
-    let mut message: Vec<u8> = Vec::new();
-    let mut in_text_message = false;
-    let obligated = events.clone();
-    let mut send_fn = move |frame: Frame<'_>| {
-        let event = ReaderEvent::Obligated {
-            opcode: frame.opcode,
-            payload: frame.payload.to_vec(),
-        };
-        let obligated = obligated.clone();
-        async move {
-            obligated
-                .send(event)
-                .await
-                .map_err(|_| std::io::Error::other("socket writer ended"))
-        }
-    };
+) {
+    let mut decoder = Decoder::new(max_message_bytes);
+    let mut out = Vec::new();
     loop {
-        // Cancelling the read is safe here: after `stop` nothing reads this socket again.
-        let frame = tokio::select! {
-            () = stop.cancelled() => return,
-            frame = reader.read_frame(&mut send_fn) => frame,
-        };
-        let event = match frame {
-            Err(WebSocketError::FrameTooLarge) => ReaderEvent::TooLarge,
-            Err(_) => ReaderEvent::Lost,
-            Ok(frame) => {
+        let read = {
+            let handle = |bytes: &mut [u8]| {
                 shared.heard.touch();
-                match frame.opcode {
-                    OpCode::Close => ReaderEvent::Closed(close_code(&frame.payload)),
-                    OpCode::Text | OpCode::Continuation | OpCode::Binary => {
-                        let starts_text = frame.opcode == OpCode::Text;
-                        if frame.opcode != OpCode::Continuation {
-                            message.clear();
-                            in_text_message = starts_text;
-                        }
-                        if message.len() + frame.payload.len() > max_message_bytes {
-                            ReaderEvent::TooLarge
-                        } else {
-                            message.extend_from_slice(&frame.payload);
-                            if !frame.fin || !in_text_message {
-                                continue;
-                            }
-                            // Only acknowledgements are expected; other messages are
-                            // ignored (2-5 defines no other subscriber-to-hub frames).
-                            let Some(ack) = parse_ack_ref(&message) else {
-                                continue;
-                            };
-                            match on_ack(&shared.acks, ack, &mut observe) {
-                                Some(failed) => failed,
-                                None => continue,
-                            }
-                        }
-                    }
-                    OpCode::Ping | OpCode::Pong => continue,
-                }
+                on_bytes(&mut decoder, bytes, &shared.acks, &mut out, &mut observe);
+            };
+            // Cancel-safe: after `stop` nothing reads this socket again anyway.
+            tokio::select! {
+                () = stop.cancelled() => return,
+                read = socket.read_with(handle) => read,
             }
         };
-        let last = matches!(
-            event,
-            ReaderEvent::Closed(_) | ReaderEvent::TooLarge | ReaderEvent::Lost
-        );
-        if events.send(event).await.is_err() || last {
-            return;
+        if !matches!(read, Ok(read) if read > 0) {
+            out.push(ReaderEvent::Lost);
+        }
+        for event in std::mem::take(&mut out) {
+            let last = event.is_last();
+            if events.send(event).await.is_err() || last {
+                return;
+            }
         }
     }
 }
@@ -181,17 +190,15 @@ pub struct InboundTrace {
 }
 
 /// Runs `bytes`, what a subscriber sent after the handshake, through a socket's real read
-/// side (fastwebsockets with the message cap, then [`run`], resolving acknowledgements
-/// against `pending` event ids as the socket's reader does). No network and no hub: for
-/// the `ws_inbound` fuzz target.
+/// side ([`run`] with the message cap, resolving acknowledgements against `pending` event
+/// ids as the socket's reader does, in reads of a few KiB). No network and no hub: for the
+/// `ws_inbound` fuzz target.
 #[doc(hidden)]
 pub async fn read_inbound(
     bytes: &[u8],
     max_message_bytes: usize,
     pending: &[&str],
 ) -> InboundTrace {
-    let (mut reader, _writer) = after_handshake_split(bytes, tokio::io::sink(), Role::Server);
-    reader.set_max_message_size(max_message_bytes);
     let acks = SharedAcks::default();
     let deadline = Instant::now() + Duration::from_secs(60);
     let open = EventName::parse("Patient-open").ok();
@@ -222,7 +229,14 @@ pub async fn read_inbound(
     };
     let stop = CancellationToken::new();
     tokio::join!(
-        run(reader, events_tx, shared, max_message_bytes, stop, observe),
+        run(
+            SocketRead::over(bytes.to_vec()),
+            events_tx,
+            shared,
+            max_message_bytes,
+            stop,
+            observe
+        ),
         consume
     );
     InboundTrace {
@@ -232,24 +246,46 @@ pub async fn read_inbound(
     }
 }
 
-fn close_code(payload: &[u8]) -> u16 {
-    match payload {
-        [high, low, ..] => u16::from_be_bytes([*high, *low]),
-        _ => 1005,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    #[test]
+    fn an_idle_reader_task_holds_no_read_buffer() {
+        // The scratch buffer of a read lives only while its bytes are handled: the task's
+        // state (what every idle socket keeps) is far smaller than one.
+        let (events, _) = mpsc::channel(1);
+        let shared = Shared {
+            acks: SharedAcks::default(),
+            heard: Heard::new(),
+        };
+        let reader = run(
+            SocketRead::over(Vec::new()),
+            events,
+            shared,
+            1024,
+            CancellationToken::new(),
+            |_, _| {},
+        );
+        let size = std::mem::size_of_val(&reader);
+        assert!(size < 1024, "the reader task's state is {size} bytes");
+    }
+
     #[tokio::test]
     async fn inbound_acks_resolve_pending_events_once() {
+        // Masked with the zero key: the payload reads as it is.
         let ack = br#"{"id":"e1","status":200}"#;
-        let mut bytes = vec![0x81, u8::try_from(ack.len()).expect("short")];
+        let mut bytes = vec![
+            0x81,
+            0x80 | u8::try_from(ack.len()).expect("short"),
+            0,
+            0,
+            0,
+            0,
+        ];
         bytes.extend_from_slice(ack);
         bytes.extend_from_slice(&bytes.clone());
-        bytes.extend_from_slice(&[0x88, 0x02, 0x03, 0xe8]);
+        bytes.extend_from_slice(&[0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8]);
         let trace = read_inbound(&bytes, 1024, &["e1", "e2"]).await;
         assert_eq!(trace.acks.len(), 2);
         assert_eq!(trace.resolved, ["e1"]);

@@ -19,8 +19,6 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use fastwebsockets::upgrade::{IncomingUpgrade, UpgradeFut};
 use fastwebsockets::{Frame, OpCode, Payload, Role, after_handshake_split};
-use hyper_util::rt::TokioIo;
-use tokio::io::BufWriter;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
@@ -31,6 +29,8 @@ use fhircast_proto::{EndpointId, TopicRef};
 
 use super::connection::{Session, SessionContext};
 use super::fanout::Registration;
+use super::halves;
+use super::outbound::Coalescing;
 use super::reader;
 use crate::error::ApiError;
 use crate::http::{note_endpoint, note_topic};
@@ -220,11 +220,13 @@ async fn run_socket(
         let _ = state.hub.detach(endpoint, detach).await;
         return;
     };
-    let io: TokioIo<_> = websocket.into_inner();
-    let (read, write) = tokio::io::split(io);
-    let (mut reader, writer) = after_handshake_split(read, BufWriter::new(write), Role::Server);
+    let (read, write) = halves::split(websocket.into_inner().into_inner());
+    // Reading is ours (`inbound.rs`); fastwebsockets frames what we write, every frame
+    // through the coalescing writer (no copy into a frame buffer of its own).
+    let (_, mut writer) =
+        after_handshake_split(tokio::io::empty(), Coalescing::new(write), Role::Server);
+    writer.set_writev_threshold(0);
     let socket_settings = state.settings.socket;
-    reader.set_max_message_size(socket_settings.max_frame_bytes);
     let (events_tx, events_rx) = mpsc::channel(64);
     let stop_reader = CancellationToken::new();
     let context = SessionContext {
@@ -235,7 +237,7 @@ async fn run_socket(
     };
     let (session, shared) = Session::new(writer, endpoint, &attachment, context);
     state.tracker.spawn(reader::run(
-        reader,
+        read,
         events_tx,
         shared,
         socket_settings.max_frame_bytes,

@@ -20,6 +20,10 @@ mod input_limits;
 
 pub use input_limits::InputLimitArgs;
 
+/// Shortest non-zero --stall-timeout-ms: half of it is what a probed subscriber has to
+/// answer a ping, which must cover a round trip and a busy client.
+pub const MIN_STALL_TIMEOUT_MS: u64 = 200;
+
 /// `fhircast-gateway` configuration.
 #[derive(Clone, Debug, Parser)]
 #[command(
@@ -247,6 +251,13 @@ pub struct Config {
     /// Interval of WebSocket pings; a client silent for two intervals is unresponsive.
     #[arg(long, env = "FHIRCAST_PING_INTERVAL_MS", default_value_t = 30_000)]
     pub ping_interval_ms: u64,
+
+    /// How long a subscriber may stay silent (no ack, no pong, no frame at all) after a
+    /// notification was written to it before its socket is closed as stalled (1008); it is
+    /// pinged once halfway, so a client that reads without acknowledging stays. Below
+    /// --ack-timeout-ms to act before the ack timeout does. 0 disables the cut.
+    #[arg(long, env = "FHIRCAST_STALL_TIMEOUT_MS", default_value_t = 8_000)]
+    pub stall_timeout_ms: u64,
 
     /// Lease granted when a subscription asks for none.
     #[arg(long, env = "FHIRCAST_DEFAULT_LEASE_SECONDS", default_value_t = 3600)]
@@ -558,6 +569,12 @@ impl Config {
                 return Err(ConfigError(format!("{flag} must be greater than 0")));
             }
         }
+        if self.stall_timeout_ms != 0 && self.stall_timeout_ms < MIN_STALL_TIMEOUT_MS {
+            return Err(ConfigError(format!(
+                "--stall-timeout-ms must be 0 (off) or at least {MIN_STALL_TIMEOUT_MS}: the \
+                 subscriber gets half of it to answer a ping"
+            )));
+        }
         if self.default_lease_seconds > self.max_lease_seconds {
             return Err(ConfigError(
                 "--default-lease-seconds must not exceed --max-lease-seconds".into(),
@@ -585,5 +602,32 @@ impl Config {
     /// Returns the drain grace period.
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_millis(self.shutdown_grace_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn validate(args: &[&str]) -> Result<(), ConfigError> {
+        let mut line = vec!["fhircast-gateway", "--dev-issuer"];
+        line.extend_from_slice(args);
+        Config::try_parse_from(line)
+            .map_err(|err| ConfigError(err.to_string()))?
+            .validate()
+    }
+
+    #[test]
+    fn the_stall_timeout_is_off_or_long_enough_to_answer_a_ping() {
+        assert!(validate(&[]).is_ok(), "the default");
+        assert!(validate(&["--stall-timeout-ms", "0"]).is_ok(), "off");
+        assert!(validate(&["--stall-timeout-ms", "200"]).is_ok());
+        let refused = validate(&["--stall-timeout-ms", "199"]);
+        assert!(
+            refused
+                .as_ref()
+                .is_err_and(|err| err.0.contains("--stall-timeout-ms")),
+            "{refused:?}"
+        );
     }
 }

@@ -324,6 +324,7 @@ fn handler_settings(config: &Config, hub_url: String, ws_base: String) -> anyhow
         socket: SocketSettings {
             ack_timeout: Duration::from_millis(config.ack_timeout_ms),
             ping_interval: Duration::from_millis(config.ping_interval_ms),
+            stall_timeout: Duration::from_millis(config.stall_timeout_ms),
             max_frame_bytes: config.max_frame_bytes,
             outbox_capacity: config.outbox_capacity,
             write_timeout: SOCKET_WRITE_TIMEOUT,

@@ -55,6 +55,9 @@ pub struct SocketSettings {
     pub ack_timeout: Duration,
     /// Ping interval; silence for two intervals is unresponsiveness.
     pub ping_interval: Duration,
+    /// How long a subscriber may stay silent after a notification was written to it before
+    /// the socket is cut as stalled (probed with a ping halfway); zero disables the cut.
+    pub stall_timeout: Duration,
     /// Largest accepted inbound message.
     pub max_frame_bytes: usize,
     /// Queued notifications before a socket is cut as too slow.

@@ -114,6 +114,14 @@ impl Acks {
         self.pending.front().map(|p| p.deadline)
     }
 
+    /// Returns the earliest deadline later than `after`. Pending acks are kept in the order
+    /// their notifications were written, all with the same timeout, so deadlines rise and
+    /// this is a binary search (the front, in the usual case).
+    pub(crate) fn first_deadline_after(&self, after: Instant) -> Option<Instant> {
+        let index = self.pending.partition_point(|p| p.deadline <= after);
+        self.pending.get(index).map(|p| p.deadline)
+    }
+
     /// Returns the oldest unacknowledged notification.
     pub(crate) fn oldest(&self) -> Option<(Arc<str>, EventName)> {
         self.pending
@@ -177,6 +185,22 @@ mod tests {
         // An unanswered replay has no position: only a fresh replay catches up.
         acks.expect(&id("replayed"), &open(), later, None);
         assert_eq!(acks.caught_up_through(7), None);
+    }
+
+    #[test]
+    fn the_first_deadline_after_an_instant_skips_older_ones() {
+        let start = Instant::now();
+        let second = |n: u64| start + Duration::from_secs(n);
+        let mut acks = Acks::default();
+        assert_eq!(acks.first_deadline_after(start), None);
+        for (n, name) in [(1, "a"), (2, "b"), (3, "c")] {
+            acks.expect(&id(name), &open(), second(n), Some(n));
+        }
+        assert_eq!(acks.first_deadline_after(start), Some(second(1)));
+        assert_eq!(acks.first_deadline_after(second(1)), Some(second(2)));
+        assert!(acks.resolve("b").is_some());
+        assert_eq!(acks.first_deadline_after(second(1)), Some(second(3)));
+        assert_eq!(acks.first_deadline_after(second(3)), None);
     }
 
     #[test]

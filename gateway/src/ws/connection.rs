@@ -6,8 +6,18 @@
 //! Writes are buffered and flushed once per drained batch (coalesced writes); a batch that
 //! cannot be written within the write timeout cuts the socket as too slow. The task wakes
 //! only for its outbox, a failed acknowledgement, or one timer (lease end, ping, the
-//! oldest ack's deadline) that is moved only when it must fire earlier: acks are resolved
-//! by the reader, and a timer that fires early is simply set again.
+//! oldest ack's deadline, the stall watch) that is moved only when it must fire earlier:
+//! acks are resolved by the reader, and a timer that fires early is simply set again.
+//!
+//! The stall watch cuts a subscriber that stopped reading while the kernel's socket buffers
+//! still take our writes (so neither the write timeout nor the outbox notices): when the
+//! oldest notification written since the client was last heard (any frame: an ack, a pong)
+//! went out half the stall timeout ago, the socket sends one ping; when the client is still
+//! silent a whole stall timeout after that write, the socket is closed as too slow (1008)
+//! and detached like the hub's other closes, so the subscriber can re-attach and get what
+//! it missed. A client that reads but never acknowledges answers the ping and stays. The
+//! watch costs nothing per notification: the write time is the pending ack's deadline less
+//! the ack timeout, and the client's last frame is already noted by the reader.
 //!
 //! When the socket ends, the topic learns where the subscriber was caught up to (the
 //! notification before the oldest it had not acknowledged), so a re-attach sends again
@@ -17,12 +27,14 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use fastwebsockets::{Frame, OpCode, Payload, WebSocketWrite};
+use std::time::Duration;
 use tokio::io::AsyncWrite;
 use tokio::sync::mpsc;
+
 use tokio::time::{Instant, Sleep, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::debug;
+use tracing::{debug, info};
 
 use fhircast_proto::bus::Bus;
 use fhircast_proto::bus::{ControlAction, Delivery, Envelope, EnvelopeKind};
@@ -33,7 +45,7 @@ use fhircast_proto::hub::{
 use fhircast_proto::sync_error::SyncFailure;
 use fhircast_proto::{EndpointId, EventName, TopicId};
 
-use super::acks::SharedAcks;
+use super::acks::{Acks, SharedAcks};
 use super::fanout::{CLOSE_RECONNECT, CLOSE_SLOW, Eviction, Registration};
 use super::reader::{Heard, ReaderEvent, Shared};
 use crate::hub_client::HubClient;
@@ -41,6 +53,65 @@ use crate::state::SocketSettings;
 
 /// Close code of an oversized message.
 const CLOSE_TOO_BIG: u16 = 1009;
+
+/// Payload of the hub's pings (keepalive and stall probe).
+const PING_PAYLOAD: &[u8] = b"fhircast";
+
+/// Longest the close frame of a stalled socket may wait for room in the socket's buffers:
+/// a subscriber that stopped reading is not waited for.
+const STALLED_CLOSE_WAIT: Duration = Duration::from_secs(1);
+
+/// What the stall watch does when it is due.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StallAction {
+    /// Ping once: an answer shows the subscriber still reads.
+    Probe,
+    /// Close the socket as stalled.
+    Cut,
+}
+
+/// The stall watch's next step for the oldest notification `written` since the client was
+/// last heard, given when this wait's probe was sent (if it was): the probe is due half the
+/// stall timeout after the write, the cut a whole stall timeout after it but never sooner
+/// than half the timeout after the probe (a probe sent late, after a long write, still gets
+/// its time). `None` when the timeout is zero (the watch is off) or the instants overflow.
+fn stall_step(
+    written: Instant,
+    probe_sent: Option<Instant>,
+    stall_timeout: Duration,
+) -> Option<(Instant, StallAction)> {
+    if stall_timeout.is_zero() {
+        return None;
+    }
+    let half = stall_timeout / 2;
+    match probe_sent {
+        None => Some((written.checked_add(half)?, StallAction::Probe)),
+        Some(sent) => {
+            let due = written
+                .checked_add(stall_timeout)?
+                .max(sent.checked_add(half)?);
+            Some((due, StallAction::Cut))
+        }
+    }
+}
+
+/// Returns when the oldest pending notification written after `last_heard` was written
+/// (its deadline less the ack timeout), or `None` if the client was heard after every
+/// pending one.
+fn unheard_write(acks: &Acks, last_heard: Instant, ack_timeout: Duration) -> Option<Instant> {
+    let deadline = acks.first_deadline_after(last_heard.checked_add(ack_timeout)?)?;
+    deadline.checked_sub(ack_timeout)
+}
+
+/// A due step of the stall watch.
+#[derive(Clone, Copy, Debug)]
+struct Stall {
+    /// When the notification being waited on was written.
+    written: Instant,
+    /// When the step is due.
+    due: Instant,
+    action: StallAction,
+}
 
 /// How a socket ended, from the hub's point of view; also the error of every write step,
 /// since a failed step ends the socket.
@@ -103,6 +174,9 @@ pub(crate) struct Session<W> {
     last_delivered: Option<(Arc<str>, EventName)>,
     heard: Arc<Heard>,
     next_ping: Instant,
+    /// The stall probe sent: when the notification it was about was written, and when the
+    /// probe went out. A probe is sent once per such notification.
+    stall_probe: Option<(Instant, Instant)>,
     context: SessionContext,
 }
 
@@ -134,6 +208,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             last_delivered: None,
             heard,
             next_ping: now + context.settings.ping_interval,
+            stall_probe: None,
             context,
         };
         (session, shared)
@@ -280,10 +355,33 @@ impl<W: AsyncWrite + Unpin> Session<W> {
 
     fn next_wake(&self) -> Instant {
         let mut wake = self.lease_ends.min(self.next_ping);
-        if let Some(deadline) = self.acks.lock().next_deadline() {
+        let acks = self.acks.lock();
+        if let Some(deadline) = acks.next_deadline() {
             wake = wake.min(deadline);
         }
+        if let Some(stall) = self.stall(&acks) {
+            wake = wake.min(stall.due);
+        }
         wake
+    }
+
+    /// The stall watch's next step: about the oldest notification written since the client
+    /// was last heard, if any (`None` too when the watch is off).
+    fn stall(&self, acks: &Acks) -> Option<Stall> {
+        let settings = &self.context.settings;
+        if settings.stall_timeout.is_zero() {
+            return None;
+        }
+        let written = unheard_write(acks, self.heard.last(), settings.ack_timeout)?;
+        let probe_sent = self
+            .stall_probe
+            .and_then(|(probed, sent)| (probed == written).then_some(sent));
+        let (due, action) = stall_step(written, probe_sent, settings.stall_timeout)?;
+        Some(Stall {
+            written,
+            due,
+            action,
+        })
     }
 
     /// Sets the timer earlier if something is due before it fires; a timer that fires
@@ -410,6 +508,28 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                 consecutive_timeouts: consecutive,
             });
         }
+        let stall = self.stall(&self.acks.lock());
+        if let Some(stall) = stall.filter(|stall| now >= stall.due) {
+            match stall.action {
+                StallAction::Probe => {
+                    self.stall_probe = Some((stall.written, now));
+                    let ping =
+                        Frame::new(true, OpCode::Ping, None, Payload::Borrowed(PING_PAYLOAD));
+                    self.write_frame(ping).await?;
+                    self.flush().await?;
+                }
+                StallAction::Cut => {
+                    info!(
+                        topic = %self.topic.topic_ref(),
+                        endpoint = %self.endpoint,
+                        "closing a socket whose subscriber stopped reading (1008)"
+                    );
+                    self.close_within(CLOSE_SLOW, "subscriber stalled", STALLED_CLOSE_WAIT)
+                        .await;
+                    return Err(Ending::Hub);
+                }
+            }
+        }
         if now >= self.next_ping {
             let last_heard = self.heard.last();
             if now.saturating_duration_since(last_heard) >= self.context.settings.ping_interval * 2
@@ -419,7 +539,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                 return Err(Ending::Client(1006));
             }
             self.next_ping = now + self.context.settings.ping_interval;
-            let ping = Frame::new(true, OpCode::Ping, None, Payload::Borrowed(b"fhircast"));
+            let ping = Frame::new(true, OpCode::Ping, None, Payload::Borrowed(PING_PAYLOAD));
             self.write_frame(ping).await?;
             self.flush().await?;
         }
@@ -488,5 +608,83 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         if sent.is_ok() {
             let _ = self.flush().await;
         }
+    }
+
+    /// Sends a close frame if the socket's buffers take it within `wait` (best effort).
+    async fn close_within(&mut self, code: u16, reason: &str, wait: Duration) {
+        let writer = &mut self.writer;
+        let _ = timeout(wait, async {
+            writer
+                .write_frame(Frame::close(code, reason.as_bytes()))
+                .await?;
+            writer.flush().await
+        })
+        .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fhircast_proto::EventName;
+
+    const STALL: Duration = Duration::from_millis(8_000);
+    const ACK_TIMEOUT: Duration = Duration::from_millis(10_000);
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn the_probe_is_due_halfway_and_the_cut_at_the_end() {
+        let written = Instant::now();
+        assert_eq!(
+            stall_step(written, None, STALL),
+            Some((written + ms(4_000), StallAction::Probe))
+        );
+        let probed = written + ms(4_000);
+        assert_eq!(
+            stall_step(written, Some(probed), STALL),
+            Some((written + STALL, StallAction::Cut))
+        );
+    }
+
+    #[test]
+    fn a_late_probe_still_gets_half_the_timeout() {
+        let written = Instant::now();
+        let late = written + ms(7_500);
+        assert_eq!(
+            stall_step(written, Some(late), STALL),
+            Some((late + ms(4_000), StallAction::Cut))
+        );
+    }
+
+    #[test]
+    fn a_zero_timeout_watches_nothing() {
+        assert_eq!(stall_step(Instant::now(), None, Duration::ZERO), None);
+    }
+
+    #[test]
+    fn only_notifications_written_after_the_client_was_last_heard_count() {
+        let start = Instant::now();
+        let open = EventName::parse("Patient-open").expect("a standard event");
+        let mut acks = Acks::default();
+        // Nothing pending: nothing to wait on, however long the silence.
+        assert_eq!(unheard_write(&acks, start, ACK_TIMEOUT), None);
+        for (n, id) in [(0, "a"), (1_000, "b"), (2_000, "c")] {
+            let written = start + ms(n);
+            acks.expect(&Arc::from(id), &open, written + ACK_TIMEOUT, Some(n));
+        }
+        // Heard before any of them: the oldest is the one waited on.
+        let before = start.checked_sub(ms(1)).unwrap_or(start);
+        assert_eq!(unheard_write(&acks, before, ACK_TIMEOUT), Some(start));
+        // A client that answered a ping after "a" and "b" (but acknowledged neither) is
+        // waited on from "c": what it never acknowledges does not count against it.
+        assert_eq!(
+            unheard_write(&acks, start + ms(1_500), ACK_TIMEOUT),
+            Some(start + ms(2_000))
+        );
+        // Heard after all of them (or at the same millisecond as the last).
+        assert_eq!(unheard_write(&acks, start + ms(2_000), ACK_TIMEOUT), None);
     }
 }

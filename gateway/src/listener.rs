@@ -3,8 +3,10 @@
 //! cap): request headers must arrive within the header-read timeout, at most
 //! `max_connections` connections are open at once (beyond that a client gets a plain 503
 //! and the connection is closed), and on shutdown the loop stops accepting and asks every
-//! connection to finish gracefully. HTTP/1.1 only: the WebSocket upgrade needs it, and it
-//! keeps the header timeout in force on every connection.
+//! connection to finish gracefully. HTTP/1.1 only, served by hyper's HTTP/1 server itself:
+//! the WebSocket upgrade needs HTTP/1.1, the header timeout stays in force on every
+//! connection, and an upgraded connection hands back the very stream accepted here
+//! ([`ClientIo`]) for the socket to split without a lock.
 //!
 //! With TLS ([`crate::tls`]), each accepted connection completes its handshake within the
 //! header-read timeout in its own task (a slow handshake never holds the accept loop), then
@@ -19,15 +21,15 @@ use std::time::Duration;
 use axum::Router;
 use hub_node::telemetry::LogThrottle;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper::server::conn::http1::Builder;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower::ServiceExt as _;
 use tracing::{info, warn};
 
@@ -72,12 +74,12 @@ pub async fn serve(
     grace: Duration,
 ) {
     let permits = Arc::new(Semaphore::new(settings.max_connections.max(1)));
-    let mut builder = Builder::new(TokioExecutor::new()).http1_only();
+    let mut builder = Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(settings.header_read_timeout);
-    let graceful = GracefulShutdown::new();
+    // Connections until they end or are upgraded (then the socket is the gateway's).
+    let connections = TaskTracker::new();
     let refusals = RefusalLog::default();
     loop {
         let accepted = tokio::select! {
@@ -107,11 +109,11 @@ pub async fn serve(
             request.extensions_mut().insert(PeerAddr(peer));
             router.clone().oneshot(request)
         });
-        let (builder, watcher, tls) = (builder.clone(), graceful.watcher(), tls.clone());
+        let (builder, stop, tls) = (builder.clone(), shutdown.clone(), tls.clone());
         let handshake_timeout = settings.header_read_timeout;
         // Errors here are the client's (reset, failed handshake, header timeout): nothing
         // to do but drop the connection.
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let stream = match tls {
                 None => Either::Left(stream),
                 Some(acceptor) => {
@@ -122,12 +124,21 @@ pub async fn serve(
                 }
             };
             let io: ClientIo = TokioIo::new(stream);
-            let connection = builder.serve_connection_with_upgrades(io, service);
-            let _ = watcher.watch(connection.into_owned()).await;
+            let connection = builder.serve_connection(io, service).with_upgrades();
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                () = stop.cancelled() => {
+                    // Finish the request in flight, then close.
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
         });
     }
     drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown())
+    connections.close();
+    if tokio::time::timeout(grace, connections.wait())
         .await
         .is_err()
     {

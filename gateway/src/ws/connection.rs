@@ -222,7 +222,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         mut reader: mpsc::Receiver<ReaderEvent>,
         shutdown: CancellationToken,
     ) {
-        let ending = match self.start(attachment).await {
+        let ending = match Box::pin(self.start(attachment)).await {
             Err(ending) => ending,
             Ok(()) => self.serve(&mut registration, &mut reader, &shutdown).await,
         };
@@ -302,6 +302,8 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         Ok(())
     }
 
+    /// Serves the socket until it ends. What each wake-up does is boxed: the state an idle
+    /// socket keeps is only its waits, and a write's state exists only while it runs.
     async fn serve(
         &mut self,
         registration: &mut Registration,
@@ -318,8 +320,8 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                 code = eviction.evicted() => {
                     if let Some(denial) = eviction.denial() {
                         // The subscription ended (revalidation): as a denial over the bus.
-                        let _ = self.write_text(denial).await;
-                        self.close(code, "subscription ended").await;
+                        let _ = Box::pin(self.write_text(denial)).await;
+                        Box::pin(self.close(code, "subscription ended")).await;
                         return Ending::Hub;
                     }
                     let reason = match code {
@@ -327,22 +329,23 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                         CLOSE_RECONNECT => "this gateway left the cluster, reconnect",
                         _ => "delivery order lost, resubscribe",
                     };
-                    self.close(code, reason).await;
+                    Box::pin(self.close(code, reason)).await;
                     return Ending::Hub;
                 }
                 () = shutdown.cancelled() => {
-                    self.close(CLOSE_RECONNECT, "hub is restarting, resubscribe").await;
+                    Box::pin(self.close(CLOSE_RECONNECT, "hub is restarting, resubscribe")).await;
                     return Ending::Hub;
                 }
-                event = reader.recv() => self.on_reader(event).await,
+                event = reader.recv() => Box::pin(self.on_reader(event)).await,
                 envelope = registration.outbox.recv() => match envelope {
                     Some(envelope) => {
-                        self.on_outbox(envelope, &mut registration.outbox, &eviction).await
+                        let outbox = &mut registration.outbox;
+                        Box::pin(self.on_outbox(envelope, outbox, &eviction)).await
                     }
                     None => Err(Ending::Hub),
                 },
                 () = &mut timer => {
-                    let step = self.on_timer().await;
+                    let step = Box::pin(self.on_timer()).await;
                     timer.as_mut().reset(self.next_wake());
                     step
                 }
@@ -395,12 +398,13 @@ impl<W: AsyncWrite + Unpin> Session<W> {
 
     async fn on_reader(&mut self, event: Option<ReaderEvent>) -> Result<(), Ending> {
         match event {
-            Some(ReaderEvent::Failed { ack, event_name }) => {
+            Some(ReaderEvent::Failed(failed)) => {
+                let (ack, event_name) = *failed;
                 self.on_failed_ack(ack, &event_name);
                 Ok(())
             }
             Some(ReaderEvent::Obligated { opcode, payload }) => {
-                let frame = Frame::new(true, opcode, None, Payload::Owned(payload));
+                let frame = Frame::new(true, opcode, None, Payload::Owned(payload.into()));
                 let _ = self.write_frame(frame).await;
                 let _ = self.flush().await;
                 Ok(())

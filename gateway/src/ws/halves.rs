@@ -6,12 +6,13 @@
 
 use std::io::{self, Cursor, IoSlice};
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_util::either::Either;
 
@@ -50,10 +51,12 @@ pub(crate) fn split(upgraded: Upgraded) -> (SocketRead, SocketWrite) {
     match upgraded.downcast::<ClientIo>() {
         Ok(parts) => match parts.io.into_inner() {
             Either::Left(tcp) => {
+                forget_wakers(&tcp);
                 let (read, write) = tcp.into_split();
+                // Copied: hyper's bytes keep its whole read buffer alive, even when empty.
                 let read = SocketRead::Tcp {
                     half: read,
-                    preread: parts.read_buf,
+                    preread: Bytes::copy_from_slice(&parts.read_buf),
                 };
                 (read, SocketWrite::Tcp(write))
             }
@@ -74,6 +77,17 @@ pub(crate) fn split(upgraded: Upgraded) -> (SocketRead, SocketWrite) {
             )
         }
     }
+}
+
+/// Drops the wakers hyper's connection task left in the stream's registration: the
+/// socket's tasks wait for readiness without replacing them, and a waker keeps its
+/// (finished) task's memory, several KiB, alive as long as the socket lives.
+fn forget_wakers(tcp: &TcpStream) {
+    let mut noop = Context::from_waker(Waker::noop());
+    // Pending when not ready: the no-op waker takes the old one's place. When ready, no
+    // waker was stored since readiness last cleared.
+    let _ = tcp.poll_read_ready(&mut noop);
+    let _ = tcp.poll_write_ready(&mut noop);
 }
 
 impl SocketRead {

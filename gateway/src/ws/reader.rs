@@ -49,13 +49,14 @@ impl Heard {
     }
 }
 
-/// What the reader tells the writer.
+/// What the reader tells the writer (kept to three words: the channel between them holds
+/// a block of 32 from the start, for every socket).
 #[derive(Debug)]
 pub(crate) enum ReaderEvent {
     /// An acknowledgement of a pending notification with a status other than 2xx.
-    Failed { ack: Ack, event_name: EventName },
+    Failed(Box<(Ack, EventName)>),
     /// A frame the protocol obliges us to send back (pong, close echo).
-    Obligated { opcode: OpCode, payload: Vec<u8> },
+    Obligated { opcode: OpCode, payload: Box<[u8]> },
     /// The client closed with this code (1005 when it gave none).
     Closed(u16),
     /// The client sent a message over the size limit.
@@ -87,10 +88,7 @@ fn on_ack(
     if ack.status_implied {
         debug!("leniency: an ack without status counted as 200");
     }
-    (!ack.is_success()).then(|| ReaderEvent::Failed {
-        ack: ack.into_owned(),
-        event_name,
-    })
+    (!ack.is_success()).then(|| ReaderEvent::Failed(Box::new((ack.into_owned(), event_name))))
 }
 
 impl ReaderEvent {
@@ -124,12 +122,12 @@ fn on_bytes(
         }
         Inbound::Ping(payload) => out.push(ReaderEvent::Obligated {
             opcode: OpCode::Pong,
-            payload: payload.to_vec(),
+            payload: payload.into(),
         }),
         Inbound::Close { code, payload } => {
             out.push(ReaderEvent::Obligated {
                 opcode: OpCode::Close,
-                payload: payload.to_vec(),
+                payload: payload.into(),
             });
             out.push(ReaderEvent::Closed(code));
         }
@@ -269,6 +267,11 @@ mod tests {
         );
         let size = std::mem::size_of_val(&reader);
         assert!(size < 1024, "the reader task's state is {size} bytes");
+    }
+
+    #[test]
+    fn reader_events_are_three_words() {
+        assert!(std::mem::size_of::<ReaderEvent>() <= 24);
     }
 
     #[tokio::test]

@@ -205,7 +205,7 @@ async fn run_socket(
     endpoint: EndpointId,
     attachment: Attachment,
     registration: Registration,
-    _permit: Option<ConnectionPermit>,
+    permit: Option<ConnectionPermit>,
 ) {
     let Ok(websocket) = socket.await else {
         debug!("client left during the WebSocket handshake");
@@ -244,8 +244,14 @@ async fn run_socket(
         stop_reader.clone(),
         |_, _| {},
     ));
-    session
-        .run(attachment, registration, events_rx, state.shutdown.clone())
-        .await;
-    stop_reader.cancel();
+    // The session in a task of its own: what the handshake needed is freed now, and an
+    // idle socket keeps only the session's state (and its reader's).
+    let shutdown = state.shutdown.clone();
+    state.tracker.spawn(async move {
+        session
+            .run(attachment, registration, events_rx, shutdown)
+            .await;
+        stop_reader.cancel();
+        drop(permit);
+    });
 }

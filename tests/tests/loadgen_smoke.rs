@@ -14,6 +14,11 @@ use hub_tests::process::{Process, target_binary};
 use hub_tests::scratch::Scratch;
 use serde_json::Value;
 
+/// The gateway's ack timeout: short, so a notification the generator failed to ack comes
+/// back as a SyncError within the fanout run (steps of 1 s), yet far above a debug
+/// gateway's ack round trip on loopback.
+const ACK_TIMEOUT: Duration = Duration::from_millis(1000);
+
 /// How long one generator run may take (it caps itself with --max-seconds below this).
 const RUN_DEADLINE: Duration = Duration::from_secs(90);
 
@@ -23,6 +28,7 @@ async fn gateway() -> Result<Gateway> {
         .arg("--rate-limit-per-second=0")
         .arg("--max-subscriptions-per-client=1000")
         .arg("--max-unattached-per-client=1000")
+        .arg(format!("--ack-timeout-ms={}", ACK_TIMEOUT.as_millis()))
         .start()
         .await
 }

@@ -154,6 +154,11 @@ pub struct FanoutArgs {
     /// Subscribers do not acknowledge notifications.
     #[arg(long)]
     pub no_ack: bool,
+    /// Hold a socket's acks up to this many microseconds and write them together (0: the
+    /// acks of each read go out in one write right after it). Latency is still stamped at
+    /// the read; the hub sees the acks later and in fewer writes than apps would send.
+    #[arg(long, default_value_t = 0)]
+    pub ack_hold_us: u64,
     /// This many subscribers stop reading at the start of each step (S5).
     #[arg(long, default_value_t = 0)]
     pub stall: usize,

@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 
 use super::latency;
 use super::ledger::Ledger;
+use super::receive::Acks;
 use super::subscriber::{self, Control, Outcome, Plan, Shared};
 use super::tokens::TopicTokens;
 use super::{Run, Unusable};
@@ -139,7 +140,7 @@ pub async fn plan_subscribers(
     topics: usize,
     per_topic: usize,
     count: usize,
-    ack: bool,
+    acks: Acks,
 ) -> anyhow::Result<Planned> {
     let per_token = run.common.subscriptions_per_token;
     let tokens = run
@@ -166,7 +167,7 @@ pub async fn plan_subscribers(
         tls: run.tls.clone(),
         source_addrs: run.common.source_addrs.clone(),
         allow_remote: run.common.allow_remote,
-        ack,
+        acks,
         ledger: Arc::clone(&ledger),
     });
     Ok(Planned {

@@ -14,8 +14,9 @@ use anyhow::Result;
 use super::cli::FanoutArgs;
 use super::connect::{Connected, Planned, connect_all, plan_subscribers};
 use super::latency;
-use super::ledger::{Ledger, Socket, lock};
+use super::ledger::{Ledger, Socket, SocketIo, lock};
 use super::publisher::{PhaseStats, Publisher, Schedule};
+use super::receive::Acks;
 use super::resources::{self, kernel_tcp_pages};
 use super::{Run, Unusable, output};
 use crate::results::{Deliveries, Idle, Stalled};
@@ -34,7 +35,7 @@ pub async fn run(run: &mut Run, args: FanoutArgs) -> Result<bool> {
         plans,
         ledger,
         shared,
-    } = plan_subscribers(run, topics, per_topic, topics * per_topic, !args.no_ack).await?;
+    } = plan_subscribers(run, topics, per_topic, topics * per_topic, acks(&args)).await?;
     let rss_before = run.watch.rss();
     let tcp_before = kernel_tcp_pages();
     let connected = connect_all(
@@ -120,6 +121,7 @@ pub async fn run(run: &mut Run, args: FanoutArgs) -> Result<bool> {
         let phase = (index + 1) as u32;
         let stalled = stall(&connected, &ledger, args.stall);
         let stall_started = Instant::now();
+        let io_before = ledger.io();
         let stats = Arc::new(PhaseStats::default());
         let label = format!("{rate}/s");
         let progress = (!run.common.quiet)
@@ -194,6 +196,7 @@ pub async fn run(run: &mut Run, args: FanoutArgs) -> Result<bool> {
             step.notes.extend(connect_notes.iter().cloned());
         }
         other_frames(&ledger, &mut step.notes);
+        step.notes.push(socket_io(&ledger.io().since(&io_before)));
         if !stalled.is_empty() {
             let cut = resume(&connected, &ledger, &stalled).await;
             step.stalled = Some(Stalled {
@@ -279,6 +282,28 @@ async fn resume(connected: &Connected, ledger: &Ledger, stalled: &[usize]) -> u6
         tokio::time::sleep(POLL).await;
     }
     closed()
+}
+
+/// The subscribers' ack policy.
+fn acks(args: &FanoutArgs) -> Acks {
+    Acks {
+        enabled: !args.no_ack,
+        hold: Duration::from_micros(args.ack_hold_us),
+    }
+}
+
+/// The generator's own work per notification in a step (warm-up and drain included).
+fn socket_io(io: &SocketIo) -> String {
+    let per = |count: u64, per: u64| count as f64 / per.max(1) as f64;
+    format!(
+        "subscriber sockets: {} notifications in {} reads ({:.2} per read), {} acks in {} writes ({:.2} per write)",
+        io.notifications,
+        io.reads,
+        per(io.notifications, io.reads),
+        io.acks,
+        io.writes,
+        per(io.acks, io.writes)
+    )
 }
 
 fn other_frames(ledger: &Ledger, notes: &mut Vec<String>) {

@@ -115,6 +115,38 @@ pub struct PhaseCounts {
     pub reordered: u64,
 }
 
+/// What the sockets' frame loops did: the cost per delivery the generator itself pays.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SocketIo {
+    /// Reads that returned bytes.
+    pub reads: u64,
+    /// Our notifications among the frames read.
+    pub notifications: u64,
+    /// Writes of acks (and pongs, closes): one per read that asked for any.
+    pub writes: u64,
+    /// Ack frames written.
+    pub acks: u64,
+}
+
+impl SocketIo {
+    fn add(&mut self, other: &SocketIo) {
+        self.reads += other.reads;
+        self.notifications += other.notifications;
+        self.writes += other.writes;
+        self.acks += other.acks;
+    }
+
+    /// What happened between `before` and `self`.
+    pub fn since(&self, before: &SocketIo) -> SocketIo {
+        SocketIo {
+            reads: self.reads.saturating_sub(before.reads),
+            notifications: self.notifications.saturating_sub(before.notifications),
+            writes: self.writes.saturating_sub(before.writes),
+            acks: self.acks.saturating_sub(before.acks),
+        }
+    }
+}
+
 /// A subscriber's socket, as far as the ledger knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Socket {
@@ -138,6 +170,8 @@ pub struct Subscriber {
     pub socket: Socket,
     /// Our events of another topic (should never happen).
     pub foreign: u64,
+    /// Its frame loop's counts so far.
+    pub io: SocketIo,
 }
 
 impl Subscriber {
@@ -151,6 +185,7 @@ impl Subscriber {
             excluded_received: 0,
             socket: Socket::Connecting,
             foreign: 0,
+            io: SocketIo::default(),
         }
     }
 
@@ -254,6 +289,15 @@ impl Ledger {
         self.phase_received
             .get(phase as usize)
             .map_or(0, |count| count.load(Ordering::Relaxed))
+    }
+
+    /// Every subscriber's frame-loop counts added up.
+    pub fn io(&self) -> SocketIo {
+        let mut total = SocketIo::default();
+        for sub in &self.subscribers {
+            total.add(&lock(sub).io);
+        }
+        total
     }
 
     /// Expected deliveries of `phase` so far: accepted publishes times the subscribers

@@ -5,6 +5,7 @@ use anyhow::Result;
 
 use super::cli::StormArgs;
 use super::connect::{connect_all, plan_subscribers};
+use super::receive::Acks;
 use super::{Run, Unusable};
 
 pub async fn run(run: &mut Run, args: StormArgs) -> Result<bool> {
@@ -13,7 +14,8 @@ pub async fn run(run: &mut Run, args: StormArgs) -> Result<bool> {
         .unwrap_or(args.subscriptions / 2)
         .clamp(1, args.subscriptions.max(1));
     let per_topic = args.subscriptions.div_ceil(topics);
-    let planned = plan_subscribers(run, topics, per_topic, args.subscriptions, true).await?;
+    let planned =
+        plan_subscribers(run, topics, per_topic, args.subscriptions, Acks::IMMEDIATE).await?;
     let (plans, shared) = (planned.plans, planned.shared);
     let sample = run.watch.sample();
     let connected = connect_all(&shared, plans, args.in_flight, run.left(), run.common.quiet).await;

@@ -86,14 +86,14 @@ pub fn plans(quick: bool, s2_topics: u64) -> Vec<Plan> {
             plan(
                 "S2",
                 &format!(
-                    "fanout --topics {s2_topics} --subscribers-per-topic 2 --rates 1000,5000 --step-seconds 5 --idle-seconds 3"
+                    "fanout --topics {s2_topics} --subscribers-per-topic 2 --rates 1000,5000,10000,25000 --step-seconds 4 --idle-seconds 3"
                 ),
                 90,
             ),
-            plan("S3", "storm --subscriptions 2000 --in-flight 100", 60),
+            plan("S3", "storm --subscriptions 5000 --in-flight 100", 60),
             plan(
                 "S5",
-                "fanout --topics 1 --subscribers-per-topic 1000 --rates 100 --stall 10 --step-seconds 8",
+                "fanout --topics 1 --subscribers-per-topic 1000 --rates 100 --stall 10 --step-seconds 9",
                 45,
             ),
             plan("S6", "publish --connections 16 --seconds 5", 30),

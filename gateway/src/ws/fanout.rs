@@ -99,12 +99,12 @@ impl Registration {
     /// would only discard are not queued to it.
     pub(crate) fn note_attached(&self, epoch: u64, seq: u64, events: &[EventName]) {
         if let Some(sender) = self.fanout.lock().get(&self.topic) {
-            let _ = sender.send(Command::Position { epoch, seq });
-            let _ = sender.send(Command::Granted {
+            let _ = sender.send(Box::new(Command::Position { epoch, seq }));
+            let _ = sender.send(Box::new(Command::Granted {
                 id: self.id,
                 seq,
                 events: events.into(),
-            });
+            }));
         }
     }
 }
@@ -115,6 +115,7 @@ impl Drop for Registration {
     }
 }
 
+/// Sent boxed: the channel allocates a block of 32 slots up front, for every topic.
 enum Command {
     Register {
         id: u64,
@@ -162,7 +163,7 @@ pub struct Fanout {
 #[derive(Debug)]
 struct Inner {
     bus: Arc<dyn Bus>,
-    topics: Mutex<HashMap<TopicRef, mpsc::UnboundedSender<Command>>>,
+    topics: Mutex<HashMap<TopicRef, mpsc::UnboundedSender<Box<Command>>>>,
     next_id: AtomicU64,
     tracker: TaskTracker,
     shutdown: CancellationToken,
@@ -194,13 +195,13 @@ impl Fanout {
         let eviction = Arc::new(Eviction::default());
         let (ready_tx, ready) = oneshot::channel();
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let command = Command::Register {
+        let command = Box::new(Command::Register {
             id,
             endpoint: endpoint.clone(),
             outbox: outbox_tx,
             eviction: Arc::clone(&eviction),
             ready: ready_tx,
-        };
+        });
         {
             let mut topics = self.lock();
             // A topic task that is exiting hands the command back; start a fresh one.
@@ -239,7 +240,7 @@ impl Fanout {
     /// their delivery, e.g. it fell out of the cluster's membership).
     pub fn evict_everything(&self, code: u16) {
         for sender in self.lock().values() {
-            let _ = sender.send(Command::EvictAll { code });
+            let _ = sender.send(Box::new(Command::EvictAll { code }));
         }
     }
 
@@ -255,7 +256,7 @@ impl Fanout {
         let Some(sender) = self.lock().get(topic).cloned() else {
             return Vec::new();
         };
-        if sender.send(Command::Endpoints { reply }).is_err() {
+        if sender.send(Box::new(Command::Endpoints { reply })).is_err() {
             return Vec::new();
         }
         answer.await.unwrap_or_default()
@@ -265,7 +266,7 @@ impl Fanout {
     /// denial arriving over the bus would.
     pub(crate) fn end(&self, topic: &TopicRef, endpoint: EndpointId, denial: Bytes) {
         if let Some(sender) = self.lock().get(topic) {
-            let _ = sender.send(Command::End { endpoint, denial });
+            let _ = sender.send(Box::new(Command::End { endpoint, denial }));
         }
     }
 
@@ -276,11 +277,13 @@ impl Fanout {
 
     fn unregister(&self, topic: &TopicRef, id: u64) {
         if let Some(sender) = self.lock().get(topic) {
-            let _ = sender.send(Command::Unregister { id });
+            let _ = sender.send(Box::new(Command::Unregister { id }));
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TopicRef, mpsc::UnboundedSender<Command>>> {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<TopicRef, mpsc::UnboundedSender<Box<Command>>>> {
         self.inner
             .topics
             .lock()
@@ -317,7 +320,7 @@ impl SocketEntry {
 struct TopicFanout {
     topic: TopicRef,
     fanout: Fanout,
-    commands: mpsc::UnboundedReceiver<Command>,
+    commands: mpsc::UnboundedReceiver<Box<Command>>,
     /// Registered sockets by registration id.
     sockets: HashMap<u64, SocketEntry>,
     /// Registration ids by endpoint (a live socket, and briefly a handshake in progress).
@@ -348,14 +351,15 @@ impl TopicFanout {
                 () = shutdown.cancelled() => return,
                 command = self.commands.recv() => {
                     let Some(command) = command else { break };
-                    self.apply(command);
+                    self.apply(*command);
                     if self.sockets.is_empty() && self.retire() {
                         return;
                     }
                 }
+                // Boxed: an idle topic keeps only its waits, not a dispatch's state.
                 envelope = subscription.receiver.recv() => match envelope {
-                    Some(envelope) => self.dispatch(envelope, bus.as_ref()).await,
-                    None => match self.recover(bus.as_ref()).await {
+                    Some(envelope) => Box::pin(self.dispatch(envelope, bus.as_ref())).await,
+                    None => match Box::pin(self.recover(bus.as_ref())).await {
                         Some(renewed) => subscription = renewed,
                         None => break,
                     },
@@ -428,7 +432,7 @@ impl TopicFanout {
         let fanout = self.fanout.clone();
         let mut topics = fanout.lock();
         while let Ok(command) = self.commands.try_recv() {
-            self.apply(command);
+            self.apply(*command);
         }
         if self.sockets.is_empty() {
             topics.remove(&self.topic);

@@ -69,7 +69,9 @@ impl Lease {
 
 pub(crate) struct TopicActor {
     pub(crate) state: TopicState,
-    pub(crate) mailbox: mpsc::Receiver<TopicCommand>,
+    /// Boxed commands: the mailbox allocates a block of 32 slots up front, and a command
+    /// inline is a few hundred bytes (an event), for every idle topic.
+    pub(crate) mailbox: mpsc::Receiver<Box<TopicCommand>>,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) fence: Fence,
     pub(crate) shutdown: CancellationToken,
@@ -98,7 +100,7 @@ impl TopicActor {
                 () = self.shutdown.cancelled() => break TopicExit::Shutdown,
                 () = sleep_until(renew_at), if lease.is_some() => {
                     if let Some(lease) = lease.as_mut()
-                        && let Err(exit) = self.renew(lease).await
+                        && let Err(exit) = Box::pin(self.renew(lease)).await
                     {
                         break exit;
                     }
@@ -108,16 +110,17 @@ impl TopicActor {
                     last_command = Instant::now();
                     if lease.as_ref().is_some_and(|lease| !lease.is_valid()) {
                         // Self-fencing: a lease that may have lapsed serves nothing.
-                        command.refuse(TopicError::Unavailable);
+                        (*command).refuse(TopicError::Unavailable);
                         break TopicExit::Fenced;
                     }
-                    if self.handle(command).await.is_err() {
+                    // Boxed: an idle actor keeps only its waits, not a command's state.
+                    if Box::pin(self.handle(*command)).await.is_err() {
                         break TopicExit::Lost;
                     }
                 }
                 () = sleep_until(wake) => {
                     let effects = self.state.expire(unix_now_ms());
-                    if self.commit(effects).await.is_err() {
+                    if Box::pin(self.commit(effects)).await.is_err() {
                         break TopicExit::Lost;
                     }
                     if let Some(exit) = self.should_stop(last_command) {

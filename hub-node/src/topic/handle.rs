@@ -21,11 +21,11 @@ use fhircast_proto::hub::{
 #[derive(Clone, Debug)]
 pub struct TopicHandle {
     topic: TopicId,
-    mailbox: mpsc::Sender<TopicCommand>,
+    mailbox: mpsc::Sender<Box<TopicCommand>>,
 }
 
 impl TopicHandle {
-    pub(crate) fn new(topic: TopicId, mailbox: mpsc::Sender<TopicCommand>) -> Self {
+    pub(crate) fn new(topic: TopicId, mailbox: mpsc::Sender<Box<TopicCommand>>) -> Self {
         Self { topic, mailbox }
     }
 
@@ -79,7 +79,7 @@ impl TopicHandle {
     pub async fn gateways_gone(&self, gateways: Arc<BTreeSet<String>>) {
         let _ = self
             .mailbox
-            .send(TopicCommand::GatewaysGone { gateways })
+            .send(Box::new(TopicCommand::GatewaysGone { gateways }))
             .await;
     }
 
@@ -152,7 +152,7 @@ impl TopicHandle {
     ) -> Result<T, TopicError> {
         let (reply, reply_rx) = oneshot::channel();
         self.mailbox
-            .try_send(command(reply))
+            .try_send(Box::new(command(reply)))
             .map_err(|err| match err {
                 mpsc::error::TrySendError::Full(_) => TopicError::Overloaded,
                 mpsc::error::TrySendError::Closed(_) => TopicError::Stopped,

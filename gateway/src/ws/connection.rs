@@ -1,13 +1,13 @@
-//! The life of one attached WebSocket: the writer side, which owns the socket's state
-//! (granted events, lease, pending acks, how far the subscriber is caught up) and runs in
-//! the socket's task, beside the reader task. In order: confirmation; then, on a
+//! The life of one attached WebSocket, in the socket's one task: the session owns the
+//! socket's state (granted events, lease, pending acks, how far the subscriber is caught
+//! up), writes, and polls the read side ([`ReadSide`]) beside its outbox. In order: confirmation; then, on a
 //! re-attach, what the subscriber missed from the topic's history, or the current-context
 //! replay when the history no longer covers it; then live envelopes from the outbox.
 //! Writes are buffered and flushed once per drained batch (coalesced writes); a batch that
 //! cannot be written within the write timeout cuts the socket as too slow. The task wakes
-//! only for its outbox, a failed acknowledgement, or one timer (lease end, ping, the
-//! oldest ack's deadline, the stall watch) that is moved only when it must fire earlier:
-//! acks are resolved by the reader, and a timer that fires early is simply set again.
+//! for its outbox, the client's bytes (acks are resolved as they are read), or one timer
+//! (lease end, ping, the oldest ack's deadline, the stall watch) that is moved only when
+//! it must fire earlier: a timer that fires early is simply set again.
 //!
 //! The stall watch cuts a subscriber that stopped reading while the kernel's socket buffers
 //! still take our writes (so neither the write timeout nor the outbox notices): when the
@@ -17,7 +17,7 @@
 //! and detached like the hub's other closes, so the subscriber can re-attach and get what
 //! it missed. A client that reads but never acknowledges answers the ping and stays. The
 //! watch costs nothing per notification: the write time is the pending ack's deadline less
-//! the ack timeout, and the client's last frame is already noted by the reader.
+//! the ack timeout, and the client's last frame is already noted by the read side.
 //!
 //! When the socket ends, the topic learns where the subscriber was caught up to (the
 //! notification before the oldest it had not acknowledged), so a re-attach sends again
@@ -38,7 +38,7 @@ use tracing::{debug, info};
 
 use fhircast_proto::bus::Bus;
 use fhircast_proto::bus::{ControlAction, Delivery, Envelope, EnvelopeKind};
-use fhircast_proto::channel::{Ack, denial};
+use fhircast_proto::channel::{Ack, AckRef, denial};
 use fhircast_proto::hub::{
     Attachment, DeliveryFailure, Detach, DetachReason, Position, instant_at,
 };
@@ -47,7 +47,7 @@ use fhircast_proto::{EndpointId, EventName, TopicId};
 
 use super::acks::{Acks, SharedAcks};
 use super::fanout::{CLOSE_RECONNECT, CLOSE_SLOW, Eviction, Registration};
-use super::reader::{Heard, ReaderEvent, Shared};
+use super::reader::{Heard, ReadSide, ReaderEvent, Shared};
 use crate::hub_client::HubClient;
 use crate::state::SocketSettings;
 
@@ -219,12 +219,12 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         mut self,
         attachment: Attachment,
         mut registration: Registration,
-        mut reader: mpsc::Receiver<ReaderEvent>,
+        mut read: ReadSide,
         shutdown: CancellationToken,
     ) {
         let ending = match Box::pin(self.start(attachment)).await {
             Err(ending) => ending,
-            Ok(()) => self.serve(&mut registration, &mut reader, &shutdown).await,
+            Ok(()) => self.serve(&mut registration, &mut read, &shutdown).await,
         };
         let oldest = self.acks.lock().oldest();
         let reason = match ending {
@@ -307,10 +307,11 @@ impl<W: AsyncWrite + Unpin> Session<W> {
     async fn serve(
         &mut self,
         registration: &mut Registration,
-        reader: &mut mpsc::Receiver<ReaderEvent>,
+        read: &mut ReadSide,
         shutdown: &CancellationToken,
     ) -> Ending {
         let eviction = Arc::clone(&registration.eviction);
+        let mut no_observer = |_: &AckRef<'_>, _: bool| {};
         let timer = sleep_until(self.next_wake());
         tokio::pin!(timer);
         loop {
@@ -336,7 +337,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                     Box::pin(self.close(CLOSE_RECONNECT, "hub is restarting, resubscribe")).await;
                     return Ending::Hub;
                 }
-                event = reader.recv() => Box::pin(self.on_reader(event)).await,
+                events = read.next(&mut no_observer) => Box::pin(self.on_read(events)).await,
                 envelope = registration.outbox.recv() => match envelope {
                     Some(envelope) => {
                         let outbox = &mut registration.outbox;
@@ -394,6 +395,14 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         if wake < timer.deadline() {
             timer.reset(wake);
         }
+    }
+
+    /// Acts on what one read brought, in order; stops at the first that ends the socket.
+    async fn on_read(&mut self, events: Vec<ReaderEvent>) -> Result<(), Ending> {
+        for event in events {
+            self.on_reader(Some(event)).await?;
+        }
+        Ok(())
     }
 
     async fn on_reader(&mut self, event: Option<ReaderEvent>) -> Result<(), Ending> {

@@ -1,8 +1,8 @@
 //! The WebSocket channel (2-4, 2-5): the handshake (`upgrade.rs`), the per-topic fan-out
-//! of bus envelopes to local sockets (`fanout.rs`), and each socket's reader task
-//! (`reader.rs`, decoding with `inbound.rs`) and writer session (`connection.rs`, writing
-//! through `outbound.rs`) with its pending acks (`acks.rs`), over the connection's two
-//! halves (`halves.rs`).
+//! of bus envelopes to local sockets (`fanout.rs`), and each socket's one task: its
+//! session (`connection.rs`, writing through `outbound.rs`) with its pending acks
+//! (`acks.rs`), polling its read side (`reader.rs`, decoding with `inbound.rs`), over the
+//! connection's two halves (`halves.rs`).
 
 mod acks;
 mod connection;

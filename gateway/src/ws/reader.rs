@@ -1,7 +1,8 @@
-//! The read side of a socket, in its own task. It waits for bytes without holding a
-//! buffer ([`SocketRead::read_with`]), decodes frames ([`Decoder`]), notes when the client
-//! was last heard and resolves its acknowledgements itself (both shared with the writer,
-//! so the usual frame costs the writer nothing); it tells the writer only what needs it
+//! The read side of a socket, polled by its session ([`super::connection`]) in the same
+//! task: one task per socket. It waits for bytes without holding a buffer
+//! ([`SocketRead::read_with`]; cancel-safe, so it sits in the session's `select!`),
+//! decodes frames ([`Decoder`]), notes when the client was last heard and resolves its
+//! acknowledgements on the spot; it hands the session only what needs it
 //! ([`ReaderEvent`]): a failed acknowledgement, control frames the protocol obliges us to
 //! send (pong, close echo), the client's close, a violation, or the connection's loss.
 
@@ -10,9 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use fastwebsockets::OpCode;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use fhircast_proto::EventName;
@@ -93,7 +92,7 @@ fn on_ack(
 
 impl ReaderEvent {
     /// Whether the socket ends with this event (nothing is read after it).
-    fn is_last(&self) -> bool {
+    pub(crate) fn is_last(&self) -> bool {
         matches!(
             self,
             Self::Closed(_) | Self::TooLarge | Self::Violation(_) | Self::Lost
@@ -102,7 +101,7 @@ impl ReaderEvent {
 }
 
 /// Decodes one read's bytes: resolves acknowledgements, and collects in `out` what the
-/// writer must hear of.
+/// session must act on.
 fn on_bytes(
     decoder: &mut Decoder,
     bytes: &mut [u8],
@@ -140,38 +139,46 @@ fn on_bytes(
     }
 }
 
-/// Reads frames until the connection ends or `stop` is cancelled.
-pub(crate) async fn run(
-    mut socket: SocketRead,
-    events: mpsc::Sender<ReaderEvent>,
+/// The read side of one socket.
+pub(crate) struct ReadSide {
+    socket: SocketRead,
+    decoder: Decoder,
     shared: Shared,
-    max_message_bytes: usize,
-    stop: CancellationToken,
-    mut observe: impl FnMut(&AckRef<'_>, bool),
-) {
-    let mut decoder = Decoder::new(max_message_bytes);
-    let mut out = Vec::new();
-    loop {
-        let read = {
-            let handle = |bytes: &mut [u8]| {
+}
+
+impl ReadSide {
+    pub(crate) fn new(socket: SocketRead, shared: Shared, max_message_bytes: usize) -> Self {
+        Self {
+            socket,
+            decoder: Decoder::new(max_message_bytes),
+            shared,
+        }
+    }
+
+    /// Waits for the client's next bytes and decodes them; returns, in order, what the
+    /// session must act on (usually nothing: acknowledgements are resolved here, and an
+    /// empty list allocates nothing). The last event of a socket is one that
+    /// [`ReaderEvent::is_last`]. Cancel-safe: no bytes are taken until they are handled.
+    pub(crate) async fn next(
+        &mut self,
+        observe: &mut impl FnMut(&AckRef<'_>, bool),
+    ) -> Vec<ReaderEvent> {
+        let mut out = Vec::new();
+        let Self {
+            socket,
+            decoder,
+            shared,
+        } = self;
+        let read = socket
+            .read_with(|bytes| {
                 shared.heard.touch();
-                on_bytes(&mut decoder, bytes, &shared.acks, &mut out, &mut observe);
-            };
-            // Cancel-safe: after `stop` nothing reads this socket again anyway.
-            tokio::select! {
-                () = stop.cancelled() => return,
-                read = socket.read_with(handle) => read,
-            }
-        };
+                on_bytes(decoder, bytes, &shared.acks, &mut out, observe);
+            })
+            .await;
         if !matches!(read, Ok(read) if read > 0) {
             out.push(ReaderEvent::Lost);
         }
-        for event in std::mem::take(&mut out) {
-            let last = event.is_last();
-            if events.send(event).await.is_err() || last {
-                return;
-            }
-        }
+        out
     }
 }
 
@@ -188,8 +195,8 @@ pub struct InboundTrace {
 }
 
 /// Runs `bytes`, what a subscriber sent after the handshake, through a socket's real read
-/// side ([`run`] with the message cap, resolving acknowledgements against `pending` event
-/// ids as the socket's reader does, in reads of a few KiB). No network and no hub: for the
+/// side ([`ReadSide`] with the message cap, resolving acknowledgements against `pending`
+/// event ids as a socket does, in reads of a few KiB). No network and no hub: for the
 /// `ws_inbound` fuzz target.
 #[doc(hidden)]
 pub async fn read_inbound(
@@ -206,37 +213,29 @@ pub async fn read_inbound(
                 .expect(&Arc::from(*event_id), open, deadline, None);
         }
     }
-    let (events_tx, mut events_rx) = mpsc::channel(64);
     let mut events = Vec::new();
     let mut read = Vec::new();
     let mut resolved = Vec::new();
-    let observe = |ack: &AckRef<'_>, hit: bool| {
+    let mut observe = |ack: &AckRef<'_>, hit: bool| {
         if hit {
             resolved.push(ack.id.to_string());
         }
         read.push(ack.clone().into_owned());
     };
-    let consume = async {
-        while let Some(event) = events_rx.recv().await {
-            events.push(format!("{event:?}"));
-        }
-    };
     let shared = Shared {
         acks,
         heard: Heard::new(),
     };
-    let stop = CancellationToken::new();
-    tokio::join!(
-        run(
-            SocketRead::over(bytes.to_vec()),
-            events_tx,
-            shared,
-            max_message_bytes,
-            stop,
-            observe
-        ),
-        consume
-    );
+    let mut side = ReadSide::new(SocketRead::over(bytes.to_vec()), shared, max_message_bytes);
+    'reading: loop {
+        for event in side.next(&mut observe).await {
+            let last = event.is_last();
+            events.push(format!("{event:?}"));
+            if last {
+                break 'reading;
+            }
+        }
+    }
     InboundTrace {
         events,
         acks: read,
@@ -249,24 +248,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_idle_reader_task_holds_no_read_buffer() {
-        // The scratch buffer of a read lives only while its bytes are handled: the task's
-        // state (what every idle socket keeps) is far smaller than one.
-        let (events, _) = mpsc::channel(1);
+    fn an_idle_read_holds_no_read_buffer() {
+        // The scratch buffer of a read lives only while its bytes are handled: the wait
+        // for the next bytes (what every idle socket keeps) is far smaller than one.
         let shared = Shared {
             acks: SharedAcks::default(),
             heard: Heard::new(),
         };
-        let reader = run(
-            SocketRead::over(Vec::new()),
-            events,
-            shared,
-            1024,
-            CancellationToken::new(),
-            |_, _| {},
-        );
-        let size = std::mem::size_of_val(&reader);
-        assert!(size < 1024, "the reader task's state is {size} bytes");
+        let mut side = ReadSide::new(SocketRead::over(Vec::new()), shared, 1024);
+        let mut observe = |_: &AckRef<'_>, _: bool| {};
+        let waiting = side.next(&mut observe);
+        let size = std::mem::size_of_val(&waiting);
+        assert!(size < 512, "a read's wait is {size} bytes");
     }
 
     #[test]

@@ -19,8 +19,6 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use fastwebsockets::upgrade::{IncomingUpgrade, UpgradeFut};
 use fastwebsockets::{Frame, OpCode, Payload, Role, after_handshake_split};
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use fhircast_proto::hub::TopicError;
@@ -31,7 +29,7 @@ use super::connection::{Session, SessionContext};
 use super::fanout::Registration;
 use super::halves;
 use super::outbound::Coalescing;
-use super::reader;
+use super::reader::ReadSide;
 use crate::error::ApiError;
 use crate::http::{note_endpoint, note_topic};
 use crate::listener::ConnectionPermit;
@@ -227,8 +225,6 @@ async fn run_socket(
         after_handshake_split(tokio::io::empty(), Coalescing::new(write), Role::Server);
     writer.set_writev_threshold(0);
     let socket_settings = state.settings.socket;
-    let (events_tx, events_rx) = mpsc::channel(64);
-    let stop_reader = CancellationToken::new();
     let context = SessionContext {
         settings: socket_settings,
         hub: Arc::clone(&state.hub),
@@ -236,22 +232,12 @@ async fn run_socket(
         tracker: state.tracker.clone(),
     };
     let (session, shared) = Session::new(writer, endpoint, &attachment, context);
-    state.tracker.spawn(reader::run(
-        read,
-        events_tx,
-        shared,
-        socket_settings.max_frame_bytes,
-        stop_reader.clone(),
-        |_, _| {},
-    ));
+    let read = ReadSide::new(read, shared, socket_settings.max_frame_bytes);
     // The session in a task of its own: what the handshake needed is freed now, and an
-    // idle socket keeps only the session's state (and its reader's).
+    // idle socket keeps only the session's state (its read side included).
     let shutdown = state.shutdown.clone();
     state.tracker.spawn(async move {
-        session
-            .run(attachment, registration, events_rx, shutdown)
-            .await;
-        stop_reader.cancel();
+        session.run(attachment, registration, read, shutdown).await;
         drop(permit);
     });
 }

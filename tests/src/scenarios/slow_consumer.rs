@@ -29,17 +29,7 @@ async fn dos_04_a_socket_that_stops_reading_is_cut_and_the_others_keep_up() -> R
     let rig = Rig::start_with(|builder| builder.arg("--outbox-capacity").arg("4")).await?;
     let client = rig.client(&random_topic())?;
     let mut healthy = rig.subscriber(&client, "Patient-open").await?;
-    let slow_endpoint = client.subscribe("Patient-open").await?;
-    let (mut slow, _) = tokio_tungstenite::connect_async(slow_endpoint.as_str())
-        .await
-        .context("slow subscriber connects")?;
-    let confirmation = tokio::time::timeout(MSG, slow.next())
-        .await
-        .context("slow subscriber's confirmation")?;
-    ensure!(
-        matches!(confirmation, Some(Ok(Message::Text(_)))),
-        "{confirmation:?}"
-    );
+    let (mut slow, _) = stalled_subscriber(&client).await?;
 
     // From here on the slow subscriber reads nothing.
     let padding = "x".repeat(PADDING);

@@ -41,12 +41,12 @@ content-type: text/plain; charset=utf-8\r\nretry-after: 1\r\nconnection: close\r
 content-length: 53\r\n\r\nthe hub is at its connection limit, retry in a moment\n";
 /// How long writing that answer may take.
 const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Pause after a failed accept (e.g. out of file descriptors), so the loop never spins.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
 /// A client connection as hyper serves it: plain TCP, or TLS terminated here. The
 /// WebSocket upgrade takes it back ([`crate::ws`]) to split it without a lock.
 pub(crate) type ClientIo = TokioIo<Either<TcpStream, tokio_rustls::server::TlsStream<TcpStream>>>;
-
-/// Pause after a failed accept (e.g. out of file descriptors), so the loop never spins.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Limits of the listener.
 #[derive(Clone, Copy, Debug)]

@@ -1,7 +1,7 @@
-//! The two halves of an upgraded connection, for the socket's reader and writer. A plain
-//! TCP connection (the usual case behind a TLS-terminating ingress) is taken back from
-//! hyper and split into owned halves: no lock between the halves, no boxed I/O on the
-//! path, and the reader waits for readiness without holding a buffer
+//! The two halves of an upgraded connection, for the socket's read side and its session's
+//! writes. A plain TCP connection (the usual case behind a TLS-terminating ingress) is
+//! taken back from hyper and split into owned halves: no lock between the halves, no boxed
+//! I/O on the path, and the read side waits for readiness without holding a buffer
 //! ([`SocketRead::read_with`]). Anything else (WSS terminated here) is split generically.
 
 use std::io::{self, Cursor, IoSlice};
@@ -80,7 +80,7 @@ pub(crate) fn split(upgraded: Upgraded) -> (SocketRead, SocketWrite) {
 }
 
 /// Drops the wakers hyper's connection task left in the stream's registration: the
-/// socket's tasks wait for readiness without replacing them, and a waker keeps its
+/// socket's task waits for readiness without replacing them, and a waker keeps its
 /// (finished) task's memory, several KiB, alive as long as the socket lives.
 fn forget_wakers(tcp: &TcpStream) {
     let mut noop = Context::from_waker(Waker::noop());

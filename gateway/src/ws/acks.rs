@@ -3,9 +3,9 @@
 //! subscriber unresponsive, and how far the subscriber is caught up: the position a
 //! re-attach resumes from (everything after it is sent again).
 //!
-//! The socket's writer adds to them and its reader resolves them ([`SharedAcks`]), so an
-//! ack costs no message between the two tasks and no wake-up of the writer. Subscribers
-//! answer in order, so the oldest pending ack is tried first: O(1) in the usual case.
+//! The socket's session adds to them and its read side resolves them as acks are read
+//! ([`SharedAcks`]). Subscribers answer in order, so the oldest pending ack is tried
+//! first: O(1) in the usual case.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -130,8 +130,9 @@ impl Acks {
     }
 }
 
-/// One socket's [`Acks`], shared by its writer (which adds) and its reader (which
-/// resolves). Each side holds the lock only for a lookup or an insert.
+/// One socket's [`Acks`], shared by its session (which adds) and its read side (which
+/// resolves), both in the socket's task. Each holds the lock only for a lookup or an
+/// insert.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct SharedAcks(Arc<Mutex<Acks>>);
 

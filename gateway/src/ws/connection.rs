@@ -1,8 +1,9 @@
 //! The life of one attached WebSocket, in the socket's one task: the session owns the
 //! socket's state (granted events, lease, pending acks, how far the subscriber is caught
-//! up), writes, and polls the read side ([`ReadSide`]) beside its outbox. In order: confirmation; then, on a
-//! re-attach, what the subscriber missed from the topic's history, or the current-context
-//! replay when the history no longer covers it; then live envelopes from the outbox.
+//! up), writes, and polls the read side ([`ReadSide`]) beside its outbox. In order:
+//! confirmation; then, on a re-attach, what the subscriber missed from the topic's
+//! history, or the current-context replay when the history no longer covers it; then live
+//! envelopes from the outbox.
 //! Writes are buffered and flushed once per drained batch (coalesced writes); a batch that
 //! cannot be written within the write timeout cuts the socket as too slow. The task wakes
 //! for its outbox, the client's bytes (acks are resolved as they are read), or one timer
@@ -24,13 +25,12 @@
 //! everything after it: at-least-once across reconnects, with the original ids.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use fastwebsockets::{Frame, OpCode, Payload, WebSocketWrite};
-use std::time::Duration;
 use tokio::io::AsyncWrite;
 use tokio::sync::mpsc;
-
 use tokio::time::{Instant, Sleep, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -181,7 +181,8 @@ pub(crate) struct Session<W> {
 }
 
 impl<W: AsyncWrite + Unpin> Session<W> {
-    /// Creates the session of a freshly attached socket, and what its reader shares with it.
+    /// Creates the session of a freshly attached socket, and what its read side shares with
+    /// it.
     pub(crate) fn new(
         writer: WebSocketWrite<W>,
         endpoint: EndpointId,
@@ -400,38 +401,38 @@ impl<W: AsyncWrite + Unpin> Session<W> {
     /// Acts on what one read brought, in order; stops at the first that ends the socket.
     async fn on_read(&mut self, events: Vec<ReaderEvent>) -> Result<(), Ending> {
         for event in events {
-            self.on_reader(Some(event)).await?;
+            self.on_reader(event).await?;
         }
         Ok(())
     }
 
-    async fn on_reader(&mut self, event: Option<ReaderEvent>) -> Result<(), Ending> {
+    async fn on_reader(&mut self, event: ReaderEvent) -> Result<(), Ending> {
         match event {
-            Some(ReaderEvent::Failed(failed)) => {
+            ReaderEvent::Failed(failed) => {
                 let (ack, event_name) = *failed;
                 self.on_failed_ack(ack, &event_name);
                 Ok(())
             }
-            Some(ReaderEvent::Obligated { opcode, payload }) => {
+            ReaderEvent::Obligated { opcode, payload } => {
                 let frame = Frame::new(true, opcode, None, Payload::Owned(payload.into()));
                 let _ = self.write_frame(frame).await;
                 let _ = self.flush().await;
                 Ok(())
             }
-            Some(ReaderEvent::Closed(code)) => Err(Ending::Client(code)),
-            Some(ReaderEvent::TooLarge) => {
+            ReaderEvent::Closed(code) => Err(Ending::Client(code)),
+            ReaderEvent::TooLarge => {
                 self.close(CLOSE_TOO_BIG, "message too large").await;
                 Err(Ending::Hub)
             }
-            Some(ReaderEvent::Violation(code)) => {
+            ReaderEvent::Violation(code) => {
                 self.close(code, "WebSocket protocol violation").await;
                 Err(Ending::Client(code))
             }
-            Some(ReaderEvent::Lost) | None => Err(Ending::Client(1006)),
+            ReaderEvent::Lost => Err(Ending::Client(1006)),
         }
     }
 
-    /// Reports an acknowledgement the reader resolved with a status other than 2xx.
+    /// Reports an acknowledgement the read side resolved with a status other than 2xx.
     fn on_failed_ack(&self, ack: Ack, event_name: &EventName) {
         // 2-5: 2xx is success; 409 and other 4xx mean the subscriber refused, 5xx that it
         // failed, anything else (1xx, 3xx) is a failure too.
@@ -571,7 +572,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
     /// Writes a notification and starts waiting for its ack; `seq` is the envelope that
     /// carried it (`None` for the current-context replay).
     async fn deliver(&mut self, delivery: &Delivery, seq: Option<u64>) -> Result<(), Ending> {
-        // Pending before it is written: the reader may see the ack before this returns.
+        // Pending before it is written: a quick ack must find it.
         // A SyncError is not itself acknowledged into another SyncError.
         if !delivery.name.is_sync_error() {
             let deadline = Instant::now() + self.context.settings.ack_timeout;

@@ -21,7 +21,7 @@ use super::acks::SharedAcks;
 use super::halves::SocketRead;
 use super::inbound::{Decoder, Inbound, Stop};
 
-/// When the client was last heard from, shared by the socket's reader and writer.
+/// When the client was last heard from: noted by the read side, read by the session.
 #[derive(Debug)]
 pub(crate) struct Heard {
     since: Instant,
@@ -48,8 +48,8 @@ impl Heard {
     }
 }
 
-/// What the reader tells the writer (kept to three words: the channel between them holds
-/// a block of 32 from the start, for every socket).
+/// What the read side hands the session (three words: a failure's details are boxed, as
+/// most reads hand over nothing or a pong).
 #[derive(Debug)]
 pub(crate) enum ReaderEvent {
     /// An acknowledgement of a pending notification with a status other than 2xx.
@@ -66,7 +66,7 @@ pub(crate) enum ReaderEvent {
     Lost,
 }
 
-/// What a socket's reader shares with its writer.
+/// What a socket's read side shares with its session.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) acks: SharedAcks,
@@ -74,7 +74,7 @@ pub(crate) struct Shared {
 }
 
 /// Resolves an acknowledgement against the pending ones; returns the event for the
-/// writer if it reports a failure. `observe` sees every acknowledgement and whether it
+/// session if it reports a failure. `observe` sees every acknowledgement and whether it
 /// resolved a pending one (for the fuzz harness; a no-op in the gateway).
 fn on_ack(
     acks: &SharedAcks,
